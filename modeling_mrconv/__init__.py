@@ -1,0 +1,28 @@
+"""MRConv: reparameterized multi-resolution convolutions for long sequence modelling, as a Transformers model.
+
+Importing the package registers the classes with the Auto classes (library route) and marks them for
+`register_for_auto_class`, so `save_pretrained` copies the code and writes `auto_map` (remote-code route).
+"""
+
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+from .configuration_mrconv import MRConvConfig
+from .modeling_mrconv import MRConvForSequenceClassification, MRConvModel, MRConvPreTrainedModel
+
+
+__version__ = "0.1.0"
+
+AutoConfig.register(MRConvConfig.model_type, MRConvConfig, exist_ok=True)
+AutoModel.register(MRConvConfig, MRConvModel, exist_ok=True)
+AutoModelForSequenceClassification.register(MRConvConfig, MRConvForSequenceClassification, exist_ok=True)
+MRConvConfig.register_for_auto_class()
+MRConvModel.register_for_auto_class("AutoModel")
+MRConvForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+
+__all__ = [
+    "MRConvConfig",
+    "MRConvForSequenceClassification",
+    "MRConvModel",
+    "MRConvPreTrainedModel",
+    "__version__",
+]

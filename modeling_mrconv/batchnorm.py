@@ -1,0 +1,92 @@
+"""BatchNorm whose statistics ignore padded positions.
+
+`torch.nn.BatchNorm1d` would average over padding, so the statistics (and, through the running averages, the
+eval-mode model) would depend on how much padding a batch happened to have. Here the mean and variance of a
+channel are taken over the valid (batch, position) pairs only. One module can hold several independent
+BatchNorms stacked along leading channel dims, e.g. (N, H) for the N branches of an MRConv layer: each branch
+keeps its own statistics and affine parameters exactly as N separate `BatchNorm1d(H)` modules would.
+
+Under `torch.distributed`, `sync_batch_norm=True` reduces the statistics over all ranks (a differentiable
+all-reduce of per-rank sums), the equivalent of `torch.nn.SyncBatchNorm`, which cannot convert this module.
+"""
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+class MRConvBatchNorm(nn.Module):
+    """Masked BatchNorm over inputs of shape (B, *C, L) with per-channel parameters of shape C.
+
+    Args:
+        num_features: the channel shape C, e.g. `(N, H)` or `(H,)`.
+        eps: added to the variance.
+        momentum: weight of the new batch statistics in the running averages.
+    """
+
+    def __init__(self, num_features: tuple[int, ...], eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.num_features = tuple(num_features)
+        self.eps = eps
+        self.momentum = momentum
+        self.sync_batch_norm = False
+        self.weight = nn.Parameter(torch.ones(self.num_features))
+        self.bias = nn.Parameter(torch.zeros(self.num_features))
+        self.register_buffer("running_mean", torch.zeros(self.num_features))
+        self.register_buffer("running_var", torch.ones(self.num_features))
+        self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, sync={self.sync_batch_norm}"
+
+    def reset_parameters(self) -> None:
+        from transformers import initialization as init
+
+        init.ones_(self.weight)
+        init.zeros_(self.bias)
+        init.zeros_(self.running_mean)
+        init.ones_(self.running_var)
+        init.zeros_(self.num_batches_tracked)
+
+    def batch_statistics(
+        self, x: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Masked mean and biased variance over batch and length (C-shaped, float32) and the valid count."""
+        dims = [0, x.dim() - 1]
+        x = x.float()
+        if mask is None:
+            m = x.new_ones(())
+            count = x.new_tensor(float(x.shape[0] * x.shape[-1]))
+        else:
+            m = mask.float().view(mask.shape[0], *([1] * (x.dim() - 2)), mask.shape[-1])  # (B 1.. L)
+            count = mask.float().sum()
+        count = self._all_reduce(count).clamp_min(1.0)
+        mean = self._all_reduce((x * m).sum(dims)) / count  # (*C)
+        # two passes: E[(x - mean)^2] keeps its precision when |mean| >> std, unlike E[x^2] - mean^2
+        var = self._all_reduce(((x - mean[..., None]).square() * m).sum(dims)) / count  # (*C)
+        return mean, var, count
+
+    def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        if self.sync_batch_norm and dist.is_available() and dist.is_initialized():
+            from torch.distributed.nn.functional import all_reduce
+
+            return all_reduce(t)
+        return t
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalize x (B, *C, L); `mask` (B, L) marks valid positions with 1."""
+        if self.training:
+            mean, var, count = self.batch_statistics(x, mask)
+            with torch.no_grad():
+                unbiased = var * count / (count - 1).clamp_min(1.0)
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+                self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
+                self.num_batches_tracked.add_(1)
+        else:
+            mean, var = self.running_mean.float(), self.running_var.float()
+        scale = self.weight.float() * torch.rsqrt(var + self.eps)  # (*C)
+        shift = self.bias.float() - mean * scale  # (*C)
+        return (x.float() * scale[..., None] + shift[..., None]).to(x.dtype)
+
+
+__all__ = ["MRConvBatchNorm"]

@@ -1,0 +1,76 @@
+"""FFT long convolution (causal or bidirectional), always computed in float32.
+
+Conventions follow S4/SGConv (mrconv_spec.md section 1.7): signals are zero-padded to 2L so the circular FFT
+convolution equals the linear one. A kernel is given as (S, H, Lk) with S = 1 (causal) or S = 2 (bidirectional:
+a forward half and a backward half). The backward tap `k[1, :, j]` multiplies `u[t + 1 + j]`, so the current step
+is covered only by the forward half.
+"""
+
+import torch
+import torch.nn.functional as F
+
+
+def kernel_to_circular(kernel: torch.Tensor, L: int) -> torch.Tensor:
+    """Lay a (S, H, Lk) kernel out on the length-2L circle used by the FFT convolution.
+
+    Args:
+        kernel: (S, H, Lk) with Lk <= L; taps beyond L could never reach a valid output and are dropped.
+        L: sequence length of the signal.
+
+    Returns:
+        (H, 2L) kernel whose circular convolution with a zero-padded signal is the wanted linear one.
+    """
+    kernel = kernel[..., :L]
+    Lk = kernel.shape[-1]
+    circular = F.pad(kernel[0], (0, 2 * L - Lk))  # (H 2L)
+    if kernel.shape[0] == 2:
+        circular = circular + F.pad(kernel[1].flip(-1), (2 * L - Lk, 0))  # (H 2L)
+    return circular
+
+
+def kernel_spectrum(kernel: torch.Tensor, L: int) -> torch.Tensor:
+    """Spectrum of a (..., S, H, Lk) kernel on the 2L circle: (..., H, L + 1) complex64."""
+    with torch.autocast(kernel.device.type, enabled=False):
+        if kernel.dim() == 3:
+            return torch.fft.rfft(kernel_to_circular(kernel.float(), L), n=2 * L)
+        return torch.stack([kernel_spectrum(k, L) for k in kernel])
+
+
+def fft_conv(u: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
+    """Depthwise long convolution of u with a kernel given by its 2L spectrum.
+
+    Args:
+        u: (B, H, L) signal, any float dtype; computed in float32 even under autocast.
+        spectrum: (..., H, L + 1) complex spectrum from `kernel_spectrum`; leading dims broadcast against u's
+            (e.g. (N, H, L + 1) with u of shape (B, 1, H, L) gives N branch outputs).
+
+    Returns:
+        float32 tensor of the broadcast shape (..., H, L).
+    """
+    L = u.shape[-1]
+    with torch.autocast(u.device.type, enabled=False):
+        u_f = torch.fft.rfft(u.float(), n=2 * L)  # (B H L+1)
+        return torch.fft.irfft(u_f * spectrum, n=2 * L)[..., :L]  # (B H L)
+
+
+def direct_conv_reference(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Plain O(L^2) convolution used as the test oracle: y[t] = sum_s k_f[s] u[t-s] + sum_j k_b[j] u[t+1+j].
+
+    Args:
+        u: (B, H, L).
+        kernel: (S, H, Lk).
+
+    Returns:
+        (B, H, L) in u's dtype.
+    """
+    B, H, L = u.shape
+    Lk = min(kernel.shape[-1], L)
+    y = torch.zeros_like(u)
+    for s in range(Lk):
+        y[..., s:] += kernel[0, :, s, None] * u[..., : L - s]
+        if kernel.shape[0] == 2 and s + 1 < L:
+            y[..., : L - s - 1] += kernel[1, :, s, None] * u[..., s + 1 :]
+    return y
+
+
+__all__ = ["direct_conv_reference", "fft_conv", "kernel_spectrum", "kernel_to_circular"]

@@ -1,0 +1,51 @@
+"""Structural reparameterization of an MRConv layer (mrconv_spec.md section 2.1; poster eq. 7).
+
+In eval mode a branch's BatchNorm is a fixed per-channel affine map of its convolution output, so
+
+    y = sum_i alpha_i * BN_i(k_i * u) + D * u = k_rep * u + b_rep,
+    s_i   = alpha_i * gamma_i / sqrt(var_i + eps),
+    k_rep = sum_i s_i * pad(k_i, L)  (+ D on the forward lag-0 tap),
+    b_rep = sum_i alpha_i * (beta_i - gamma_i * mean_i / sqrt(var_i + eps)).
+
+The BN shift is added after the convolution, so b_rep is a plain per-channel bias: exact at every position,
+including the first l_i steps. These functions are pure and compute in float64.
+"""
+
+import torch
+import torch.nn.functional as F
+
+
+def fold_batchnorm(
+    alpha: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    running_mean: torch.Tensor,
+    running_var: torch.Tensor,
+    eps: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-branch kernel scales and the summed bias.
+
+    Args:
+        alpha: (N, H) branch weights.
+        weight, bias, running_mean, running_var: (N, H) BatchNorm parameters and statistics.
+        eps: BatchNorm epsilon.
+
+    Returns:
+        scale (N, H) and bias (H), float64.
+    """
+    inv_std = torch.rsqrt(running_var.double() + eps)  # (N H)
+    scale = alpha.double() * weight.double() * inv_std  # (N H)
+    shift = alpha.double() * (bias.double() - weight.double() * running_mean.double() * inv_std)  # (N H)
+    return scale, shift.sum(0)
+
+
+def merge_kernels(kernels: list[torch.Tensor], scale: torch.Tensor, length: int) -> torch.Tensor:
+    """sum_i scale_i * kernel_i, every (S, H, l_i) kernel zero-padded on the right to `length`: (S, H, length)."""
+    merged = torch.zeros(*kernels[0].shape[:2], length, dtype=torch.float64, device=kernels[0].device)
+    for kernel, s in zip(kernels, scale, strict=False):
+        kernel = kernel[..., :length].double()
+        merged += F.pad(kernel, (0, length - kernel.shape[-1])) * s[:, None]  # (S H L)
+    return merged
+
+
+__all__ = ["fold_batchnorm", "merge_kernels"]
