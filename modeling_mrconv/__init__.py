@@ -7,7 +7,10 @@ Importing the package registers the classes with the Auto classes (library route
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
 from .configuration_mrconv import MRConvConfig
+from .metrics import compute_metrics
 from .modeling_mrconv import MRConvForSequenceClassification, MRConvModel, MRConvPreTrainedModel
+from .pipeline_mrconv import MRConvSequenceClassificationPipeline, register_pipeline
+from .tokenization_mrconv import build_byte_tokenizer
 
 
 __version__ = "0.1.0"
@@ -18,11 +21,15 @@ AutoModelForSequenceClassification.register(MRConvConfig, MRConvForSequenceClass
 MRConvConfig.register_for_auto_class()
 MRConvModel.register_for_auto_class("AutoModel")
 MRConvForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+register_pipeline()
 
 __all__ = [
     "MRConvConfig",
     "MRConvForSequenceClassification",
     "MRConvModel",
     "MRConvPreTrainedModel",
+    "MRConvSequenceClassificationPipeline",
     "__version__",
+    "build_byte_tokenizer",
+    "compute_metrics",
 ]

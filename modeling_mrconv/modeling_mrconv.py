@@ -257,6 +257,7 @@ class MRConvPreTrainedModel(PreTrainedModel):
                 resumable `checkpoint-<step>` folders, which keep the training form. `False` keeps the branches.
             state_dict: merged from when given (Trainer passes one), else `self.state_dict()`.
         """
+        self._prepare_config_for_save()
         if reparameterize is None:
             folder = os.path.basename(os.path.normpath(str(save_directory)))
             reparameterize = self.config.reparameterize_on_save and not TRAINER_CHECKPOINT_RE.fullmatch(folder)
@@ -274,6 +275,28 @@ class MRConvPreTrainedModel(PreTrainedModel):
             return super().save_pretrained(save_directory, *args, state_dict=merged, **kwargs)
         finally:
             self.config.reparameterized = False
+
+    def _prepare_config_for_save(self) -> None:
+        """Expose every auto class in `auto_map` and, for continuous inputs, the `sequence-classification` pipeline."""
+        if self._auto_class is not None:
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map.setdefault("AutoModel", f"{MRConvModel.__module__.split('.')[-1]}.{MRConvModel.__name__}")
+            self.config.auto_map = auto_map
+        if self.config.input_dim is not None:
+            from .pipeline_mrconv import custom_pipelines_entry  # relative import: copied next to checkpoints
+
+            self.config.custom_pipelines = custom_pipelines_entry()
+
+    def set_sync_batch_norm(self, enabled: bool = True) -> "MRConvPreTrainedModel":
+        """Reduce BatchNorm statistics over all `torch.distributed` ranks (gloo or NCCL); returns self.
+
+        `torch.nn.SyncBatchNorm.convert_sync_batchnorm` does not apply to the masked `MRConvBatchNorm`. Without
+        syncing, each rank normalises with its local batch and the saved running statistics are rank 0's.
+        """
+        for module in self.modules():
+            if isinstance(module, MRConvBatchNorm):
+                module.sync_batch_norm = enabled
+        return self
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """`nn.Module.load_state_dict` that refuses any key mismatch, even when asked for `strict=False`.

@@ -32,3 +32,36 @@ def random_inputs(config: MRConvConfig, batch: int = 4, length: int = 40) -> dic
     if config.input_dim is None:
         return {"input_ids": torch.randint(1, config.vocab_size, (batch, length))}
     return {"input_values": torch.randn(batch, length, config.input_dim)}
+
+
+class ToyDataset(torch.utils.data.Dataset):
+    """Label 1 iff token 5 occurs in the sequence; sequences of varying length padded with 0 (learnable, masked)."""
+
+    def __init__(self, size: int, length: int = 32, seed: int = 0):
+        generator = torch.Generator().manual_seed(seed)
+        self.input_ids = torch.randint(6, 20, (size, length), generator=generator)
+        self.labels = torch.randint(0, 2, (size,), generator=generator)
+        lengths = torch.randint(length // 2, length + 1, (size,), generator=generator)
+        for i in range(size):
+            if self.labels[i]:
+                self.input_ids[i, torch.randint(0, int(lengths[i]), (1,), generator=generator)] = 5
+            self.input_ids[i, lengths[i] :] = 0
+        self.attention_mask = (self.input_ids != 0).long()
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": self.input_ids[i], "attention_mask": self.attention_mask[i], "labels": self.labels[i]}
+
+
+def block_package_prelude() -> str:
+    """Python source that makes `import modeling_mrconv` fail, to prove a checkpoint's copied code is self-contained."""
+    return (
+        "import importlib.abc, sys\n"
+        "class _Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'modeling_mrconv':\n"
+        "            raise ImportError('modeling_mrconv is blocked in this test')\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )

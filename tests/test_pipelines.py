@@ -1,0 +1,96 @@
+"""pipeline() inference, offline, in fresh processes without our package: text and continuous inputs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from transformers import pipeline
+from utils import block_package_prelude, tiny_config, warmed_model
+
+from modeling_mrconv import build_byte_tokenizer
+
+
+LABELS = {0: "negative", 1: "neutral", 2: "positive"}
+
+
+def run_blocked(script: str, tmp_path) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", block_package_prelude() + script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_text_classification_pipeline_offline_fresh_process(tmp_path):
+    tokenizer = build_byte_tokenizer(64)
+    config = tiny_config(vocab_size=len(tokenizer), id2label=LABELS, label2id={v: k for k, v in LABELS.items()})
+    model = warmed_model(config)
+    folder = tmp_path / "export"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    texts = ["a short one", "x" * 500, "quite a bit longer text with some words in it"]
+    with torch.no_grad():
+        expected = [
+            model(**tokenizer(t, truncation=True, return_tensors="pt")).logits.softmax(-1)[0].tolist() for t in texts
+        ]
+    script = (
+        "import json\n"
+        "from transformers import pipeline\n"
+        f"pipe = pipeline('text-classification', model={str(folder)!r}, trust_remote_code=True)\n"
+        f"out = pipe({texts!r}, truncation=True, top_k=None, batch_size=2)\n"
+        f"top = pipe({texts[0]!r})\n"
+        "print(json.dumps({'all': out, 'top': top}))\n"
+    )
+    result = run_blocked(script, tmp_path)
+    for scores, probs in zip(result["all"], expected):
+        assert len(scores) == 3
+        by_label = {s["label"]: s["score"] for s in scores}
+        assert set(by_label) == set(LABELS.values())
+        for i, name in LABELS.items():
+            assert by_label[name] == pytest.approx(probs[i], abs=1e-5)
+    best = max(range(3), key=lambda i: expected[0][i])
+    assert result["top"] == [{"label": LABELS[best], "score": pytest.approx(expected[0][best], abs=1e-5)}]
+
+
+def test_continuous_pipeline_offline_fresh_process(tmp_path):
+    model = warmed_model(tiny_config(input_dim=2, id2label=LABELS, label2id={v: k for k, v in LABELS.items()}))
+    folder = tmp_path / "export"
+    model.save_pretrained(folder)
+    assert "sequence-classification" in json.loads((folder / "config.json").read_text())["custom_pipelines"]
+    assert (folder / "pipeline_mrconv.py").exists()
+    series = [np.random.default_rng(i).normal(size=(n, 2)).astype(np.float32) for i, n in enumerate((40, 25, 64))]
+    np.savez(tmp_path / "series.npz", *series)
+    with torch.no_grad():
+        expected = [model(input_values=torch.from_numpy(s)[None]).logits.softmax(-1)[0].tolist() for s in series]
+    script = (
+        "import json, numpy as np\n"
+        "from transformers import pipeline\n"
+        f"pipe = pipeline(model={str(folder)!r}, trust_remote_code=True)\n"
+        f"data = np.load({str(tmp_path / 'series.npz')!r})\n"
+        "series = [data[f'arr_{i}'] for i in range(3)]\n"
+        "print(json.dumps({'task': pipe.task, 'all': pipe(series, top_k=None, batch_size=2), 'one': pipe(series[0])}))\n"
+    )
+    result = run_blocked(script, tmp_path)
+    assert result["task"] == "sequence-classification"
+    for scores, probs in zip(result["all"], expected):
+        by_label = {s["label"]: s["score"] for s in scores}
+        for i, name in LABELS.items():
+            assert by_label[name] == pytest.approx(probs[i], abs=1e-5)
+    assert len(result["one"]) == 1 and result["one"][0]["score"] == pytest.approx(max(expected[0]), abs=1e-5)
+
+
+def test_continuous_pipeline_in_process_errors_and_truncation(tmp_path):
+    model = warmed_model(tiny_config(input_dim=1))
+    pipe = pipeline("sequence-classification", model=model)
+    with pytest.raises(ValueError, match="truncation=True"):
+        pipe(np.zeros(100, dtype=np.float32))
+    assert len(pipe(np.zeros(100, dtype=np.float32), truncation=True, top_k=2)) == 2
+    with pytest.raises(TypeError, match="numpy array"):
+        pipe([0.1, 0.2])
+    with pytest.raises(ValueError, match="shape"):
+        pipe(np.zeros((10, 3), dtype=np.float32))
