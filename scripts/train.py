@@ -1,0 +1,333 @@
+"""Train MRConv on a task preset with Accelerate, export the merged model, reload it and evaluate the test split.
+
+Commands:
+    python scripts/train.py                                   # default: generated ListOps at CPU scale (~5 min)
+    python scripts/train.py --config configuration/listops.yaml --output_dir runs/listops
+    accelerate launch scripts/train.py --config configuration/image.yaml --mixed_precision bf16   # 1..n GPUs
+    ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 scripts/train.py --config configuration/tiny.yaml
+    python scripts/train.py --config configuration/tiny.yaml --resume runs/tiny/checkpoints/latest
+    python scripts/train.py --set train.batch_size=16 model.kernel_size=8    # dotted overrides of the preset
+
+The output directory (HF-style) holds the merged export (config.json, model.safetensors, the copied modeling code,
+the tokenizer), `metrics.jsonl` (one line per log/eval event), `all_results.json`, `training_preset.yaml` and
+`checkpoints/step_<N>` (resumable `accelerator.save_state` folders, training form, `latest` pointing at the newest).
+"""
+
+import argparse
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from data import TaskData, build_task_data
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from modeling_mrconv import (
+    MRConvConfig,
+    MRConvForDocumentPairClassification,
+    MRConvForSequenceClassification,
+    param_groups,
+)
+from modeling_mrconv.metrics import accuracy, macro_f1
+
+
+DEFAULT_PRESET = Path(__file__).resolve().parents[1] / "configuration" / "listops_cpu.yaml"
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "batch_size": 32,
+    "eval_batch_size": None,  # defaults to 2 x batch_size
+    "epochs": 10,
+    "max_steps": None,  # overrides epochs when set
+    "learning_rate": 0.01,
+    "kernel_learning_rate": 0.001,  # S4 lineage: kernels train slower and without weight decay
+    "weight_decay": 0.05,
+    "warmup_ratio": 0.1,
+    "gradient_accumulation_steps": 1,
+    "max_grad_norm": 1.0,  # 0 disables clipping
+    "mixed_precision": "no",  # no | bf16 | fp16 (FFTs always run in float32)
+    "eval_every": None,  # optimizer steps between evaluations; default once per epoch
+    "save_every": None,  # optimizer steps between save_state checkpoints; default once per epoch
+    "save_total_limit": 2,  # newest checkpoints kept (older step_<N> folders are deleted)
+    "log_every": 10,
+    "seed": 0,
+    "num_workers": 0,
+    "sync_batch_norm": False,  # reduce BatchNorm statistics over all processes
+}
+
+
+def load_preset(path: Path, overrides: list[str]) -> dict[str, Any]:
+    """A YAML preset with `model:`, `data:` and `train:` sections, plus `section.key=value` overrides (YAML values)."""
+    preset = yaml.safe_load(Path(path).read_text())
+    unknown = set(preset) - {"model", "data", "train", "description"}
+    if unknown:
+        raise ValueError(f"{path}: unknown preset sections {sorted(unknown)}")
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        section, _, field = key.partition(".")
+        if not sep or section not in ("model", "data", "train") or not field:
+            raise ValueError(f"--set expects section.key=value with section model|data|train, got {override!r}")
+        preset.setdefault(section, {})[field] = yaml.safe_load(value)
+    train = {**TRAIN_DEFAULTS, **preset.get("train", {})}
+    unknown = set(train) - set(TRAIN_DEFAULTS)
+    if unknown:
+        raise ValueError(f"{path}: unknown train keys {sorted(unknown)}; known: {sorted(TRAIN_DEFAULTS)}")
+    return {"model": preset.get("model", {}), "data": preset["data"], "train": train}
+
+
+def model_class(task: TaskData) -> type[MRConvForSequenceClassification | MRConvForDocumentPairClassification]:
+    return MRConvForDocumentPairClassification if task.pair else MRConvForSequenceClassification
+
+
+def build_model(model_cfg: dict[str, Any], task: TaskData) -> torch.nn.Module:
+    """The classifier for a task: token or continuous inputs, sized from the data, single-label."""
+    config = MRConvConfig(
+        **{"max_sequence_length": task.max_length, **model_cfg},
+        vocab_size=task.vocab_size or 1,
+        input_dim=task.input_dim,
+        pad_token_id=task.pad_token_id,
+        num_labels=task.num_labels,
+        id2label=task.id2label,
+        label2id={v: k for k, v in task.id2label.items()},
+        problem_type="single_label_classification",
+    )
+    if config.max_sequence_length < task.max_length:
+        raise ValueError(f"model.max_sequence_length {config.max_sequence_length} < data length {task.max_length}")
+    return model_class(task)(config)
+
+
+def dataset_labels(dataset: torch.utils.data.Dataset) -> torch.Tensor:
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        labels = [int(dataset[i]["labels"]) for i in range(len(dataset))]
+    return torch.as_tensor(labels).long().flatten()
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator, num_labels: int
+) -> dict[str, float]:
+    """Accuracy, macro-F1 and mean loss over a prepared loader, gathered over processes (no duplicates)."""
+    was_training = model.training
+    model.eval()
+    predictions, labels, losses = [], [], []
+    for batch in loader:
+        out = model(**batch)
+        loss = out.loss.detach().float().repeat(len(batch["labels"]))
+        preds, labs, loss = accelerator.gather_for_metrics((out.logits.argmax(-1), batch["labels"], loss))
+        predictions.append(preds.cpu())
+        labels.append(labs.cpu())
+        losses.append(loss.cpu())
+    model.train(was_training)
+    predictions, labels = torch.cat(predictions).numpy(), torch.cat(labels).numpy()
+    return {
+        "accuracy": accuracy(predictions, labels),
+        "macro_f1": macro_f1(predictions, labels, num_labels),
+        "loss": torch.cat(losses).mean().item(),
+    }
+
+
+class MetricsLog:
+    """Appends one JSON line per event to output_dir/metrics.jsonl (main process only)."""
+
+    def __init__(self, path: Path, enabled: bool):
+        self.path, self.enabled = path, enabled
+
+    def write(self, **record: Any) -> None:
+        if self.enabled:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict[str, int], model, keep: int) -> None:
+    """A resumable `save_state` folder (training form) plus the counters and the config; `latest` points at it."""
+    folder = output_dir / "checkpoints" / f"step_{state['global_step']}"
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        (folder / "trainer_state.json").write_text(json.dumps(state))
+        accelerator.unwrap_model(model).config.save_pretrained(folder)
+        (output_dir / "checkpoints" / "latest").write_text(folder.name)
+        older = sorted(folder.parent.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))[:-keep]
+        for old in older:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def resolve_resume(path: str) -> Path:
+    folder = Path(path)
+    if folder.name == "latest" and not folder.is_dir():
+        folder = folder.parent / (folder.parent / "latest").read_text().strip()
+    if not (folder / "trainer_state.json").exists():
+        raise FileNotFoundError(f"{folder} is not a checkpoint written by scripts/train.py (no trainer_state.json)")
+    return folder
+
+
+def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    cfg = preset["train"]
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg["gradient_accumulation_steps"],
+        mixed_precision=args.mixed_precision or cfg["mixed_precision"],
+        cpu=args.cpu,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+    )
+    set_seed(cfg["seed"])
+    output_dir = Path(args.output_dir)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / "training_preset.yaml").write_text(yaml.safe_dump(preset, sort_keys=False))
+        if not args.resume:
+            (output_dir / "metrics.jsonl").unlink(missing_ok=True)
+    log = MetricsLog(output_dir / "metrics.jsonl", accelerator.is_main_process)
+
+    with accelerator.main_process_first():
+        task = build_task_data(preset["data"], seed=cfg["seed"])
+    accelerator.print(f"data: {task.description}")
+    model = build_model(preset["model"], task)
+    if cfg["sync_batch_norm"]:
+        model.set_sync_batch_norm(True)
+    accelerator.print(f"model: {model.__class__.__name__}, {model.num_parameters():,} parameters")
+
+    eval_batch_size = cfg["eval_batch_size"] or 2 * cfg["batch_size"]
+    loader_kwargs = {"collate_fn": task.collate_fn, "num_workers": cfg["num_workers"]}
+    train_loader = DataLoader(task.train, batch_size=cfg["batch_size"], shuffle=True, drop_last=True, **loader_kwargs)
+    val_loader = DataLoader(task.validation, batch_size=eval_batch_size, **loader_kwargs)
+    test_loader = DataLoader(task.test, batch_size=eval_batch_size, **loader_kwargs)
+    groups = param_groups(model, cfg["learning_rate"], cfg["kernel_learning_rate"], cfg["weight_decay"])
+    optimizer = torch.optim.AdamW(groups)
+    model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
+        model, optimizer, train_loader, val_loader, test_loader
+    )
+    steps_per_epoch = max(1, len(train_loader) // cfg["gradient_accumulation_steps"])
+    total_steps = cfg["max_steps"] or cfg["epochs"] * steps_per_epoch
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    # the prepared scheduler advances once per process per optimizer step
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer,
+        num_warmup_steps=int(cfg["warmup_ratio"] * total_steps) * accelerator.num_processes,
+        num_training_steps=total_steps * accelerator.num_processes,
+    )
+    scheduler = accelerator.prepare(scheduler)
+    eval_every = cfg["eval_every"] or steps_per_epoch
+    save_every = cfg["save_every"] or steps_per_epoch
+
+    state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0}
+    if args.resume:
+        folder = resolve_resume(args.resume)
+        accelerator.load_state(str(folder))
+        state = json.loads((folder / "trainer_state.json").read_text())
+        accelerator.print(f"resumed from {folder} at step {state['global_step']}")
+
+    accelerator.print(
+        f"training {total_steps} steps ({epochs} epochs of {steps_per_epoch}) on {accelerator.num_processes} "
+        f"process(es), {accelerator.device}, mixed precision {accelerator.mixed_precision}"
+    )
+    start = time.time()
+    progress = tqdm(total=total_steps, initial=state["global_step"], disable=not accelerator.is_local_main_process)
+    running = {"loss": 0.0, "batches": 0, "correct": 0, "count": 0}
+    model.train()
+    while state["global_step"] < total_steps:
+        train_loader.set_epoch(state["epoch"])
+        loader = train_loader
+        if state["batches_in_epoch"]:
+            loader = accelerator.skip_first_batches(train_loader, state["batches_in_epoch"])
+        for batch in loader:
+            with accelerator.accumulate(model):
+                out = model(**batch)
+                accelerator.backward(out.loss)
+                if accelerator.sync_gradients and cfg["max_grad_norm"]:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg["max_grad_norm"])
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            state["batches_in_epoch"] += 1
+            running["loss"] += out.loss.item()
+            running["batches"] += 1
+            running["correct"] += (out.logits.argmax(-1) == batch["labels"]).sum().item()
+            running["count"] += len(batch["labels"])
+            if not accelerator.sync_gradients:
+                continue
+            state["global_step"] += 1
+            step = state["global_step"]
+            progress.update(1)
+            if step % cfg["log_every"] == 0 or step == total_steps:
+                record = {
+                    "train_loss": running["loss"] / running["batches"],
+                    "train_accuracy": running["correct"] / running["count"],
+                }
+                progress.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.3f}")
+                log.write(step=step, epoch=state["epoch"], lr=scheduler.get_last_lr()[0], **record)
+                running = {"loss": 0.0, "batches": 0, "correct": 0, "count": 0}
+            if step % eval_every == 0 or step == total_steps:
+                metrics = evaluate(model, val_loader, accelerator, task.num_labels)
+                accelerator.print(f"step {step}: validation accuracy {metrics['accuracy']:.4f}")
+                log.write(step=step, epoch=state["epoch"], **{f"validation_{k}": v for k, v in metrics.items()})
+            if step % save_every == 0 or step == total_steps:
+                save_checkpoint(accelerator, output_dir, dict(state), model, cfg["save_total_limit"])
+            if step >= total_steps:
+                break
+        else:
+            state["epoch"] += 1
+            state["batches_in_epoch"] = 0
+    progress.close()
+    train_runtime = time.time() - start
+
+    # the merged export, written from the training weights, reloaded from disk and evaluated on the test split
+    unwrapped = accelerator.unwrap_model(model)
+    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process)
+    if task.tokenizer is not None and accelerator.is_main_process:
+        task.tokenizer.save_pretrained(output_dir)
+    accelerator.wait_for_everyone()
+    exported = type(unwrapped).from_pretrained(output_dir).to(accelerator.device)
+    test_metrics = evaluate(exported, test_loader, accelerator, task.num_labels)
+    validation_metrics = evaluate(exported, val_loader, accelerator, task.num_labels)
+    train_labels, test_labels = dataset_labels(task.train), dataset_labels(task.test)
+    majority = int(torch.bincount(train_labels, minlength=task.num_labels).argmax())
+    results = {
+        "test_accuracy": test_metrics["accuracy"],
+        "test_macro_f1": test_metrics["macro_f1"],
+        "test_loss": test_metrics["loss"],
+        "validation_accuracy": validation_metrics["accuracy"],
+        "majority_baseline_accuracy": (test_labels == majority).float().mean().item(),
+        "train_steps": state["global_step"],
+        "train_runtime_seconds": round(train_runtime, 1),
+        "num_parameters": unwrapped.num_parameters(),
+        "num_train_examples": len(task.train),
+        "num_test_examples": len(task.test),
+        "num_processes": accelerator.num_processes,
+        "data": task.description,
+    }
+    if accelerator.is_main_process:
+        (output_dir / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
+        log.write(step=state["global_step"], **{f"final_{k}": v for k, v in results.items() if k != "data"})
+    accelerator.print(json.dumps(results, indent=2))
+    accelerator.end_training()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=DEFAULT_PRESET, help="YAML preset in configuration/")
+    parser.add_argument("--output_dir", default=None, help="defaults to runs/<preset name>")
+    parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="override preset values")
+    parser.add_argument("--resume", default=None, help="a checkpoints/step_<N> folder, or checkpoints/latest")
+    parser.add_argument("--mixed_precision", choices=["no", "bf16", "fp16"], default=None)
+    parser.add_argument("--max_steps", type=int, default=None, help="shortcut for --set train.max_steps=N")
+    parser.add_argument("--cpu", action="store_true", help="train on CPU even when a GPU is present")
+    parser.add_argument("--overwrite_output_dir", action="store_true", help="delete output_dir first")
+    args = parser.parse_args()
+    overrides = list(args.set) + ([f"train.max_steps={args.max_steps}"] if args.max_steps else [])
+    preset = load_preset(args.config, overrides)
+    args.output_dir = args.output_dir or str(Path("runs") / args.config.stem)
+    if args.overwrite_output_dir and not args.resume:
+        shutil.rmtree(args.output_dir, ignore_errors=True)
+    train(preset, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""scripts/train.py and scripts/evaluate.py: presets, smoke runs, exact resume, evaluation, 2 CPU processes."""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from train import DEFAULT_PRESET, load_preset, train
+
+from modeling_mrconv import MRConvConfig, MRConvForDocumentPairClassification, MRConvForSequenceClassification
+
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESETS = sorted((ROOT / "configuration").glob("*.yaml"))
+FULL_PRESETS = [p for p in PRESETS if not p.stem.endswith("_cpu") and p.stem != "tiny"]
+CPU_PRESETS = [p for p in PRESETS if p.stem.endswith("_cpu") or p.stem == "tiny"]
+# what each paper task feeds the model: (vocab_size, input_dim, num_labels)
+TASK_INPUTS = {
+    "listops": (18, None, 10),
+    "text": (259, None, 2),
+    "retrieval": (259, None, 2),
+    "image": (1, 1, 10),
+    "scifar": (1, 3, 10),
+    "pathfinder": (1, 1, 2),
+    "pathx": (1, 1, 2),
+    "speech_commands": (1, 1, 35),
+}
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "scripts")}
+
+
+def run_args(output_dir: Path, config: Path = DEFAULT_PRESET, resume: str | None = None) -> argparse.Namespace:
+    return argparse.Namespace(config=config, output_dir=str(output_dir), resume=resume, mixed_precision=None, cpu=True)
+
+
+def test_every_paper_preset_has_a_cpu_preset():
+    assert {p.stem for p in FULL_PRESETS} == set(TASK_INPUTS)
+    assert {p.stem + "_cpu" for p in FULL_PRESETS} <= {p.stem for p in CPU_PRESETS}
+
+
+@pytest.mark.parametrize("path", FULL_PRESETS, ids=lambda p: p.stem)
+def test_paper_presets_load_and_build(path):
+    preset = load_preset(path, [])
+    vocab_size, input_dim, num_labels = TASK_INPUTS[preset["data"]["task"]]
+    config = MRConvConfig(**preset["model"], vocab_size=vocab_size, input_dim=input_dim, num_labels=num_labels)
+    cls = (
+        MRConvForDocumentPairClassification
+        if preset["data"]["task"] == "retrieval"
+        else MRConvForSequenceClassification
+    )
+    model = cls(config).eval()
+    assert config.branch_lengths[-1] == config.max_sequence_length  # the longest branch covers the sequence
+    shape = (2, 2, 64) if cls is MRConvForDocumentPairClassification else (2, 64)
+    inputs = (
+        {"input_ids": torch.randint(1, vocab_size, shape)}
+        if input_dim is None
+        else {"input_values": torch.randn(2, 64, input_dim)}
+    )
+    with torch.no_grad():
+        assert model(**inputs).logits.shape == (2, num_labels)
+
+
+def test_unknown_preset_keys_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="unknown train keys"):
+        load_preset(ROOT / "configuration" / "tiny.yaml", ["train.learning_rat=0.1"])
+    with pytest.raises(ValueError, match="section.key=value"):
+        load_preset(ROOT / "configuration" / "tiny.yaml", ["batch_size=3"])
+
+
+@pytest.mark.parametrize("path", CPU_PRESETS, ids=lambda p: p.stem)
+def test_cpu_presets_smoke_train(tmp_path, path):
+    preset = load_preset(path, ["train.max_steps=2", "train.log_every=1"])
+    results = train(preset, run_args(tmp_path, path))
+    assert results["train_steps"] == 2 and 0.0 <= results["test_accuracy"] <= 1.0
+    assert json.loads((tmp_path / "config.json").read_text())["reparameterized"] is True
+    assert json.loads((tmp_path / "all_results.json").read_text())["test_accuracy"] == results["test_accuracy"]
+    events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert any("train_loss" in e for e in events) and any("validation_accuracy" in e for e in events)
+
+
+def test_resume_from_saved_state_is_exact(tmp_path):
+    config = ROOT / "configuration" / "tiny.yaml"
+    preset = load_preset(config, [])
+    full = train(preset, run_args(tmp_path / "full", config))
+    checkpoints = sorted((tmp_path / "full" / "checkpoints").glob("step_*"))
+    assert [p.name for p in checkpoints] == ["step_12", "step_16"]  # save_total_limit 2
+    resumed = train(preset, run_args(tmp_path / "resumed", config, resume=str(checkpoints[0])))
+    assert resumed["train_steps"] == full["train_steps"] == 16
+    a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+
+    # evaluate.py: the export and the training checkpoint give the same test metrics
+    outputs = {}
+    for name, folder in (("export", tmp_path / "full"), ("checkpoint", checkpoints[-1])):
+        out = tmp_path / f"{name}.json"
+        command = [
+            sys.executable,
+            str(ROOT / "scripts" / "evaluate.py"),
+            "--model_dir",
+            str(folder),
+            "--output_file",
+            str(out),
+        ]
+        result = subprocess.run(command, env=ENV, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs[name] = json.loads(out.read_text())
+    assert outputs["export"]["reparameterized"] and not outputs["checkpoint"]["reparameterized"]
+    assert outputs["export"]["test_accuracy"] == outputs["checkpoint"]["test_accuracy"] == full["test_accuracy"]
+    assert outputs["export"]["test_loss"] == pytest.approx(outputs["checkpoint"]["test_loss"], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_two_cpu_processes(tmp_path):
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(ROOT / "scripts" / "train.py"),
+        "--config",
+        str(ROOT / "configuration" / "tiny.yaml"),
+        "--output_dir",
+        str(tmp_path),
+    ]
+    env = {**ENV, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    results = json.loads((tmp_path / "all_results.json").read_text())
+    assert results["num_processes"] == 2
+    assert results["train_steps"] == 8  # 128 examples / (16 per process x 2 processes) x 2 epochs
+    assert MRConvForSequenceClassification.from_pretrained(tmp_path).config.reparameterized
