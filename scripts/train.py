@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -228,7 +229,12 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         f"process(es), {accelerator.device}, mixed precision {accelerator.mixed_precision}"
     )
     start = time.time()
-    progress = tqdm(total=total_steps, initial=state["global_step"], disable=not accelerator.is_local_main_process)
+    progress = tqdm(
+        total=total_steps,
+        initial=state["global_step"],
+        disable=not accelerator.is_local_main_process,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,  # keep logs of non-interactive runs short
+    )
     running = {"loss": 0.0, "batches": 0, "correct": 0, "count": 0}
     model.train()
     while state["global_step"] < total_steps:
@@ -306,6 +312,10 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         (output_dir / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
         log.write(step=state["global_step"], **{f"final_{k}": v for k, v in results.items() if k != "data"})
     accelerator.print(json.dumps(results, indent=2))
+    # Drop the DDP wrapper while the process group is still alive, then destroy the group: freeing DDP's Reducer
+    # later (holding the GIL) can deadlock against gloo's worker threads (pytorch/pytorch#56297).
+    del model, optimizer, scheduler
+    accelerator.free_memory()  # also drops the accelerator's references and runs gc
     accelerator.end_training()
     return results
 

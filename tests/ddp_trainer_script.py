@@ -36,6 +36,11 @@ def main(output_dir: Path, sync: bool) -> None:
         torch.save(logits, output_dir / "eval_logits.pt")
         info = {"world_size": args.world_size, "distributed_type": str(trainer.accelerator.distributed_type)}
         (output_dir / "info.json").write_text(json.dumps(info))
+    # free DDP's Reducer before the process group, as scripts/train.py does (pytorch/pytorch#56297)
+    accelerator = trainer.accelerator
+    del trainer, model
+    accelerator.free_memory()  # drops its references to the DDP model and runs gc
+    dist.destroy_process_group()
 
 
 if __name__ == "__main__":

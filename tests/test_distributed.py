@@ -1,35 +1,18 @@
 """Two CPU processes (torchrun, gloo) with the plain Trainer; the merged export equals rank 0's model."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from utils import ToyDataset
+from utils import ToyDataset, run_two_processes
 
 from modeling_mrconv import MRConvForSequenceClassification
 
 
 @pytest.mark.slow
 def test_two_process_trainer_with_synced_batch_norm(tmp_path):
-    script = Path(__file__).parent / "ddp_trainer_script.py"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(script),
-        str(tmp_path),
-        "sync",
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
+    run_two_processes(Path(__file__).parent / "ddp_trainer_script.py", str(tmp_path), "sync")
     info = json.loads((tmp_path / "info.json").read_text())
     assert info == {"world_size": 2, "distributed_type": "DistributedType.MULTI_CPU"}
     # synced statistics: both ranks tracked the same global batch statistics

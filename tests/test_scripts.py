@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from train import DEFAULT_PRESET, load_preset, train
+from utils import run_two_processes
 
 from modeling_mrconv import MRConvConfig, MRConvForDocumentPairClassification, MRConvForSequenceClassification
 
@@ -116,22 +117,11 @@ def test_resume_from_saved_state_is_exact(tmp_path):
 
 @pytest.mark.slow
 def test_two_cpu_processes(tmp_path):
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(ROOT / "scripts" / "train.py"),
-        "--config",
-        str(ROOT / "configuration" / "tiny.yaml"),
-        "--output_dir",
-        str(tmp_path),
-    ]
-    env = {**ENV, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
+    config = str(ROOT / "configuration" / "tiny.yaml")
+    script = ROOT / "scripts" / "train.py"
+    run_two_processes(
+        script, "--config", config, "--output_dir", str(tmp_path), env={**ENV, "ACCELERATE_USE_CPU": "true"}
+    )
     results = json.loads((tmp_path / "all_results.json").read_text())
     assert results["num_processes"] == 2
     assert results["train_steps"] == 8  # 128 examples / (16 per process x 2 processes) x 2 epochs

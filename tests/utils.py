@@ -1,5 +1,9 @@
 """Tiny configurations and models shared by the tests (the role of transformers' ModelTester)."""
 
+import os
+import subprocess
+import sys
+
 import torch
 
 from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification
@@ -65,3 +69,14 @@ def block_package_prelude() -> str:
         "            raise ImportError('modeling_mrconv is blocked in this test')\n"
         "sys.meta_path.insert(0, _Block())\n"
     )
+
+
+def run_two_processes(script, *args: str, env: dict[str, str] | None = None) -> None:
+    """`torchrun --standalone --nproc_per_node 2 script args` on CPU threads; fails the test with its stderr."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", **(env or {})}
+    try:
+        result = subprocess.run([*command, *args], env=env, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired as error:  # show where it stalled
+        raise AssertionError(f"torchrun timed out; stderr tail:\n{str(error.stderr or '')[-4000:]}") from error
+    assert result.returncode == 0, result.stderr[-4000:]
