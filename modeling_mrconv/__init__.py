@@ -8,7 +8,13 @@ from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassificati
 
 from .configuration_mrconv import MRConvConfig
 from .metrics import compute_metrics
-from .modeling_mrconv import MRConvForSequenceClassification, MRConvModel, MRConvPreTrainedModel
+from .modeling_mrconv import (
+    MRConvForDocumentPairClassification,
+    MRConvForSequenceClassification,
+    MRConvModel,
+    MRConvPreTrainedModel,
+)
+from .optim import param_groups
 from .pipeline_mrconv import MRConvSequenceClassificationPipeline, register_pipeline
 from .tokenization_mrconv import build_byte_tokenizer
 
@@ -21,10 +27,13 @@ AutoModelForSequenceClassification.register(MRConvConfig, MRConvForSequenceClass
 MRConvConfig.register_for_auto_class()
 MRConvModel.register_for_auto_class("AutoModel")
 MRConvForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+# no Auto class exists for document pairs: the export's auto_map points AutoModelForSequenceClassification at it
+MRConvForDocumentPairClassification.register_for_auto_class("AutoModelForSequenceClassification")
 register_pipeline()
 
 __all__ = [
     "MRConvConfig",
+    "MRConvForDocumentPairClassification",
     "MRConvForSequenceClassification",
     "MRConvModel",
     "MRConvPreTrainedModel",
@@ -32,4 +41,5 @@ __all__ = [
     "__version__",
     "build_byte_tokenizer",
     "compute_metrics",
+    "param_groups",
 ]

@@ -14,6 +14,24 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .fftconv import compute_dtype
+
+
+class AllReduceSum(torch.autograd.Function):
+    """Sum over all ranks; its gradient is the all-reduced sum of the ranks' gradients."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.clone()
+        dist.all_reduce(tensor)
+        return tensor
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
 
 class MRConvBatchNorm(nn.Module):
     """Masked BatchNorm over inputs of shape (B, *C, L) with per-channel parameters of shape C.
@@ -51,15 +69,15 @@ class MRConvBatchNorm(nn.Module):
     def batch_statistics(
         self, x: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Masked mean and biased variance over batch and length (C-shaped, float32) and the valid count."""
+        """Masked mean and biased variance over batch and length (C-shaped, float32 or float64) and the valid count."""
         dims = [0, x.dim() - 1]
-        x = x.float()
+        x = x.to(compute_dtype(x.dtype))
         if mask is None:
             m = x.new_ones(())
             count = x.new_tensor(float(x.shape[0] * x.shape[-1]))
         else:
-            m = mask.float().view(mask.shape[0], *([1] * (x.dim() - 2)), mask.shape[-1])  # (B 1.. L)
-            count = mask.float().sum()
+            m = mask.to(x.dtype).view(mask.shape[0], *([1] * (x.dim() - 2)), mask.shape[-1])  # (B 1.. L)
+            count = mask.to(x.dtype).sum()
         count = self._all_reduce(count).clamp_min(1.0)
         mean = self._all_reduce((x * m).sum(dims)) / count  # (*C)
         # two passes: E[(x - mean)^2] keeps its precision when |mean| >> std, unlike E[x^2] - mean^2
@@ -68,25 +86,29 @@ class MRConvBatchNorm(nn.Module):
 
     def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
         if self.sync_batch_norm and dist.is_available() and dist.is_initialized():
-            from torch.distributed.nn.functional import all_reduce
-
-            return all_reduce(t)
+            return AllReduceSum.apply(t)
         return t
+
+    @torch.no_grad()
+    def update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:
+        """Move the running averages towards batch statistics (C-shaped biased `var` over `count` valid positions)."""
+        unbiased = var * count / (count - 1).clamp_min(1.0)
+        self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
+        self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
+        self.num_batches_tracked.add_(1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Normalize x (B, *C, L); `mask` (B, L) marks valid positions with 1."""
+        dtype = compute_dtype(x.dtype)
         if self.training:
             mean, var, count = self.batch_statistics(x, mask)
-            with torch.no_grad():
-                unbiased = var * count / (count - 1).clamp_min(1.0)
-                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
-                self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
-                self.num_batches_tracked.add_(1)
+            self.update_running_stats(mean, var, count)
         else:
-            mean, var = self.running_mean.float(), self.running_var.float()
-        scale = self.weight.float() * torch.rsqrt(var + self.eps)  # (*C)
-        shift = self.bias.float() - mean * scale  # (*C)
-        return (x.float() * scale[..., None] + shift[..., None]).to(x.dtype)
+            mean, var = self.running_mean.to(dtype), self.running_var.to(dtype)
+        scale = self.weight.to(dtype) * torch.rsqrt(var + self.eps)  # (*C)
+        shift = self.bias.to(dtype) - mean * scale  # (*C)
+        # one fused pass: x * scale + shift
+        return torch.addcmul(shift[..., None], x.to(dtype), scale[..., None]).to(x.dtype)
 
 
 __all__ = ["MRConvBatchNorm"]

@@ -13,10 +13,11 @@ from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOut
 from transformers.utils import can_return_tuple, logging
 
 from .batchnorm import MRConvBatchNorm
+from .branch_conv import multires_forward
 from .configuration_mrconv import MRConvConfig
-from .fftconv import fft_conv, kernel_spectrum
+from .fftconv import fft_conv_bias, kernel_spectrum
 from .kernels import KERNEL_CLASSES, MRConvKernel
-from .reparam import fold_batchnorm, merge_kernels
+from .reparam import merge_branches
 
 
 logger = logging.get_logger(__name__)
@@ -48,7 +49,10 @@ def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch
 class MRConvMultiResConv(nn.Module):
     """The MRConv layer: N depthwise branch convolutions, a BatchNorm per branch, per-channel weights alpha.
 
-    Training form (spec section 1.3): y = sum_i alpha_i * BN_i(k_i * u) + D * u, one FFT of u shared by all branches.
+    Training form (spec section 1.3): y = sum_i alpha_i * BN_i(k_i * u) + D * u, computed by
+    `branch_conv.multires_forward` (one FFT of u shared by all branches, one convolution with the BN-folded combined
+    kernel, branch outputs recomputed for backward; `branch_conv.reference_multires_forward` is the plain form). In
+    eval mode the branches are folded on the fly with the running statistics (exact).
     Merged form (after `reparameterize()` or from a config with `reparameterized=True`): y = k_rep * u + b_rep, one
     FFT convolution whose kernel spectrum is cached while the kernel is unchanged.
     """
@@ -94,21 +98,8 @@ class MRConvMultiResConv(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, H, L) with padded positions already zeroed; mask: (B, L) or None. Returns (B, H, L) in x's dtype."""
         if self.merged_kernel is not None:
-            y = fft_conv(x, self.merged_spectrum(x.shape[-1])) + self.merged_bias.float()[:, None]  # (B H L)
-            return y.to(x.dtype)
-        spectra = kernel_spectrum(torch.stack(self.padded_kernels(x.shape[-1])), x.shape[-1])  # (N H L+1)
-        z = fft_conv(x[:, None], spectra)  # (B N H L)
-        c = self.batch_norm(z, mask)  # (B N H L)
-        y = (c * self.alpha.float()[..., None]).sum(1) + self.skip.float()[:, None] * x.float()  # (B H L)
-        return y.to(x.dtype)
-
-    def padded_kernels(self, L: int) -> list[torch.Tensor]:
-        """Every branch kernel truncated or zero-padded to length L: N tensors of shape (S, H, L)."""
-        kernels = []
-        for k in self.kernel():
-            k = k[..., :L]
-            kernels.append(nn.functional.pad(k, (0, L - k.shape[-1])))
-        return kernels
+            return fft_conv_bias(x, self.merged_spectrum(x.shape[-1]), self.merged_bias).to(x.dtype)  # (B H L)
+        return multires_forward(x, self.kernel(), self.batch_norm, self.alpha, self.skip, mask)  # (B H L)
 
     def merged_spectrum(self, L: int) -> torch.Tensor:
         """Spectrum of the merged kernel for length L, cached until the kernel changes (in place or by moving)."""
@@ -116,7 +107,10 @@ class MRConvMultiResConv(nn.Module):
         if torch.is_grad_enabled() and kernel.requires_grad:
             return kernel_spectrum(kernel, L)  # fine-tuning the merged kernel: gradients must flow
         key = (L, kernel._version, kernel.data_ptr(), kernel.device, kernel.dtype)
-        if self._spectrum_key != key or self.kernel_spectrum is None:
+        cached = self.kernel_spectrum
+        # a spectrum made under inference_mode could not be saved for backward outside it
+        stale = cached is None or (cached.is_inference() and not torch.is_inference_mode_enabled())
+        if self._spectrum_key != key or stale:
             with torch.no_grad():
                 self.kernel_spectrum = kernel_spectrum(kernel, L)  # (H L+1)
             self._spectrum_key = key
@@ -126,10 +120,17 @@ class MRConvMultiResConv(nn.Module):
     def merged_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The eval-mode equivalent single kernel (S, H, max_length) and bias (H), float64 (spec section 2.1)."""
         bn = self.batch_norm
-        scale, bias = fold_batchnorm(self.alpha, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
-        kernel = merge_kernels(self.kernel(), scale, self.max_length)  # (S H L)
-        kernel[0, :, 0] += self.skip.double()
-        return kernel, bias
+        return merge_branches(
+            self.kernel(),
+            self.alpha,
+            bn.weight,
+            bn.bias,
+            bn.running_mean,
+            bn.running_var,
+            bn.eps,
+            self.skip,
+            self.max_length,
+        )  # (S H L), (H)
 
     @torch.no_grad()
     def reparameterize(self) -> "MRConvMultiResConv":
@@ -438,7 +439,50 @@ class MRConvForSequenceClassification(MRConvPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
 
 
+class MRConvForDocumentPairClassification(MRConvPreTrainedModel):
+    """Two documents through one shared backbone, then an MLP on [x1, x2, x1 * x2, x1 - x2] (LRA Retrieval, S4's head).
+
+    Inputs stack the pair on dim 1: `input_ids` (B, 2, L) and `attention_mask` (B, 2, L).
+    """
+
+    def __init__(self, config: MRConvConfig):
+        super().__init__(config)
+        self.loss_type = "ForSequenceClassification"  # not derivable from the class name
+        self.num_labels = config.num_labels
+        self.mrconv = MRConvModel(config)
+        self.main_input_name = self.mrconv.main_input_name
+        H = config.hidden_size
+        self.classifier = nn.Sequential(nn.Linear(4 * H, H), nn.GELU(), nn.Linear(H, config.num_labels))
+        self.post_init()
+
+    @can_return_tuple
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        pair = input_ids if input_ids is not None else input_values
+        if pair is None or pair.dim() < 3 or pair.shape[1] != 2:
+            raise ValueError("Pass the two documents stacked on dim 1: input_ids of shape (batch, 2, length).")
+        B = pair.shape[0]
+        flat = pair.flatten(0, 1)  # (2B L ...): both documents in one backbone pass
+        mask = attention_mask.flatten(0, 1) if attention_mask is not None else None
+        ids, values = (flat, None) if input_ids is not None else (None, flat)
+        hidden = self.mrconv(input_ids=ids, input_values=values, attention_mask=mask).last_hidden_state
+        mask = resolve_attention_mask(ids, mask, self.config.pad_token_id)
+        pooled = masked_mean(hidden.transpose(1, 2), mask).view(B, 2, -1)  # (B 2 H)
+        x1, x2 = pooled[:, 0], pooled[:, 1]
+        logits = self.classifier(torch.cat([x1, x2, x1 * x2, x1 - x2], dim=-1))  # (B num_labels)
+        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
 __all__ = [
+    "MRConvForDocumentPairClassification",
     "MRConvForSequenceClassification",
     "MRConvModel",
     "MRConvPreTrainedModel",

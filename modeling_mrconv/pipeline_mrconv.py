@@ -46,10 +46,14 @@ class MRConvSequenceClassificationPipeline(Pipeline):
         if values.dim() == 1:
             values = values[:, None]
         if values.dim() != 2 or values.shape[-1] != input_dim:
-            raise ValueError(f"Expected an array of shape (length,) or (length, {input_dim}), got {tuple(values.shape)}")
+            raise ValueError(
+                f"Expected an array of shape (length,) or (length, {input_dim}), got {tuple(values.shape)}"
+            )
         if values.shape[0] > max_length:
             if not truncation:
-                raise ValueError(f"Input length {values.shape[0]} > max_sequence_length={max_length}; pass truncation=True.")
+                raise ValueError(
+                    f"Input length {values.shape[0]} > max_sequence_length={max_length}; pass truncation=True."
+                )
             values = values[:max_length]
         return {"input_values": values[None], "attention_mask": torch.ones(1, values.shape[0], dtype=torch.long)}
 

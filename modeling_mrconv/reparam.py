@@ -48,4 +48,31 @@ def merge_kernels(kernels: list[torch.Tensor], scale: torch.Tensor, length: int)
     return merged
 
 
-__all__ = ["fold_batchnorm", "merge_kernels"]
+def merge_branches(
+    kernels: list[torch.Tensor],
+    alpha: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    running_mean: torch.Tensor,
+    running_var: torch.Tensor,
+    eps: float,
+    skip: torch.Tensor,
+    length: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The eval-mode layer as one kernel (S, H, length) and bias (H), float64; differentiable in every argument.
+
+    Args:
+        kernels: N branch kernels (S, H, l_i).
+        alpha: (N, H) branch weights.
+        weight, bias, running_mean, running_var: (N, H) BatchNorm parameters and statistics.
+        eps: BatchNorm epsilon.
+        skip: (H) the D term, added to the forward lag-0 tap.
+        length: length of the merged kernel.
+    """
+    scale, shift = fold_batchnorm(alpha, weight, bias, running_mean, running_var, eps)
+    kernel = merge_kernels(kernels, scale, length)  # (S H L)
+    kernel[0, :, 0] += skip.double()
+    return kernel, shift
+
+
+__all__ = ["fold_batchnorm", "merge_branches", "merge_kernels"]

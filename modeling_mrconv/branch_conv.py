@@ -1,0 +1,341 @@
+"""The multi-resolution branch convolution of an MRConv layer: a fast exact training path and its reference.
+
+Training form (mrconv_spec.md section 1.3), with z_i = k_i * u the output of branch i and BN_i its BatchNorm:
+
+    y = sum_i alpha_i * BN_i(z_i) + D * u.
+
+Given the batch statistics (mu_i, sigma_i) every BN_i is an affine map, so the sum folds into ONE convolution:
+
+    y = (sum_i s_i k_i + D delta) * u + c,   s_i = alpha_i gamma_i / sigma_i,
+    c = sum_i alpha_i (beta_i - gamma_i mu_i / sigma_i).
+
+The branch outputs are needed only for their statistics and for the BatchNorm backward. `MultiResConvFunction`
+computes them block by block from the shared spectrum of u, keeps two numbers per branch and channel, forms y with
+the combined spectrum (one inverse FFT), and recomputes each z_i in the backward pass. It saves the spectrum of u and
+the branch spectra instead of the several (B, N, H, L) tensors autograd keeps for the reference, whose N branch
+outputs also cost N passes of every BatchNorm op. Everything is exact: same statistics, same running-average updates,
+same gradients (checked in float64 against `reference_multires_forward`, which is the plain form kept as the oracle).
+
+Cost per step and branch: 3 FFTs of the batch (one forward, two backward) against the reference's 2, each on blocks
+small enough to stay in cache and in recycled memory on CPU. Direct (non-FFT) convolution of the few-tap dilated
+branches does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
+
+Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x_i = (z_i - mu_i) / sigma_i):
+
+    A = sum g,  G_i = sum g x_i,  dbeta_i = alpha_i A,  dgamma_i = alpha_i G_i,  dalpha_i = gamma_i G_i + beta_i A,
+    dz_i = s_i g - m (s_i / n) (A + x_i G_i) = s_i g - a_i m - b_i m z_i,
+
+so du = (sum_i s_i k_i + D)^T g - (sum_i a_i k_i)^T m - sum_i b_i k_i^T (m z_i). All sums over (batch, position) of
+products with u are read off the spectra (Parseval); only the last term needs z_i again.
+"""
+
+import math
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .batchnorm import MRConvBatchNorm
+from .fftconv import compute_dtype, fft_conv, fft_conv_bias, kernel_spectrum
+from .reparam import merge_branches
+
+
+# CPU: complex elements of the spectra transformed in one call. Temporaries up to 32 MiB are recycled by glibc's
+# allocator; larger ones are mapped afresh and page-faulted in on every call, which costs more than the transform.
+CPU_BLOCK_ELEMENTS = 2**22 - 2**18
+
+
+def circular_spectra(kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int) -> torch.Tensor:
+    """Spectra of N branch kernels (S, H, l_i) on the 2L circle (`fftconv.kernel_to_circular`): (N, H, L + 1)."""
+    S, H = kernels[0].shape[:2]
+    circular = kernels[0].new_zeros(len(kernels), H, 2 * L)  # (N H 2L)
+    for i, kernel in enumerate(kernels):
+        kernel = kernel[..., :L]
+        Lk = kernel.shape[-1]
+        circular[i, :, :Lk] = kernel[0]
+        if S == 2:  # backward half: tap j multiplies u[t + 1 + j]
+            circular[i, :, 2 * L - Lk :] = kernel[1].flip(-1)
+    return torch.fft.rfft(circular)  # (N H L+1)
+
+
+def circular_to_kernels(circular: torch.Tensor, shapes: list[torch.Size]) -> list[torch.Tensor]:
+    """The adjoint of `circular_spectra`'s layout: kernel gradients (S, H, l_i) from (N, H, 2L) circular ones."""
+    L = circular.shape[-1] // 2
+    grads = []
+    for grad, (S, _, Lk) in zip(circular, shapes, strict=True):
+        taps = min(Lk, L)  # taps beyond L never reach an output
+        halves = [grad[:, :taps], grad[:, 2 * L - taps :].flip(-1)][:S]
+        grads.append(F.pad(torch.stack(halves), (0, Lk - taps)))  # (S H l_i)
+    return grads
+
+
+def parseval_weights(L: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """w (L + 1) with sum_t x[t] y[t] = sum_f w_f Re(conj(X_f) Y_f) for real length-2L signals and their rfft."""
+    w = torch.full((L + 1,), 1.0 / L, dtype=dtype, device=device)
+    w[0] = w[-1] = 0.5 / L
+    return w
+
+
+def spans(size: int, step: int) -> list[slice]:
+    """`size` split into ceil(size / step) nearly equal consecutive slices."""
+    parts = math.ceil(size / step)
+    step = math.ceil(size / parts)
+    return [slice(start, min(start + step, size)) for start in range(0, size, step)]
+
+
+def work_blocks(B: int, N: int, H: int, L: int, device: torch.device) -> tuple[list[slice], list[slice]]:
+    """Batch chunks and branch groups whose (chunk, group) products are transformed in one call.
+
+    Off CPU: the whole batch, one branch at a time. On CPU: blocks of at most `CPU_BLOCK_ELEMENTS` spectrum elements,
+    shaped to need the fewest calls.
+    """
+    if device.type != "cpu":
+        return [slice(0, B)], spans(N, 1)
+    units = max(1, CPU_BLOCK_ELEMENTS // (H * (L + 1)))  # (sample, branch) pairs per call
+    calls = {c: math.ceil(B / c) * math.ceil(N / min(N, units // c)) for c in range(1, min(B, units) + 1)}
+    c = min(calls, key=lambda c: (calls[c], -c))
+    return spans(B, c), spans(N, min(N, units // c))
+
+
+def scratch_view(scratch: torch.Tensor, *shape: int) -> torch.Tensor:
+    """A contiguous tensor of `shape` on the front of the flat buffer `scratch`."""
+    return scratch[: math.prod(shape)].view(shape)
+
+
+def accumulate_products(out: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
+    """out += sum_b X_b Y_b over the leading (batch chunk) dim; X and Y broadcast, e.g. (b, 1, F) and (b, H, F)."""
+    for x, y in zip(X, Y, strict=True):
+        out.addcmul_(x, y)
+    return out
+
+
+def branch_inner(X: torch.Tensor, spectra: torch.Tensor) -> torch.Tensor:
+    """Re(sum_f conj(X_f) K_i,f) for X (H, F) and every branch spectrum K_i of spectra (N, H, F): (N, H) real."""
+    x = torch.view_as_real(X).flatten(-2)  # (H 2F): Re(conj(X) K) = Xr Kr + Xi Ki
+    return torch.stack([torch.linalg.vecdot(x, torch.view_as_real(k).flatten(-2)) for k in spectra])
+
+
+def combine_spectra(weights: torch.Tensor, spectra: torch.Tensor) -> torch.Tensor:
+    """sum_i weights_i K_i for real weights (N, H) and spectra (N, H, F): (H, F)."""
+    combined = torch.zeros_like(spectra[0])
+    for weight, spectrum in zip(weights, spectra, strict=True):
+        combined.addcmul_(spectrum, weight[:, None])
+    return combined
+
+
+class MultiResConvFunction(torch.autograd.Function):
+    """y = sum_i alpha_i BN_i(k_i * u) + D u with training-mode (batch) statistics; see the module docstring.
+
+    `apply(u, alpha, weight, bias, skip, mask, eps, *kernels)`: u (B, H, L); alpha, weight, bias (N, H) branch weights
+    and BatchNorm affine parameters; skip (H); mask (B, L) or None; eps; N kernels (S, H, l_i), all in u's (float32 or
+    float64) dtype. Returns y (B, H, L) and the batch mean and biased variance (N, H), which are not differentiable.
+    Saved for backward: the spectrum of u (B, H, L + 1), the branch spectra (N, H, L + 1), (N, H) statistics and the
+    small inputs; no branch output.
+
+    Cross spectra sum_b X_b conj(U_b) (H, L + 1) carry every batch-and-position sum of a product with u (Parseval):
+    the branch means, sum g z_i, and the kernel gradients. The variance is the exact second pass
+    sum m (z_i - mean_i)^2 over z_i, computed chunk by chunk of the batch and discarded.
+    """
+
+    @staticmethod
+    def forward(ctx, u, alpha, weight, bias, skip, mask, eps, *kernels):
+        B, H, L = u.shape
+        chunks, groups = work_blocks(B, len(kernels), H, L, u.device)
+        spectra = circular_spectra(kernels, L)  # (N H L+1)
+        U = torch.empty(B, H, L + 1, dtype=spectra.dtype, device=u.device)  # (B H L+1) shared by every branch
+        if mask is None:
+            count = u.new_tensor(float(B * L))
+            M = torch.fft.rfft(u.new_ones(L), n=2 * L)  # (L+1) spectrum of the all-valid mask
+        else:
+            count = mask.sum().clamp_min(1.0)
+            M = torch.fft.rfft(mask, n=2 * L)[:, None]  # (B 1 L+1)
+            P = torch.zeros_like(U[0])  # (H L+1) sum_b M_b conj(U_b)
+        for chunk in chunks:
+            torch.fft.rfft(u[chunk], n=2 * L, out=U[chunk])
+            if mask is not None:
+                accumulate_products(P, M[chunk], U[chunk].conj_physical())
+        if mask is None:
+            P = M * U.sum(0).conj_physical_()
+        w = parseval_weights(L, u.dtype, u.device)  # (L+1)
+        mean = branch_inner(P.mul_(w), spectra) / count  # (N H) sum of m z_i over batch and positions / count
+        squares = torch.zeros_like(mean)  # (N H) sum of m (z_i - mean_i)^2
+        scratch = U.new_empty((chunks[0].stop - chunks[0].start) * (groups[0].stop - groups[0].start) * H * (L + 1))
+        for chunk in chunks:
+            U_c = U[chunk, None]  # (b 1 H L+1)
+            for group in groups:
+                product = scratch_view(scratch, U_c.shape[0], group.stop - group.start, H, L + 1)
+                z = torch.fft.irfft(torch.mul(U_c, spectra[group], out=product), n=2 * L)[..., :L]  # (b n H L)
+                z.sub_(mean[group, :, None])
+                if mask is None:
+                    squares[group] += torch.linalg.vector_norm(z, dim=(0, 3)).square_()
+                else:
+                    squares[group] += torch.einsum("bnhl,bl->nh", z.square_(), mask[chunk])
+        var = squares / count  # (N H) biased
+        inv_std = torch.rsqrt(var + eps)  # (N H)
+        scale = alpha * weight * inv_std  # (N H)
+        shift = (alpha * (bias - weight * mean * inv_std)).sum(0)  # (H)
+        combined = combine_spectra(scale, spectra) + skip[:, None]  # (H L+1) BN-folded kernel + D
+        y = torch.empty_like(u, memory_format=torch.contiguous_format)  # (B H L)
+        for chunk in chunks:
+            U_c = U[chunk]
+            product = scratch_view(scratch, U_c.shape[0], H, L + 1)
+            z = torch.fft.irfft(torch.mul(U_c, combined, out=product), n=2 * L)[..., :L]  # (b H L)
+            torch.add(z, shift[:, None], out=y[chunk])
+        ctx.save_for_backward(U, spectra, alpha, weight, bias, skip, mask, mean, inv_std, count)
+        ctx.kernel_shapes = [k.shape for k in kernels]
+        ctx.mark_non_differentiable(mean, var)
+        return y, mean, var
+
+    @staticmethod
+    def backward(ctx, grad_y, grad_mean, grad_var):
+        U, spectra, alpha, weight, bias, skip, mask, mean, inv_std, count = ctx.saved_tensors
+        B, H, F = U.shape
+        L = F - 1
+        chunks, groups = work_blocks(B, spectra.shape[0], H, L, U.device)
+        if mask is None:
+            M = torch.fft.rfft(U.real.new_ones(L), n=2 * L).expand(B, 1, F)  # (B 1 L+1) all-valid mask spectrum
+            P = M[0] * U.sum(0).conj_physical_()  # (H L+1) sum_b M_b conj(U_b)
+        else:
+            M = torch.fft.rfft(mask, n=2 * L)[:, None]  # (B 1 L+1)
+            P = torch.zeros_like(U[0])
+        GY = torch.empty_like(U)  # (B H L+1) spectrum of g
+        Q = torch.zeros_like(U[0])  # (H L+1) sum_b GY_b conj(U_b)
+        for chunk in chunks:
+            torch.fft.rfft(grad_y[chunk], n=2 * L, out=GY[chunk])
+            U_conj = U[chunk].conj_physical()
+            accumulate_products(Q, GY[chunk], U_conj)
+            if mask is not None:
+                accumulate_products(P, M[chunk], U_conj)
+        w = parseval_weights(L, inv_std.dtype, U.device)  # (L+1)
+        A = grad_y.sum((0, 2))  # (H) sum of g
+        G = (branch_inner(Q * w, spectra) - mean * A) * inv_std  # (N H) sum of g * x_i
+        scale = alpha * weight * inv_std  # (N H) s_i
+        a = scale * (A - mean * inv_std * G) / count  # (N H)
+        b = scale * inv_std * G / count  # (N H)
+        grad_alpha = weight * G + bias * A
+        grad_weight = alpha * G
+        grad_bias = alpha * A
+        grad_skip = (Q.real * w).sum(-1)  # (H) sum of g * u
+        # du: transposed convolutions of dz_i = s_i g - a_i m - b_i m z_i summed over the branches, in spectra
+        combined = (combine_spectra(scale, spectra) + skip[:, None]).conj_physical_()  # (H L+1)
+        mask_term = combine_spectra(a, spectra).conj_physical_()  # (H L+1)
+        branch_terms = spectra.conj_physical().mul_(b[..., None])  # (N H L+1)
+        S = torch.zeros_like(spectra)  # (N H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i
+        grad_u = torch.empty_like(grad_y, memory_format=torch.contiguous_format)  # (B H L)
+        scratch = U.new_empty((chunks[0].stop - chunks[0].start) * (groups[0].stop - groups[0].start) * H * F)
+        for chunk in chunks:
+            U_c = U[chunk, None]  # (b 1 H L+1)
+            U_conj = U_c.conj_physical()
+            dU = GY[chunk].mul_(combined)  # (b H L+1), GY is not needed any more
+            dU.addcmul_(M[chunk], mask_term, value=-1)
+            for group in groups:
+                product = scratch_view(scratch, U_c.shape[0], group.stop - group.start, H, F)
+                z = torch.fft.irfft(torch.mul(U_c, spectra[group], out=product), n=2 * L)  # (b n H 2L) z_i again
+                z[..., L:].zero_()
+                if mask is not None:
+                    z[..., :L].mul_(mask[chunk, None, None])
+                R = torch.fft.rfft(z)  # (b n H L+1) spectra of m z_i
+                accumulate_products(S[group], R, U_conj)
+                for j, term in enumerate(branch_terms[group]):
+                    dU.addcmul_(R[:, j], term, value=-1)
+            grad_u[chunk] = torch.fft.irfft(dU, n=2 * L)[..., :L]
+        # kernel gradients: circular cross-correlations of dz_i with u, irfft(sum_b DZ_ib conj(U_b))
+        grad_circular = S.mul_(-b[..., None]).addcmul_(scale[..., None], Q).addcmul_(a[..., None], P, value=-1)
+        grad_kernels = circular_to_kernels(torch.fft.irfft(grad_circular, n=2 * L), ctx.kernel_shapes)
+        return grad_u, grad_alpha, grad_weight, grad_bias, grad_skip, None, None, *grad_kernels
+
+
+def uses_sync_batch_norm(batch_norm: MRConvBatchNorm) -> bool:
+    return batch_norm.sync_batch_norm and dist.is_available() and dist.is_initialized()
+
+
+def pad_kernels(kernels: list[torch.Tensor], L: int) -> torch.Tensor:
+    """Branch kernels (S, H, l_i) truncated or zero-padded to length L and stacked: (N, S, H, L)."""
+    return torch.stack([F.pad(k[..., :L], (0, L - min(k.shape[-1], L))) for k in kernels])
+
+
+def reference_multires_forward(
+    x: torch.Tensor,
+    kernels: list[torch.Tensor],
+    batch_norm: MRConvBatchNorm,
+    alpha: torch.Tensor,
+    skip: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The straightforward training and eval form: N branch convolutions, N BatchNorms, the alpha-weighted sum.
+
+    Args:
+        x: (B, H, L) input with padded positions zeroed.
+        kernels: N branch kernels (S, H, l_i), as `MRConvKernel.forward` returns them.
+        batch_norm: the (N, H) BatchNorm of the branches; updates its running statistics in training mode.
+        alpha: (N, H) branch weights.
+        skip: (H) the D term.
+        mask: (B, L) valid positions, or None.
+
+    Returns:
+        (B, H, L) in x's dtype.
+    """
+    dtype = compute_dtype(x.dtype)
+    L = x.shape[-1]
+    spectra = kernel_spectrum(pad_kernels(kernels, L), L)  # (N H L+1)
+    z = fft_conv(x[:, None], spectra)  # (B N H L)
+    c = batch_norm(z, mask)  # (B N H L)
+    y = (c * alpha.to(dtype)[..., None]).sum(1) + skip.to(dtype)[:, None] * x.to(dtype)  # (B H L)
+    return y.to(x.dtype)
+
+
+def folded_multires_forward(
+    x: torch.Tensor,
+    kernels: list[torch.Tensor],
+    batch_norm: MRConvBatchNorm,
+    alpha: torch.Tensor,
+    skip: torch.Tensor,
+) -> torch.Tensor:
+    """Eval form with running statistics: the merge formula of spec section 2.1 applied on the fly (exact).
+
+    One FFT convolution with k = sum_i s_i k_i + D delta and bias sum_i alpha_i (beta_i - gamma_i mu_i / sigma_i).
+    Differentiable in every argument. Arguments as in `reference_multires_forward`; no mask, since eval statistics
+    do not depend on the batch.
+    """
+    dtype, L, bn = compute_dtype(x.dtype), x.shape[-1], batch_norm
+    kernel, shift = merge_branches(
+        kernels, alpha, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps, skip, L
+    )  # (S H L), (H) float64
+    kernel, shift = kernel.to(dtype), shift.to(dtype)
+    return fft_conv_bias(x, kernel_spectrum(kernel, L), shift).to(x.dtype)
+
+
+def multires_forward(
+    x: torch.Tensor,
+    kernels: list[torch.Tensor],
+    batch_norm: MRConvBatchNorm,
+    alpha: torch.Tensor,
+    skip: torch.Tensor,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """`reference_multires_forward` computed the cheap way: `MultiResConvFunction` in training mode (running
+    statistics updated identically), the folded kernel in eval mode, the reference under synchronized BatchNorm.
+    """
+    if not batch_norm.training:
+        return folded_multires_forward(x, kernels, batch_norm, alpha, skip)
+    if uses_sync_batch_norm(batch_norm):
+        return reference_multires_forward(x, kernels, batch_norm, alpha, skip, mask)
+    dtype = compute_dtype(x.dtype)
+    with torch.autocast(x.device.type, enabled=False):
+        u = x.to(dtype)
+        m = mask.to(dtype) if mask is not None else None
+        weight, bias = batch_norm.weight.to(dtype), batch_norm.bias.to(dtype)
+        y, mean, var = MultiResConvFunction.apply(
+            u, alpha.to(dtype), weight, bias, skip.to(dtype), m, batch_norm.eps, *[k.to(dtype) for k in kernels]
+        )
+        count = (m.sum() if m is not None else u.new_tensor(float(u.shape[0] * u.shape[-1]))).clamp_min(1.0)
+        batch_norm.update_running_stats(mean, var, count)
+    return y.to(x.dtype)
+
+
+__all__ = [
+    "MultiResConvFunction",
+    "folded_multires_forward",
+    "multires_forward",
+    "reference_multires_forward",
+]

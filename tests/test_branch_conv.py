@@ -1,0 +1,295 @@
+"""The fast multi-branch paths of `branch_conv` against the plain reference, in float64 (forward, gradients, stats)."""
+
+import copy
+import os
+
+import pytest
+import torch
+from utils import random_inputs, tiny_config, warmed_model
+
+from modeling_mrconv import MRConvForSequenceClassification, branch_conv, modeling_mrconv
+from modeling_mrconv.branch_conv import (
+    MultiResConvFunction,
+    folded_multires_forward,
+    multires_forward,
+    reference_multires_forward,
+)
+from modeling_mrconv.fftconv import fft_conv, fft_conv_bias, kernel_spectrum
+from modeling_mrconv.modeling_mrconv import MRConvMultiResConv
+
+
+KERNEL_TYPES = ["dilated", "fourier", "sparse", "fourier_sparse"]
+# spectrum elements per call: one (sample, branch) pair, a few, everything at once
+BLOCKS = [1, 1000, 10**9]
+
+
+def make_layer(kernel_type: str, bidirectional: bool, H: int = 4, max_length: int = 40) -> MRConvMultiResConv:
+    """A float64 layer (N = 5 branches, the last one truncated) with non-trivial BatchNorm affine parameters."""
+    config = tiny_config(
+        kernel_type=kernel_type, bidirectional=bidirectional, hidden_size=H, max_sequence_length=max_length
+    )
+    layer = MRConvMultiResConv(config, layer_idx=1)
+    for module in layer.modules():
+        if hasattr(module, "reset_parameters") and module is not layer:
+            module.reset_parameters()
+    layer.reset_parameters()
+    with torch.no_grad():
+        layer.batch_norm.weight.uniform_(0.5, 1.5)
+        layer.batch_norm.bias.normal_()
+        layer.alpha.normal_()
+    return layer.double()
+
+
+def padded_batch(B: int, H: int, L: int, masked: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Input (B, H, L) with a nonzero mean, zeroed at padded positions as `MRConvBlock` does, and its (B, L) mask."""
+    x = torch.randn(B, H, L, dtype=torch.float64) + 0.5
+    if not masked:
+        return x, None
+    lengths = torch.tensor([L, L - 7, 3])[:B]
+    mask = (torch.arange(L)[None] < lengths[:, None]).double()  # (B L) right padding
+    return x * mask[:, None], mask
+
+
+def reference(layer: MRConvMultiResConv, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return reference_multires_forward(x, layer.kernel(), layer.batch_norm, layer.alpha, layer.skip, mask)
+
+
+def grads(output: torch.Tensor, inputs: list[torch.Tensor], seed: int = 1) -> list[torch.Tensor]:
+    weight = torch.randn(output.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    return torch.autograd.grad((output * weight.to(output.dtype)).sum(), inputs)
+
+
+def trainable(layer: MRConvMultiResConv) -> list[torch.Tensor]:
+    return [p for p in layer.parameters() if p.requires_grad]
+
+
+@pytest.mark.parametrize("block", BLOCKS)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
+def test_training_fast_path_matches_reference(kernel_type, bidirectional, masked, block, monkeypatch):
+    """Outputs, gradients of input and every parameter, and running statistics, in float64."""
+    monkeypatch.setattr(branch_conv, "CPU_BLOCK_ELEMENTS", block)
+    fast = make_layer(kernel_type, bidirectional).train()
+    slow = copy.deepcopy(fast)
+    x, mask = padded_batch(3, 4, 37, masked)
+    x_fast, x_slow = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_fast, y_slow = fast(x_fast, mask), reference(slow, x_slow, mask)
+    assert y_fast.dtype == torch.float64 and y_fast.shape == (3, 4, 37)
+    torch.testing.assert_close(y_fast, y_slow, rtol=1e-10, atol=1e-10)
+    for g_fast, g_slow in zip(
+        grads(y_fast, [x_fast, *trainable(fast)]), grads(y_slow, [x_slow, *trainable(slow)]), strict=True
+    ):
+        assert g_slow.abs().max() > 0
+        torch.testing.assert_close(g_fast, g_slow, rtol=1e-9, atol=1e-10)
+    for name, buffer in fast.batch_norm.named_buffers():
+        torch.testing.assert_close(buffer, dict(slow.batch_norm.named_buffers())[name], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("block", [3000, branch_conv.CPU_BLOCK_ELEMENTS])
+def test_training_fast_path_float32(block, monkeypatch):
+    """Realistic precision: float32 at a longer length, both close to the float64 reference."""
+    monkeypatch.setattr(branch_conv, "CPU_BLOCK_ELEMENTS", block)
+    exact = make_layer("fourier_sparse", True, H=8, max_length=300).train()
+    fast = copy.deepcopy(exact).float()
+    x, mask = padded_batch(3, 8, 300, True)
+    x_exact, x_fast = x.clone().requires_grad_(), x.float().requires_grad_()
+    y_exact, y_fast = reference(exact, x_exact, mask), fast(x_fast, mask.float())
+    torch.testing.assert_close(y_fast.double(), y_exact, rtol=1e-4, atol=1e-4)
+    for g_fast, g_exact in zip(
+        grads(y_fast, [x_fast, *trainable(fast)]), grads(y_exact, [x_exact, *trainable(exact)]), strict=True
+    ):
+        scale = g_exact.abs().max()
+        torch.testing.assert_close(g_fast.double() / scale, g_exact / scale, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("directions", [1, 2])
+def test_function_gradcheck(directions, masked):
+    """The custom autograd Function in float64, kernels shorter than, equal to and longer than L."""
+    torch.manual_seed(0)
+    B, H, L = 3, 2, 8
+    x, mask = padded_batch(B, H, L, masked)
+    u = x.requires_grad_()
+    alpha, weight, bias = (torch.randn(3, H, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    skip = torch.randn(H, dtype=torch.float64, requires_grad=True)
+    kernels = [torch.randn(directions, H, n, dtype=torch.float64, requires_grad=True) for n in (2, L, 11)]
+
+    def function(*args):
+        u, alpha, weight, bias, skip, *kernels = args
+        return MultiResConvFunction.apply(u, alpha, weight, bias, skip, mask, 1e-5, *kernels)[0]
+
+    full = masked and directions == 2  # the other cases check random projections of the Jacobian (faster)
+    assert torch.autograd.gradcheck(function, (u, alpha, weight, bias, skip, *kernels), fast_mode=not full)
+
+
+@pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
+def test_model_training_step_matches_reference(kernel_type, monkeypatch):
+    """A whole float64 model with padding: loss, every parameter gradient and BN statistics after a step."""
+    config = tiny_config(kernel_type=kernel_type, max_sequence_length=40, prenorm=True)
+    torch.manual_seed(0)
+    fast = MRConvForSequenceClassification(config).double().train()
+    slow = copy.deepcopy(fast)
+    ids = torch.randint(1, 20, (3, 40))
+    ids[1, 31:] = 0
+    ids[2, 5:] = 0
+    labels = torch.tensor([0, 2, 1])
+    fast_out = fast(input_ids=ids, attention_mask=(ids != 0).long(), labels=labels)
+    fast_out.loss.backward()
+    monkeypatch.setattr(modeling_mrconv, "multires_forward", reference_multires_forward)
+    slow_out = slow(input_ids=ids, attention_mask=(ids != 0).long(), labels=labels)
+    slow_out.loss.backward()
+    torch.testing.assert_close(fast_out.loss, slow_out.loss, rtol=1e-10, atol=1e-12)
+    for (name, p_fast), p_slow in zip(fast.named_parameters(), slow.parameters(), strict=True):
+        torch.testing.assert_close(p_fast.grad, p_slow.grad, rtol=1e-8, atol=1e-10, msg=name)
+    for (name, b_fast), b_slow in zip(fast.named_buffers(), slow.buffers(), strict=True):
+        torch.testing.assert_close(b_fast, b_slow, rtol=1e-12, atol=1e-13, msg=name)
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
+def test_unmerged_eval_folds_exactly(kernel_type, bidirectional):
+    """Eval mode folds the branches on the fly; it equals the reference branch computation, gradients included."""
+    layer = make_layer(kernel_type, bidirectional).train()
+    with torch.no_grad():
+        for _ in range(3):
+            layer(padded_batch(3, 4, 40, False)[0] * 2 + 1)  # running statistics away from (0, 1)
+    layer.eval()
+    x = padded_batch(2, 4, 33, False)[0].requires_grad_()
+    y = layer(x)
+    expected = reference(layer, x, None)
+    torch.testing.assert_close(y, expected, rtol=1e-10, atol=1e-10)
+    params = [x, *trainable(layer)]
+    for g_fold, g_ref in zip(grads(y, params), grads(expected, params), strict=True):
+        torch.testing.assert_close(g_fold, g_ref, rtol=1e-9, atol=1e-10)
+    bn = layer.batch_norm
+    assert bn.num_batches_tracked.item() == 3  # eval never touches the running statistics
+    y_fn = folded_multires_forward(x, layer.kernel(), bn, layer.alpha, layer.skip)
+    torch.testing.assert_close(y_fn, y, rtol=0, atol=0)
+
+
+def test_unmerged_eval_equals_merged_model():
+    config = tiny_config(kernel_type="fourier_sparse")
+    model = warmed_model(config)
+    inputs = random_inputs(config, length=50)
+    with torch.no_grad():
+        unmerged = model(**inputs).logits
+        merged = copy.deepcopy(model).reparameterize()(**inputs).logits
+    torch.testing.assert_close(unmerged, merged, rtol=1e-5, atol=1e-5)
+
+
+def test_fast_path_saves_no_branch_outputs():
+    """Activation memory: the spectrum of u and the branch spectra, not the 2N (B, H, L) tensors of the reference."""
+    layer = make_layer("dilated", True, H=8).float().train()  # N = 5 branches
+    x, mask = padded_batch(3, 8, 40, True)
+    x, mask = x.float().requires_grad_(), mask.float()
+    parameters = {p.untyped_storage().data_ptr() for p in layer.parameters()}
+
+    def saved_bytes(forward) -> int:
+        saved = {}
+
+        def pack(t):
+            if t.untyped_storage().data_ptr() not in parameters:
+                saved[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            forward()
+        return sum(saved.values())
+
+    fast = saved_bytes(lambda: layer(x, mask))
+    slow = saved_bytes(lambda: reference(layer, x, mask))
+    B, H, L, N = 3, 8, 40, 5
+    spectra_bytes = 8 * (B + N) * H * (L + 1)  # complex64 U (B H L+1) and branch spectra (N H L+1)
+    assert fast <= 1.25 * spectra_bytes + 4 * N * 2 * H * L  # plus what the kernel generator saves
+    assert fast < slow / 3
+
+
+def test_autocast_bfloat16_keeps_fft_in_float32():
+    layer = make_layer("fourier", True).float().train()
+    reference_layer = copy.deepcopy(layer)
+    x = padded_batch(3, 4, 37, False)[0].float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x.bfloat16())
+        expected = reference(reference_layer, x.bfloat16(), None)
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), expected.float(), rtol=0.02, atol=0.02)
+    y.float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in trainable(layer))
+
+
+@pytest.mark.filterwarnings("ignore:torch.distributed.nn.functional.all_reduce is deprecated:FutureWarning")
+def test_synchronized_batch_norm_falls_back_to_reference(tmp_path):
+    """With `sync_batch_norm` under an initialised process group (gloo, one rank) the reference path runs, exactly."""
+    import torch.distributed as dist
+
+    layer = make_layer("dilated", True).train()
+    expected_layer = copy.deepcopy(layer)
+    layer.batch_norm.sync_batch_norm = True
+    x, mask = padded_batch(3, 4, 37, True)
+    dist.init_process_group("gloo", init_method=f"file://{os.fspath(tmp_path / 'store')}", rank=0, world_size=1)
+    try:
+        assert branch_conv.uses_sync_batch_norm(layer.batch_norm)
+        y = layer(x, mask)
+    finally:
+        dist.destroy_process_group()
+    torch.testing.assert_close(y, reference(expected_layer, x, mask), rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(layer.batch_norm.running_var, expected_layer.batch_norm.running_var)
+
+
+def test_multires_forward_dispatch(monkeypatch):
+    """Training without sync: the custom Function; eval: the folded kernel; both return x's dtype."""
+    layer = make_layer("sparse", False)
+    x = padded_batch(2, 4, 20, False)[0]
+    calls = []
+    monkeypatch.setattr(branch_conv, "reference_multires_forward", lambda *args: calls.append(args))
+    y = multires_forward(x, layer.kernel(), layer.batch_norm, layer.alpha, layer.skip)
+    assert y.grad_fn is not None and "MultiResConvFunction" in type(y.grad_fn).__name__ and not calls
+    layer.eval()
+    y = multires_forward(x.float(), layer.kernel(), layer.batch_norm, layer.alpha, layer.skip)
+    assert y.dtype == torch.float32 and not calls
+
+
+def test_fft_conv_bias_matches_fft_conv():
+    u = torch.randn(2, 3, 21)
+    kernel = torch.randn(2, 3, 21, requires_grad=True)
+    bias = torch.randn(3, requires_grad=True)
+    spectrum = kernel_spectrum(kernel, 21)
+    expected = fft_conv(u, spectrum) + bias[:, None]
+    torch.testing.assert_close(fft_conv_bias(u, spectrum, bias), expected)  # differentiable path
+    with torch.no_grad():
+        torch.testing.assert_close(fft_conv_bias(u, spectrum, bias), expected)  # in-place path
+    fft_conv_bias(u, spectrum, bias).sum().backward()
+    assert kernel.grad is not None and bias.grad is not None
+
+
+def test_merged_spectrum_cache_survives_inference_mode():
+    """A spectrum cached under inference_mode is rebuilt when a later call needs autograd."""
+    model = warmed_model(tiny_config()).reparameterize()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    inputs = random_inputs(model.config)
+    with torch.inference_mode():
+        expected = model(**inputs).logits.clone()
+    embeddings = model.mrconv.embeddings
+    embeddings.weight.requires_grad_(True)  # gradients flow through the conv into the embedding
+    logits = model(**inputs).logits
+    logits.sum().backward()
+    torch.testing.assert_close(logits.detach(), expected)
+    assert embeddings.weight.grad is not None
+
+
+@pytest.mark.parametrize(
+    "overrides", [{}, {"bidirectional": False}, {"prenorm": True}, {"norm_type": "layer", "prenorm": True}]
+)
+def test_floor_model_runs(overrides):
+    from floor_model import build_floor_model
+
+    config = tiny_config(**overrides)
+    floor = build_floor_model(config)
+    ids = torch.randint(1, 20, (2, 30))
+    with torch.no_grad():
+        logits = floor(ids)
+        masked = floor(ids, attention_mask=torch.ones(2, 30))
+    assert logits.shape == (2, 3) and not floor.training
+    torch.testing.assert_close(logits, masked)
