@@ -1,0 +1,70 @@
+"""Smoke test of scripts/benchmark.py: the --quick CPU run writes complete, well-formed outputs (no timing thresholds)."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from benchmark import S4DLayer
+
+
+ROOT = Path(__file__).resolve().parents[1]
+ALWAYS_MEASURED = {("mrconv_merged", "inference"), ("mrconv_unmerged", "inference"), ("s4d", "inference")}
+ALWAYS_MEASURED |= {("attention", "inference"), ("mamba", "inference")}
+ALWAYS_MEASURED |= {("mrconv_unmerged", "training"), ("single_kernel", "training")}
+
+
+def test_quick_benchmark_writes_outputs(tmp_path: Path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--device", "cpu"]
+    result = subprocess.run(
+        [*command, "--output_dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert {"device", "device_name", "torch", "date", "memory_method"} <= set(payload["meta"])
+    rows = payload["results"]
+    kinds = {(row["model"], row["mode"]) for row in rows}
+    assert ALWAYS_MEASURED | {("floor", "inference")} <= kinds
+    for row in rows:
+        if (row["model"], row["mode"]) in ALWAYS_MEASURED:
+            assert row["status"] == "ok", row
+        if row["status"] == "ok":
+            assert row["time_ms"] > 0 and row["peak_mem_mb"] >= 0 and row["repeats"] >= 1
+        else:
+            assert row["status"].startswith(("skipped", "error")), row
+
+    ratios = payload["ratios"]
+    names = {r["ratio"] for r in ratios}
+    assert {"unmerged eval / merged", "MRConv train step / single-kernel train step", "attention / merged"} <= names
+    for r in ratios:
+        for value in (r["time"], r["time_of_minima"], r["peak_memory"] or 1.0):
+            assert math.isfinite(value) and value > 0, r
+    assert all(math.isfinite(f["exponent"]) for f in payload["scaling_exponents"])
+
+    table = (tmp_path / "results.md").read_text()
+    assert "| model | mode |" in table and "MRConv merged" in table
+    assert (tmp_path / "time_vs_length.png").stat().st_size > 0
+    assert "scaling exponents" in result.stdout
+
+
+def test_s4d_layer_matches_its_recurrence():
+    """The benchmark's S4D peer is a real diagonal SSM: its FFT convolution equals the ZOH recurrence."""
+    layer = S4DLayer(hidden_size=3, bidirectional=False, state_size=8).double()
+    u = torch.randn(2, 3, 20, dtype=torch.float64)  # (B H L)
+    with torch.no_grad():
+        y = layer(u) - u * layer.D[:, None]  # (B H L)
+        kernel = layer.kernel
+        A = torch.complex(-kernel.log_A_real.exp(), kernel.A_imag)  # (H N2)
+        dtA = A * kernel.log_dt.exp()[:, None]
+        C = torch.view_as_complex(kernel.C.contiguous())
+        x = torch.zeros(2, 3, A.shape[1], dtype=A.dtype)  # (B H N2)
+        expected = []
+        for t in range(u.shape[-1]):
+            x = dtA.exp() * x + (dtA.exp() - 1) / A * u[..., t, None]
+            expected.append(2 * (C * x).sum(-1).real)
+    torch.testing.assert_close(y, torch.stack(expected, -1), rtol=1e-5, atol=1e-5)  # the layer convolves in float32
