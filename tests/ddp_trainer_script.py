@@ -20,8 +20,15 @@ def main(output_dir: Path, sync: bool) -> None:
     model = MRConvForSequenceClassification(tiny_config(num_labels=2, max_sequence_length=32))
     model.set_sync_batch_norm(sync)
     args = TrainingArguments(
-        output_dir=str(output_dir), per_device_train_batch_size=8, max_steps=6, learning_rate=3e-3,
-        use_cpu=True, report_to=[], save_strategy="no", disable_tqdm=True, ddp_find_unused_parameters=False,
+        output_dir=str(output_dir),
+        per_device_train_batch_size=8,
+        max_steps=6,
+        learning_rate=3e-3,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        disable_tqdm=True,
+        ddp_find_unused_parameters=False,
     )
     trainer = Trainer(model=model, args=args, train_dataset=ToyDataset(96))
     trainer.train()

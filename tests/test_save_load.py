@@ -33,7 +33,9 @@ def test_save_pretrained_writes_merged_kernel_without_touching_the_model(tmp_pat
 
     keys = saved_keys(tmp_path)
     assert not any(is_branch_key(k) for k in keys)
-    assert {k for k in keys if "merged" in k} == {f"mrconv.layers.{i}.conv.merged_{p}" for i in (0, 1) for p in ("kernel", "bias")}
+    assert {k for k in keys if "merged" in k} == {
+        f"mrconv.layers.{i}.conv.merged_{p}" for i in (0, 1) for p in ("kernel", "bias")
+    }
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["reparameterized"] is True
     assert config["auto_map"] == {
