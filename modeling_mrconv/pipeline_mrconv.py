@@ -8,7 +8,6 @@ of `config.id2label` with their scores. Continuous-input checkpoints list it in 
 
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, Pipeline, SequenceFeatureExtractor
 from transformers.pipelines import PIPELINE_REGISTRY
@@ -36,12 +35,12 @@ class MRConvSequenceClassificationPipeline(Pipeline):
         return {"truncation": truncation}, {}, {"top_k": top_k}
 
     def __call__(self, inputs: Any, **kwargs):
-        if isinstance(inputs, list) and inputs and np.isscalar(inputs[0]):
+        if isinstance(inputs, list) and inputs and isinstance(inputs[0], int | float):
             raise TypeError("Pass a numpy array (or a list of arrays for a batch), not a list of numbers.")
         return super().__call__(inputs, **kwargs)
 
     def preprocess(self, inputs: Any, truncation: bool = False) -> dict[str, torch.Tensor]:
-        values = torch.as_tensor(np.asarray(inputs, dtype=np.float32))
+        values = torch.as_tensor(inputs, dtype=torch.float32)  # numpy arrays and tensors alike
         input_dim, max_length = self.model.config.input_dim, self.model.config.max_sequence_length
         if values.dim() == 1:
             values = values[:, None]

@@ -83,6 +83,21 @@ def test_cpu_presets_smoke_train(tmp_path, path):
     assert any("train_loss" in e for e in events) and any("validation_accuracy" in e for e in events)
 
 
+def test_gradient_accumulation_and_bf16_autocast(tmp_path):
+    """Accumulating 2 micro-batches halves the optimizer steps; bf16 autocast trains and exports float32 weights."""
+    config = ROOT / "configuration" / "tiny.yaml"
+    overrides = ["train.gradient_accumulation_steps=2", "train.mixed_precision=bf16", "train.eval_every=2"]
+    results = train(load_preset(config, overrides), run_args(tmp_path, config))
+    assert results["train_steps"] == 8  # 128 examples / 16 per batch / 2 micro-batches x 2 epochs
+    assert json.loads((tmp_path / "config.json").read_text())["dtype"] == "float32"
+    losses = [
+        e["train_loss"]
+        for e in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+        if "train_loss" in e
+    ]
+    assert len(losses) == 4 and all(0 < loss < 10 for loss in losses)
+
+
 def test_resume_from_saved_state_is_exact(tmp_path):
     config = ROOT / "configuration" / "tiny.yaml"
     preset = load_preset(config, [])
