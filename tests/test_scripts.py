@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate.state import AcceleratorState
 from safetensors.torch import load_file
 from train import DEFAULT_PRESET, load_preset, train
 from utils import run_two_processes
@@ -32,6 +33,15 @@ TASK_INPUTS = {
     "speech_commands": (1, 1, 35),
 }
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT / "scripts")}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerator_state():
+    """Each in-process run builds its own Accelerator (mixed precision differs between tests): reset the per-process
+    singleton state around every test, as accelerate's own test utilities do."""
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
 
 
 def run_args(output_dir: Path, config: Path = DEFAULT_PRESET, resume: str | None = None) -> argparse.Namespace:
