@@ -36,7 +36,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from .batchnorm import MRConvBatchNorm
-from .fftconv import compute_dtype, fft_conv, fft_conv_bias, kernel_spectrum
+from .fftconv import compute_dtype, fft_conv, fft_conv_bias, kernel_spectrum, kernel_to_circular
 from .reparam import merge_branches
 
 
@@ -47,15 +47,7 @@ CPU_BLOCK_ELEMENTS = 2**22 - 2**18
 
 def circular_spectra(kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int) -> torch.Tensor:
     """Spectra of N branch kernels (S, H, l_i) on the 2L circle (`fftconv.kernel_to_circular`): (N, H, L + 1)."""
-    S, H = kernels[0].shape[:2]
-    circular = kernels[0].new_zeros(len(kernels), H, 2 * L)  # (N H 2L)
-    for i, kernel in enumerate(kernels):
-        kernel = kernel[..., :L]
-        Lk = kernel.shape[-1]
-        circular[i, :, :Lk] = kernel[0]
-        if S == 2:  # backward half: tap j multiplies u[t + 1 + j]
-            circular[i, :, 2 * L - Lk :] = kernel[1].flip(-1)
-    return torch.fft.rfft(circular)  # (N H L+1)
+    return torch.fft.rfft(torch.stack([kernel_to_circular(k, L) for k in kernels]))  # (N H L+1)
 
 
 def circular_to_kernels(circular: torch.Tensor, shapes: list[torch.Size]) -> list[torch.Tensor]:
@@ -249,11 +241,6 @@ def uses_sync_batch_norm(batch_norm: MRConvBatchNorm) -> bool:
     return batch_norm.sync_batch_norm and dist.is_available() and dist.is_initialized()
 
 
-def pad_kernels(kernels: list[torch.Tensor], L: int) -> torch.Tensor:
-    """Branch kernels (S, H, l_i) truncated or zero-padded to length L and stacked: (N, S, H, L)."""
-    return torch.stack([F.pad(k[..., :L], (0, L - min(k.shape[-1], L))) for k in kernels])
-
-
 def reference_multires_forward(
     x: torch.Tensor,
     kernels: list[torch.Tensor],
@@ -277,7 +264,7 @@ def reference_multires_forward(
     """
     dtype = compute_dtype(x.dtype)
     L = x.shape[-1]
-    spectra = kernel_spectrum(pad_kernels(kernels, L), L)  # (N H L+1)
+    spectra = torch.stack([kernel_spectrum(k, L) for k in kernels])  # (N H L+1)
     z = fft_conv(x[:, None], spectra)  # (B N H L)
     c = batch_norm(z, mask)  # (B N H L)
     y = (c * alpha.to(dtype)[..., None]).sum(1) + skip.to(dtype)[:, None] * x.to(dtype)  # (B H L)
@@ -297,10 +284,8 @@ def folded_multires_forward(
     Differentiable in every argument. Arguments as in `reference_multires_forward`; no mask, since eval statistics
     do not depend on the batch.
     """
-    dtype, L, bn = compute_dtype(x.dtype), x.shape[-1], batch_norm
-    kernel, shift = merge_branches(
-        kernels, alpha, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps, skip, L
-    )  # (S H L), (H) float64
+    dtype, L = compute_dtype(x.dtype), x.shape[-1]
+    kernel, shift = merge_branches(kernels, alpha, batch_norm, skip, L)  # (S H L), (H) float64
     kernel, shift = kernel.to(dtype), shift.to(dtype)
     return fft_conv_bias(x, kernel_spectrum(kernel, L), shift).to(x.dtype)
 

@@ -119,18 +119,7 @@ class MRConvMultiResConv(nn.Module):
     @torch.no_grad()
     def merged_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The eval-mode equivalent single kernel (S, H, max_length) and bias (H), float64 (spec section 2.1)."""
-        bn = self.batch_norm
-        return merge_branches(
-            self.kernel(),
-            self.alpha,
-            bn.weight,
-            bn.bias,
-            bn.running_mean,
-            bn.running_var,
-            bn.eps,
-            self.skip,
-            self.max_length,
-        )  # (S H L), (H)
+        return merge_branches(self.kernel(), self.alpha, self.batch_norm, self.skip, self.max_length)  # (S H L), (H)
 
     @torch.no_grad()
     def reparameterize(self) -> "MRConvMultiResConv":
@@ -424,13 +413,13 @@ class MRConvForSequenceClassification(MRConvPreTrainedModel):
         **kwargs,
     ) -> SequenceClassifierOutput:
         """`labels`: (B,) class ids, (B,) or (B, num_labels) floats for regression, (B, num_labels) multi-hot."""
+        mask = resolve_attention_mask(input_ids, attention_mask, self.config.pad_token_id)  # used again for pooling
         outputs = self.mrconv(
             input_ids=input_ids,
             input_values=input_values,
-            attention_mask=attention_mask,
+            attention_mask=mask,
             output_hidden_states=output_hidden_states,
         )
-        mask = resolve_attention_mask(input_ids, attention_mask, self.config.pad_token_id)
         pooled = masked_mean(outputs.last_hidden_state.transpose(1, 2), mask)  # (B H)
         logits = self.classifier(pooled)  # (B num_labels)
         loss = None
@@ -472,8 +461,8 @@ class MRConvForDocumentPairClassification(MRConvPreTrainedModel):
         flat = pair.flatten(0, 1)  # (2B L ...): both documents in one backbone pass
         mask = attention_mask.flatten(0, 1) if attention_mask is not None else None
         ids, values = (flat, None) if input_ids is not None else (None, flat)
+        mask = resolve_attention_mask(ids, mask, self.config.pad_token_id)  # used again for pooling
         hidden = self.mrconv(input_ids=ids, input_values=values, attention_mask=mask).last_hidden_state
-        mask = resolve_attention_mask(ids, mask, self.config.pad_token_id)
         pooled = masked_mean(hidden.transpose(1, 2), mask).view(B, 2, -1)  # (B 2 H)
         x1, x2 = pooled[:, 0], pooled[:, 1]
         logits = self.classifier(torch.cat([x1, x2, x1 * x2, x1 - x2], dim=-1))  # (B num_labels)

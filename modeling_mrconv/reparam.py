@@ -49,27 +49,19 @@ def merge_kernels(kernels: list[torch.Tensor], scale: torch.Tensor, length: int)
 
 
 def merge_branches(
-    kernels: list[torch.Tensor],
-    alpha: torch.Tensor,
-    weight: torch.Tensor,
-    bias: torch.Tensor,
-    running_mean: torch.Tensor,
-    running_var: torch.Tensor,
-    eps: float,
-    skip: torch.Tensor,
-    length: int,
+    kernels: list[torch.Tensor], alpha: torch.Tensor, batch_norm, skip: torch.Tensor, length: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The eval-mode layer as one kernel (S, H, length) and bias (H), float64; differentiable in every argument.
 
     Args:
         kernels: N branch kernels (S, H, l_i).
         alpha: (N, H) branch weights.
-        weight, bias, running_mean, running_var: (N, H) BatchNorm parameters and statistics.
-        eps: BatchNorm epsilon.
+        batch_norm: the branches' (N, H) BatchNorm; its affine parameters, running statistics and eps are used.
         skip: (H) the D term, added to the forward lag-0 tap.
         length: length of the merged kernel.
     """
-    scale, shift = fold_batchnorm(alpha, weight, bias, running_mean, running_var, eps)
+    bn = batch_norm
+    scale, shift = fold_batchnorm(alpha, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
     kernel = merge_kernels(kernels, scale, length)  # (S H L)
     kernel[0, :, 0] += skip.double()
     return kernel, shift
