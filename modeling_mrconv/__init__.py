@@ -23,7 +23,11 @@ __version__ = "0.1.0"
 
 AutoConfig.register(MRConvConfig.model_type, MRConvConfig, exist_ok=True)
 AutoModel.register(MRConvConfig, MRConvModel, exist_ok=True)
-AutoModelForSequenceClassification.register(MRConvConfig, MRConvForSequenceClassification, exist_ok=True)
+# a tuple: the Auto class picks the member named in config.architectures, so a document-pair checkpoint comes back
+# as MRConvForDocumentPairClassification (the first member is the default, e.g. for from_config)
+AutoModelForSequenceClassification.register(
+    MRConvConfig, (MRConvForSequenceClassification, MRConvForDocumentPairClassification), exist_ok=True
+)
 MRConvConfig.register_for_auto_class()
 MRConvModel.register_for_auto_class("AutoModel")
 MRConvForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")

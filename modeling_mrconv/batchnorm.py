@@ -10,6 +10,9 @@ Under `torch.distributed`, `sync_batch_norm=True` reduces the statistics over al
 all-reduce of per-rank sums), the equivalent of `torch.nn.SyncBatchNorm`, which cannot convert this module.
 """
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -39,10 +42,13 @@ class MRConvBatchNorm(nn.Module):
     Args:
         num_features: the channel shape C, e.g. `(N, H)` or `(H,)`.
         eps: added to the variance.
-        momentum: weight of the new batch statistics in the running averages.
+        momentum: weight of the new batch statistics in the running averages; `None` gives the cumulative average
+            of every batch since `num_batches_tracked` was 0 (as `torch.nn.BatchNorm1d(momentum=None)`).
+
+    A batch without any valid position leaves the running statistics and `num_batches_tracked` unchanged.
     """
 
-    def __init__(self, num_features: tuple[int, ...], eps: float = 1e-5, momentum: float = 0.1):
+    def __init__(self, num_features: tuple[int, ...], eps: float = 1e-5, momentum: float | None = 0.1):
         super().__init__()
         self.num_features = tuple(num_features)
         self.eps = eps
@@ -66,22 +72,38 @@ class MRConvBatchNorm(nn.Module):
         init.ones_(self.running_var)
         init.zeros_(self.num_batches_tracked)
 
+    @torch.no_grad()
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batch tracked (as `torch.nn.BatchNorm1d.reset_running_stats`)."""
+        self.running_mean.zero_()
+        self.running_var.fill_(1.0)
+        self.num_batches_tracked.zero_()
+
     def batch_statistics(
         self, x: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Masked mean and biased variance over batch and length (C-shaped, float32 or float64) and the valid count."""
+        """Masked mean and biased variance over batch and length (C-shaped, float32 or float64) and the valid count.
+
+        The count is the true number of valid (batch, position) pairs, 0 included; values at padded positions are
+        replaced by 0 (`torch.where`), so NaN or inf there never reaches the statistics.
+        """
         dims = [0, x.dim() - 1]
         x = x.to(compute_dtype(x.dtype))
         if mask is None:
-            m = x.new_ones(())
+            valid = None
             count = x.new_tensor(float(x.shape[0] * x.shape[-1]))
         else:
-            m = mask.to(x.dtype).view(mask.shape[0], *([1] * (x.dim() - 2)), mask.shape[-1])  # (B 1.. L)
+            valid = mask.view(mask.shape[0], *([1] * (x.dim() - 2)), mask.shape[-1]) > 0  # (B 1.. L)
+            x = torch.where(valid, x, x.new_zeros(()))
             count = mask.to(x.dtype).sum()
-        count = self._all_reduce(count).clamp_min(1.0)
-        mean = self._all_reduce((x * m).sum(dims)) / count  # (*C)
+        count = self._all_reduce(count)
+        denominator = count.clamp_min(1.0)
+        mean = self._all_reduce(x.sum(dims)) / denominator  # (*C)
         # two passes: E[(x - mean)^2] keeps its precision when |mean| >> std, unlike E[x^2] - mean^2
-        var = self._all_reduce(((x - mean[..., None]).square() * m).sum(dims)) / count  # (*C)
+        centered = (x - mean[..., None]).square()
+        if valid is not None:
+            centered = torch.where(valid, centered, centered.new_zeros(()))
+        var = self._all_reduce(centered.sum(dims)) / denominator  # (*C)
         return mean, var, count
 
     def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
@@ -91,11 +113,35 @@ class MRConvBatchNorm(nn.Module):
 
     @torch.no_grad()
     def update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:
-        """Move the running averages towards batch statistics (C-shaped biased `var` over `count` valid positions)."""
+        """Move the running averages towards batch statistics (C-shaped biased `var` over `count` valid positions).
+
+        No-op, without a host sync, when `count` is 0. With `momentum=None` the weight of the batch is
+        1 / (number of batches tracked so far + 1): the cumulative average.
+        """
+        has_data = count > 0  # () bool tensor
         unbiased = var * count / (count - 1).clamp_min(1.0)
-        self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
-        self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
-        self.num_batches_tracked.add_(1)
+        if self.momentum is None:
+            weight = 1.0 / (self.num_batches_tracked + 1).to(self.running_mean.dtype)
+        else:
+            weight = torch.full((), self.momentum, dtype=self.running_mean.dtype, device=self.running_mean.device)
+        weight = torch.where(has_data.to(weight.device), weight, weight.new_zeros(()))
+        self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), weight)
+        self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), weight)
+        self.num_batches_tracked.add_(has_data.to(self.num_batches_tracked))
+
+    @contextlib.contextmanager
+    def statistics_kept_unless(self, condition: torch.Tensor) -> Iterator[None]:
+        """Undo the running-statistics updates made inside the block where the () bool tensor `condition` is False.
+
+        For callers that update the statistics with a count clamped to 1 (`branch_conv.multires_forward`); no sync.
+        """
+        saved = [t.clone() for t in (self.running_mean, self.running_var, self.num_batches_tracked)]
+        yield
+        with torch.no_grad():
+            for buffer, old in zip(
+                (self.running_mean, self.running_var, self.num_batches_tracked), saved, strict=True
+            ):
+                buffer.copy_(torch.where(condition.to(buffer.device), buffer, old))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Normalize x (B, *C, L); `mask` (B, L) marks valid positions with 1."""

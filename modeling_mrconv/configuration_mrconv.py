@@ -1,6 +1,7 @@
 """MRConv model configuration."""
 
 import math
+from typing import Any
 
 from transformers import PreTrainedConfig
 
@@ -123,6 +124,10 @@ class MRConvConfig(PreTrainedConfig):
         self.sparse_seed = sparse_seed
         self._derive_and_validate()
         super().__init__(pad_token_id=pad_token_id, **kwargs)
+        if self.architectures is None:
+            # the Auto classes map MRConvConfig to a tuple of heads and iterate over this list to pick one
+            # (`auto_factory._get_model_class`), which fails on None
+            self.architectures = []
 
     def _derive_and_validate(self) -> None:
         """Fill the derived fields and raise a `ValueError` naming the first invalid field."""
@@ -161,10 +166,56 @@ class MRConvConfig(PreTrainedConfig):
         if self.sparse_taps > self.kernel_size:
             raise ValueError(f"sparse_taps ({self.sparse_taps}) must be <= kernel_size ({self.kernel_size})")
 
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs):
+        """`PreTrainedConfig.from_dict`, then validation of the final values (overrides included).
+
+        `from_pretrained(dir, max_sequence_length=...)` sets overrides after `__init__` has validated the saved values.
+        A derived field (`num_branches`, `fourier_modes`, `sparse_taps`) that equals its derivation from the saved
+        values is derived again from the overridden ones, unless it is overridden itself.
+        """
+        rederive = [
+            field
+            for field, inputs in DERIVED_FIELDS.items()
+            if field not in kwargs
+            and any(k in kwargs and kwargs[k] != config_dict.get(k) for k in inputs)
+            and config_dict.get(field) == _derived_value(field, {**DERIVATION_DEFAULTS, **config_dict})
+        ]
+        result = super().from_dict(config_dict, **kwargs)
+        config = result[0] if isinstance(result, tuple) else result
+        for field in rederive:
+            setattr(config, field, None)
+        config._derive_and_validate()
+        return result
+
+    def validate_mrconv(self) -> None:
+        """Raise a `ValueError` naming the first invalid field (e.g. after editing attributes by hand)."""
+        self._derive_and_validate()
+
     @property
     def branch_lengths(self) -> list[int]:
         """Kernel length of every branch, l0 * 2^i truncated to `max_sequence_length`."""
         return [min(self.kernel_size * 2**i, self.max_sequence_length) for i in range(self.num_branches)]
+
+
+# derived field -> the fields it is derived from (see `_derive_and_validate`)
+DERIVED_FIELDS = {
+    "num_branches": ("max_sequence_length", "kernel_size"),
+    "fourier_modes": ("kernel_size",),
+    "sparse_taps": ("kernel_size",),
+}
+DERIVATION_DEFAULTS = {"max_sequence_length": 1024, "kernel_size": 16}
+
+
+def _derived_value(field: str, values: dict[str, Any]) -> int | None:
+    """The value `_derive_and_validate` gives `field` when it is None, from `values` (None if they are invalid)."""
+    try:
+        max_length, kernel_size = int(values["max_sequence_length"]), int(values["kernel_size"])
+        if field == "num_branches":
+            return 1 + math.ceil(math.log2(max_length / kernel_size))
+        return max(1, kernel_size // 2) if field == "fourier_modes" else kernel_size
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
 
 
 def _check_positive_int(name: str, value: object) -> None:

@@ -92,15 +92,16 @@ class MRConvSparseKernel(MRConvKernel):
         self.seed = config.sparse_seed
         N, S, H = len(self.branch_lengths), self.num_directions, self.hidden_size
         self.weight = nn.Parameter(torch.empty(N, S, H, self.taps))  # (N S H T)
-        self.register_buffer("positions", torch.zeros(N, S, H, self.taps, dtype=torch.long))  # (N S H T)
+        # (N S H T), saved in training checkpoints; sampled on CPU, then placed with the weight (meta included)
+        self.register_buffer("positions", self.sample_positions().to(self.weight.device))
 
     def sample_positions(self) -> torch.Tensor:
-        """Deterministic positions from (sparse_seed, layer_idx): (N, S, H, T), distinct within a channel."""
+        """Deterministic positions from (sparse_seed, layer_idx): (N, S, H, T) on CPU, distinct within a channel."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.layer_idx)
         S, H = self.num_directions, self.hidden_size
         positions = []
         for length in self.branch_lengths:
-            scores = torch.rand(S, H, length, generator=generator)
+            scores = torch.rand(S, H, length, generator=generator, device="cpu")
             positions.append(scores.topk(self.taps, dim=-1).indices.sort(dim=-1).values)  # (S H T)
         return torch.stack(positions)
 

@@ -1,9 +1,11 @@
 """PyTorch MRConv model (Cunningham et al., NeurIPS 2024: reparameterized multi-resolution convolutions)."""
 
 import copy
+import ctypes
 import math
 import os
 import re
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -15,7 +17,7 @@ from transformers.utils import can_return_tuple, logging
 from .batchnorm import MRConvBatchNorm
 from .branch_conv import multires_forward
 from .configuration_mrconv import MRConvConfig
-from .fftconv import fft_conv_bias, kernel_spectrum
+from .fftconv import direct_conv_bias, fft_conv_bias, is_exporting, kernel_spectrum
 from .kernels import KERNEL_CLASSES, MRConvKernel
 from .reparam import merge_branches
 
@@ -23,6 +25,16 @@ from .reparam import merge_branches
 logger = logging.get_logger(__name__)
 
 TRAINER_CHECKPOINT_RE = re.compile(r"checkpoint-\d+")
+TRAINING_FORM_SUBFOLDER = "training_form"
+# heads whose checkpoints must come back as the class that wrote them (config.architectures)
+HEAD_ARCHITECTURES = ("MRConvForSequenceClassification", "MRConvForDocumentPairClassification")
+# keyword arguments of `from_pretrained` that locate config.json (read before the model is built)
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+MERGED_TRAIN_WARNING = (
+    "This MRConv model is in the merged (reparameterized) form: training it trains one dense kernel per channel, "
+    "not the multi-resolution branches, and usually generalizes worse. To fine-tune the training form, export with "
+    "`save_pretrained(dir, include_training_form=True)` and load `from_pretrained(dir, subfolder='training_form')`."
+)
 
 
 def resolve_attention_mask(
@@ -32,18 +44,53 @@ def resolve_attention_mask(
     if attention_mask is not None or input_ids is None or pad_token_id is None:
         return attention_mask
     padding = input_ids == pad_token_id
+    if torch.compiler.is_compiling():
+        # torch.compile / torch.export: no data-dependent branch; an all-valid mask gives the same outputs as None
+        return ~padding
     if not padding.any():
         return None
     logger.warning_once("No attention_mask given: positions equal to pad_token_id are treated as padding.")
     return ~padding
 
 
+def zero_padding(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """(B, H, L) hidden states with the positions where the (B, L) mask is 0 set to 0.
+
+    `torch.where`, not a product: NaN or inf at a padded position would survive a multiplication by 0.
+    """
+    if mask is None:
+        return hidden_states
+    return torch.where(mask[:, None, :] > 0, hidden_states, hidden_states.new_zeros(()))
+
+
 def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean over the valid positions of (B, H, L) hidden states: (B, H)."""
     if mask is None:
         return hidden_states.mean(-1)
-    mask = mask.to(hidden_states.dtype)[:, None, :]  # (B 1 L)
-    return (hidden_states * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
+    count = mask.to(hidden_states.dtype).sum(-1, keepdim=True).clamp_min(1.0)  # (B 1)
+    return zero_padding(hidden_states, mask).sum(-1) / count
+
+
+def _libc_memcmp():
+    try:
+        memcmp = ctypes.CDLL(None).memcmp
+    except (OSError, AttributeError):  # no C library symbols in the process (e.g. Windows): torch.equal instead
+        return None
+    memcmp.restype = ctypes.c_int
+    memcmp.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    return memcmp
+
+
+_MEMCMP = _libc_memcmp()
+
+
+def same_bytes(a: torch.Tensor, b: torch.Tensor | None) -> bool:
+    """True when the CPU tensors a and b have the same shape, dtype and bytes (NaN equals itself)."""
+    if b is None or a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
+        return False
+    if _MEMCMP is None or not (a.is_contiguous() and b.is_contiguous()):
+        return torch.equal(a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
+    return _MEMCMP(a.data_ptr(), b.data_ptr(), a.numel() * a.element_size()) == 0
 
 
 class MRConvMultiResConv(nn.Module):
@@ -72,6 +119,7 @@ class MRConvMultiResConv(nn.Module):
         self.merged_bias: nn.Parameter | None = None
         self.register_buffer("kernel_spectrum", None, persistent=False)
         self._spectrum_key: tuple | None = None
+        self._spectrum_source: torch.Tensor | None = None  # bitwise copy of the kernel the cached spectrum is of
         if config.reparameterized:
             self.merged_kernel = nn.Parameter(torch.empty(self.num_directions, H, self.max_length))  # (S H L)
             self.merged_bias = nn.Parameter(torch.empty(H))
@@ -98,21 +146,38 @@ class MRConvMultiResConv(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, H, L) with padded positions already zeroed; mask: (B, L) or None. Returns (B, H, L) in x's dtype."""
         if self.merged_kernel is not None:
+            if is_exporting():  # ONNX has no complex type: the exact direct form (fftconv.direct_conv_bias)
+                return direct_conv_bias(x, self.merged_kernel, self.merged_bias).to(x.dtype)  # (B H L)
             return fft_conv_bias(x, self.merged_spectrum(x.shape[-1]), self.merged_bias).to(x.dtype)  # (B H L)
+        if self.training and mask is not None:
+            # a batch without any valid position carries no statistics: keep the running averages as they are
+            with self.batch_norm.statistics_kept_unless(mask.sum() > 0):
+                return multires_forward(x, self.kernel(), self.batch_norm, self.alpha, self.skip, mask)  # (B H L)
         return multires_forward(x, self.kernel(), self.batch_norm, self.alpha, self.skip, mask)  # (B H L)
 
     def merged_spectrum(self, L: int) -> torch.Tensor:
-        """Spectrum of the merged kernel for length L, cached until the kernel changes (in place or by moving)."""
+        """Spectrum (H, L + 1) of the merged kernel for length L; on CPU cached while the kernel's bytes are unchanged.
+
+        Neither the version counter nor `data_ptr` sees an in-place edit through `.data` (EMA, weight averaging,
+        custom loaders), so the cache is checked against a bitwise copy of the kernel it was computed from: one
+        `memcmp` of the kernel, a few percent of the layer's two FFTs of the input (the spectrum itself costs about
+        as much as the convolution at batch size 1). Elsewhere the spectrum is recomputed on every call: a check on
+        an accelerator would need a host sync, and under torch.compile / torch.export the layer stays a pure function.
+        """
         kernel = self.merged_kernel
-        if torch.is_grad_enabled() and kernel.requires_grad:
-            return kernel_spectrum(kernel, L)  # fine-tuning the merged kernel: gradients must flow
-        key = (L, kernel._version, kernel.data_ptr(), kernel.device, kernel.dtype)
-        cached = self.kernel_spectrum
+        if (
+            (torch.is_grad_enabled() and kernel.requires_grad)  # fine-tuning the merged kernel: gradients must flow
+            or kernel.device.type != "cpu"
+            or torch.compiler.is_compiling()
+        ):
+            return kernel_spectrum(kernel, L)
         # a spectrum made under inference_mode could not be saved for backward outside it
-        stale = cached is None or (cached.is_inference() and not torch.is_inference_mode_enabled())
-        if self._spectrum_key != key or stale:
+        key = (L, kernel.shape, kernel.dtype, torch.is_inference_mode_enabled())
+        source = self._spectrum_source
+        if self._spectrum_key != key or self.kernel_spectrum is None or not same_bytes(kernel, source):
             with torch.no_grad():
                 self.kernel_spectrum = kernel_spectrum(kernel, L)  # (H L+1)
+                self._spectrum_source = kernel.detach().clone(memory_format=torch.contiguous_format)
             self._spectrum_key = key
         return self.kernel_spectrum
 
@@ -153,8 +218,7 @@ class MRConvBlock(nn.Module):
         residual = hidden_states
         if self.prenorm:
             hidden_states = self.norm(hidden_states, mask)
-        if mask is not None:
-            hidden_states = hidden_states * mask[:, None, :].to(hidden_states.dtype)  # padding never reaches the conv
+        hidden_states = zero_padding(hidden_states, mask)  # padding never reaches the conv
         hidden_states = self.dropout(self.activation(self.conv(hidden_states, mask)))  # (B H L)
         hidden_states = self.dropout(self.glu(self.output_linear(hidden_states)))  # (B H L)
         hidden_states = residual + hidden_states
@@ -193,6 +257,132 @@ class MRConvPreTrainedModel(PreTrainedModel):
     supports_gradient_checkpointing = False
     # the losses are plain means and never use num_items_in_batch (hf_notes.md section 0.6)
     accepts_loss_kwargs = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained` that returns the form and the class the checkpoint was written for.
+
+        - `reparameterized=True` on a training-form checkpoint loads the branches and merges them (exact);
+          `reparameterized=False` on a merged checkpoint raises: the branches cannot be recovered from one kernel.
+        - A checkpoint written by one head (`config.architectures`) loaded as the other head raises instead of
+          leaving a random classifier (the Auto classes pick the writing class themselves).
+        - Config overrides (`kernel_type=...`, `max_sequence_length=...`) are validated (`MRConvConfig.from_dict`).
+        """
+        requested = kwargs.pop("reparameterized", None)
+        config = kwargs.get("config")
+        if requested is None and isinstance(config, MRConvConfig):
+            requested = config.reparameterized
+        if pretrained_model_name_or_path is None:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        saved = cls.config_class.from_pretrained(
+            pretrained_model_name_or_path, **{k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
+        )
+        cls._check_architecture(pretrained_model_name_or_path, saved)
+        saved_merged = bool(getattr(saved, "reparameterized", False))
+        if requested is None or bool(requested) == saved_merged:
+            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        if saved_merged:
+            training_form = os.path.join(str(pretrained_model_name_or_path), TRAINING_FORM_SUBFOLDER)
+            hint = (
+                f" This folder has one: `from_pretrained({str(pretrained_model_name_or_path)!r}, "
+                f"subfolder={TRAINING_FORM_SUBFOLDER!r})`."
+                if os.path.isfile(os.path.join(training_form, "config.json"))
+                else ""
+            )
+            raise ValueError(
+                f"{pretrained_model_name_or_path} holds a merged MRConv checkpoint (config.reparameterized=True): one "
+                "kernel and bias per layer. The branch kernels, their BatchNorms and alpha are not in it and cannot be "
+                "recovered, so it cannot be loaded with reparameterized=False. Load it as saved to run or fine-tune "
+                "the merged model. To keep a training-form checkpoint, save with "
+                "`save_pretrained(dir, reparameterize=False)` or `save_pretrained(dir, include_training_form=True)`."
+                + hint
+            )
+        if isinstance(config, MRConvConfig):  # load the training form the checkpoint holds, then merge
+            config = copy.deepcopy(config)
+            config.reparameterized = False
+            kwargs["config"] = config
+        result = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = result[0] if isinstance(result, tuple) else result
+        model.reparameterize()
+        return result
+
+    @classmethod
+    def _check_architecture(cls, path, saved: MRConvConfig) -> None:
+        """Refuse to load one head's checkpoint as another head (the classifier would stay random)."""
+        written = [a for a in (getattr(saved, "architectures", None) or []) if a in HEAD_ARCHITECTURES]
+        if cls.__name__ not in HEAD_ARCHITECTURES or not written or cls.__name__ in written:
+            return
+        raise ValueError(
+            f"{path} was written by {written[0]} (config.architectures); loading it as {cls.__name__} would leave "
+            f"the classifier at random values. Load it with {written[0]}.from_pretrained or "
+            "AutoModelForSequenceClassification.from_pretrained, which pick the class from config.architectures. "
+            f"To start a new {cls.__name__} from its backbone, build `{cls.__name__}(config)` and load "
+            "`MRConvModel.from_pretrained(path)` into its `.mrconv`."
+        )
+
+    def train(self, mode: bool = True) -> "MRConvPreTrainedModel":
+        """`nn.Module.train`; warns once per process when a merged model is put into training mode."""
+        if mode and self.config.reparameterized and not self.training:
+            logger.warning_once(MERGED_TRAIN_WARNING)
+        return super().train(mode)
+
+    @torch.no_grad()
+    def recalibrate_batch_norm(
+        self, batches: Iterable[dict[str, torch.Tensor] | torch.Tensor], num_batches: int | None = None
+    ) -> "MRConvPreTrainedModel":
+        """Recompute every BatchNorm's running statistics as the average over `batches`; returns self.
+
+        Early in training the running averages (momentum `config.batch_norm_momentum`) trail the weights, so
+        eval-mode outputs, and the merged export made from them, lag behind train-mode ones. This resets them and
+        takes the cumulative average of the batch statistics of the given batches with the current weights
+        (PyTorch's `momentum=None`, as `torch.optim.swa_utils.update_bn`), dropout off. Batches without a valid
+        position are skipped. The weights do not change; `reparameterize()` / `save_pretrained` afterwards export
+        exactly the recalibrated eval-mode model.
+
+        Args:
+            batches: model-input dicts (e.g. a DataLoader over a Trainer dataset; `labels` are ignored) or tensors
+                of the main input (`input_ids` or `input_values`).
+            num_batches: use at most this many batches.
+        """
+        if self.config.reparameterized:
+            raise ValueError(
+                "recalibrate_batch_norm needs the training form: the branch BatchNorms of a merged model are folded "
+                "into its kernels. Recalibrate before reparameterize() / save_pretrained."
+            )
+        norms = [m for m in self.modules() if isinstance(m, MRConvBatchNorm)]
+        saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
+        momenta = [m.momentum for m in norms]
+        was_training = self.training
+        device = next(self.parameters()).device
+        self.eval()
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None
+            norm.train()
+        used = 0
+        try:
+            for batch in batches:
+                if num_batches is not None and used >= num_batches:
+                    break
+                if isinstance(batch, torch.Tensor):
+                    inputs = {self.main_input_name: batch.to(device)}
+                elif isinstance(batch, dict):
+                    inputs = {k: v.to(device) for k, v in batch.items() if k != "labels" and v is not None}
+                else:
+                    raise TypeError(f"batches must yield dicts of model inputs or tensors, got {type(batch).__name__}")
+                self(**inputs)
+                used += 1
+            if used == 0:
+                raise ValueError("recalibrate_batch_norm got no batches; the running statistics are unchanged.")
+        except BaseException:
+            for norm, state in zip(norms, saved, strict=True):
+                norm.load_state_dict(state)
+            raise
+        finally:
+            for norm, momentum in zip(norms, momenta, strict=True):
+                norm.momentum = momentum
+            self.train(was_training)
+        return self
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (MRConvKernel, MRConvBatchNorm, MRConvMultiResConv)):
@@ -237,6 +427,7 @@ class MRConvPreTrainedModel(PreTrainedModel):
         save_directory: str | os.PathLike,
         *args,
         reparameterize: bool | None = None,
+        include_training_form: bool = False,
         state_dict: dict[str, torch.Tensor] | None = None,
         **kwargs,
     ):
@@ -245,12 +436,35 @@ class MRConvPreTrainedModel(PreTrainedModel):
         Args:
             reparameterize: merge before writing. Defaults to `config.reparameterize_on_save`, except for Trainer's
                 resumable `checkpoint-<step>` folders, which keep the training form. `False` keeps the branches.
+            include_training_form: also write the training form (branches, BatchNorms, alpha) to
+                `save_directory/training_form/`, loadable with `from_pretrained(dir, subfolder="training_form")`:
+                the form to fine-tune. `push_to_hub(repo, include_training_form=True)` uploads both.
             state_dict: merged from when given (Trainer passes one), else `self.state_dict()`.
         """
+        include_training_form = include_training_form or self._include_training_form_on_save
         self._prepare_config_for_save()
         if reparameterize is None:
             folder = os.path.basename(os.path.normpath(str(save_directory)))
             reparameterize = self.config.reparameterize_on_save and not TRAINER_CHECKPOINT_RE.fullmatch(folder)
+        if include_training_form:
+            if self.config.reparameterized:
+                raise ValueError(
+                    "include_training_form=True needs the training form, but this model is merged "
+                    "(config.reparameterized=True): its branches no longer exist."
+                )
+            if not reparameterize:
+                raise ValueError(
+                    "include_training_form=True writes the training form next to a merged export; with "
+                    "reparameterize=False the folder holds the training form already."
+                )
+            if kwargs.get("push_to_hub"):
+                raise ValueError(
+                    "save_pretrained(push_to_hub=True) would upload before training_form/ is written; use "
+                    "model.push_to_hub(repo_id, include_training_form=True)."
+                )
+            super().save_pretrained(
+                os.path.join(str(save_directory), TRAINING_FORM_SUBFOLDER), *args, state_dict=state_dict, **kwargs
+            )
         skip_merge = (
             not reparameterize
             or self.config.reparameterized
@@ -265,6 +479,17 @@ class MRConvPreTrainedModel(PreTrainedModel):
             return super().save_pretrained(save_directory, *args, state_dict=merged, **kwargs)
         finally:
             self.config.reparameterized = False
+
+    _include_training_form_on_save = False
+
+    def push_to_hub(self, repo_id: str, *args, include_training_form: bool = False, **kwargs) -> str:
+        """`PushToHubMixin.push_to_hub`; `include_training_form=True` uploads `training_form/` next to the merged
+        export (see `save_pretrained`)."""
+        self._include_training_form_on_save = include_training_form
+        try:
+            return super().push_to_hub(repo_id, *args, **kwargs)
+        finally:
+            del self._include_training_form_on_save
 
     def _prepare_config_for_save(self) -> None:
         """Expose every auto class in `auto_map` and, for continuous inputs, the `sequence-classification` pipeline."""
@@ -309,6 +534,7 @@ class MRConvModel(MRConvPreTrainedModel):
     """Embedding (tokens) or linear projection (continuous inputs) followed by the MRConv blocks."""
 
     def __init__(self, config: MRConvConfig):
+        config.validate_mrconv()  # catches attributes edited by hand after the config was built
         super().__init__(config)
         self.main_input_name = "input_ids" if config.input_dim is None else "input_values"
         if config.input_dim is None:
@@ -325,23 +551,51 @@ class MRConvModel(MRConvPreTrainedModel):
     def set_input_embeddings(self, value: nn.Module) -> None:
         self.embeddings = value
 
+    def check_input_ids(self, input_ids: torch.Tensor) -> None:
+        """ValueError for ids outside [0, vocab_size), instead of an IndexError (CPU) or device-side assert (CUDA).
+
+        One min/max reduction and one host read. On accelerators that read waits for the queued kernels, so the
+        check runs there only outside autograd (inference); training batches on accelerators are not checked (the
+        embedding lookup asserts). Skipped under torch.compile / torch.export, where no data-dependent branch may
+        be taken.
+        """
+        if torch.compiler.is_compiling() or input_ids.numel() == 0:
+            return
+        if input_ids.device.type != "cpu" and torch.is_grad_enabled():
+            return
+        low, high = (int(v) for v in torch.aminmax(input_ids))
+        vocab_size = self.embeddings.num_embeddings
+        if low < 0 or high >= vocab_size:
+            value = low if low < 0 else high
+            raise ValueError(f"input_ids must be in [0, vocab_size={vocab_size}), got a token id {value}.")
+
     def embed(
         self,
         input_ids: torch.Tensor | None,
         input_values: torch.Tensor | None,
+        inputs_embeds: torch.Tensor | None,
         attention_mask: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Validate the inputs; return embeddings (B, L, H) and the (B, L) float mask (None when all valid)."""
-        if (input_ids is None) == (input_values is None):
-            raise ValueError("Pass exactly one of input_ids or input_values.")
+        """Validate the inputs; return embeddings (B, L, H), padded positions set to 0, and the (B, L) mask or None."""
+        given = [
+            n
+            for n, v in (("input_ids", input_ids), ("input_values", input_values), ("inputs_embeds", inputs_embeds))
+            if v is not None
+        ]
+        if len(given) != 1:
+            raise ValueError(f"Pass exactly one of input_ids, input_values or inputs_embeds, got {given or 'none'}.")
+        H = self.config.hidden_size
         if input_ids is not None:
             if self.config.input_dim is not None:
                 raise ValueError(f"This model reads continuous input_values (input_dim={self.config.input_dim}).")
             if input_ids.dim() != 2:
                 raise ValueError(f"input_ids must have shape (batch, length), got {tuple(input_ids.shape)}")
+            if input_ids.is_floating_point() or input_ids.is_complex():
+                raise ValueError(f"input_ids must be integer token ids, got dtype {input_ids.dtype}")
+            self.check_input_ids(input_ids)
             attention_mask = resolve_attention_mask(input_ids, attention_mask, self.config.pad_token_id)
             embeddings = self.embeddings(input_ids)
-        else:
+        elif input_values is not None:
             if self.config.input_dim is None:
                 raise ValueError("This model reads token input_ids (config.input_dim is None), not input_values.")
             if input_values.dim() == 2 and self.config.input_dim == 1:
@@ -352,7 +606,15 @@ class MRConvModel(MRConvPreTrainedModel):
                     f"got {tuple(input_values.shape)}"
                 )
             embeddings = self.embeddings(input_values.to(self.embeddings.weight.dtype))
+        else:
+            if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != H:
+                raise ValueError(
+                    f"inputs_embeds must have shape (batch, length, hidden_size={H}), got {tuple(inputs_embeds.shape)}"
+                )
+            embeddings = inputs_embeds.to(self.embeddings.weight.dtype)
         B, L, _ = embeddings.shape
+        if L == 0:
+            raise ValueError("The inputs have length 0: pass at least one position per sequence.")
         if self.config.max_sequence_length < L:
             raise ValueError(
                 f"Sequence length {L} exceeds max_sequence_length={self.config.max_sequence_length}; "
@@ -362,25 +624,37 @@ class MRConvModel(MRConvPreTrainedModel):
             if attention_mask.shape != (B, L):
                 raise ValueError(f"attention_mask must have shape {(B, L)}, got {tuple(attention_mask.shape)}")
             attention_mask = attention_mask.to(embeddings.dtype)
+            embeddings = zero_padding(embeddings.transpose(1, 2), attention_mask).transpose(1, 2)
         return embeddings, attention_mask
 
     @can_return_tuple
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
-        input_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> BaseModelOutput:
-        """Returns `last_hidden_state` (B, L, H); padded positions of it are not meaningful."""
+        """Returns `last_hidden_state` (B, L, H); padded positions of it are not meaningful.
+
+        Arguments follow the Hugging Face text-model order (`model(input_ids, attention_mask)`); continuous models
+        take `input_values` by keyword. `inputs_embeds` (B, L, hidden_size) replaces the embedding layer. An empty
+        batch (B = 0) gives empty outputs and leaves every BatchNorm untouched; length 0 raises.
+        """
+        reject_unknown_inputs(type(self).__name__, kwargs)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        embeddings, mask = self.embed(input_ids, input_values, attention_mask)
+        embeddings, mask = self.embed(input_ids, input_values, inputs_embeds, attention_mask)
         hidden_states = embeddings.transpose(1, 2)  # (B H L)
         all_hidden_states = (embeddings,) if output_hidden_states else None
+        if embeddings.shape[0] == 0:  # nothing to convolve; no statistics to take
+            layers = [] if output_hidden_states is False else [embeddings] * len(self.layers)
+            all_hidden_states = (embeddings, *layers) if output_hidden_states else None
+            return BaseModelOutput(last_hidden_state=embeddings, hidden_states=all_hidden_states)
         for layer in self.layers:
             hidden_states = layer(hidden_states, mask)
             if output_hidden_states:
@@ -388,6 +662,17 @@ class MRConvModel(MRConvPreTrainedModel):
         if self.final_norm is not None:
             hidden_states = self.final_norm(hidden_states, mask)
         return BaseModelOutput(last_hidden_state=hidden_states.transpose(1, 2), hidden_states=all_hidden_states)
+
+
+def reject_unknown_inputs(model_name: str, kwargs: dict) -> None:
+    """ValueError naming the keyword inputs a forward does not know (None and `output_attentions=False` pass)."""
+    unknown = sorted(k for k, v in kwargs.items() if v is not None and not (k == "output_attentions" and not v))
+    if unknown:
+        raise ValueError(
+            f"{model_name}.forward got unexpected inputs {unknown}; it takes input_ids, attention_mask, "
+            "inputs_embeds, input_values, labels, output_hidden_states and return_dict (MRConv has no attention "
+            "weights and no token_type_ids)."
+        )
 
 
 class MRConvForSequenceClassification(MRConvPreTrainedModel):
@@ -405,20 +690,24 @@ class MRConvForSequenceClassification(MRConvPreTrainedModel):
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
-        input_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
         """`labels`: (B,) class ids, (B,) or (B, num_labels) floats for regression, (B, num_labels) multi-hot."""
+        reject_unknown_inputs(type(self).__name__, kwargs)
         mask = resolve_attention_mask(input_ids, attention_mask, self.config.pad_token_id)  # used again for pooling
         outputs = self.mrconv(
             input_ids=input_ids,
-            input_values=input_values,
             attention_mask=mask,
+            inputs_embeds=inputs_embeds,
+            input_values=input_values,
             output_hidden_states=output_hidden_states,
+            return_dict=True,
         )
         pooled = masked_mean(outputs.last_hidden_state.transpose(1, 2), mask)  # (B H)
         logits = self.classifier(pooled)  # (B num_labels)
@@ -431,7 +720,8 @@ class MRConvForSequenceClassification(MRConvPreTrainedModel):
 class MRConvForDocumentPairClassification(MRConvPreTrainedModel):
     """Two documents through one shared backbone, then an MLP on [x1, x2, x1 * x2, x1 - x2] (LRA Retrieval, S4's head).
 
-    Inputs stack the pair on dim 1: `input_ids` (B, 2, L) and `attention_mask` (B, 2, L).
+    Inputs stack the pair on dim 1: `input_ids` (B, 2, L) and `attention_mask` (B, 2, L) (or `input_values`
+    (B, 2, L, C), `inputs_embeds` (B, 2, L, H)). Hidden states come back as (B, 2, L, H) per layer.
     """
 
     def __init__(self, config: MRConvConfig):
@@ -448,26 +738,38 @@ class MRConvForDocumentPairClassification(MRConvPreTrainedModel):
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
-        input_values: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        pair = input_ids if input_ids is not None else input_values
-        if pair is None or pair.dim() < 3 or pair.shape[1] != 2:
-            raise ValueError("Pass the two documents stacked on dim 1: input_ids of shape (batch, 2, length).")
+        reject_unknown_inputs(type(self).__name__, kwargs)
+        inputs = {"input_ids": input_ids, "input_values": input_values, "inputs_embeds": inputs_embeds}
+        given = [name for name, value in inputs.items() if value is not None]
+        if len(given) != 1:
+            raise ValueError(f"Pass exactly one of input_ids, input_values or inputs_embeds, got {given or 'none'}.")
+        pair = inputs[given[0]]
+        if pair.dim() < 3 or pair.shape[1] != 2:
+            raise ValueError(
+                f"Pass the two documents stacked on dim 1: {given[0]} of shape (batch, 2, length, ...), "
+                f"got {tuple(pair.shape)}. (A text-classification pipeline passes single sequences.)"
+            )
         B = pair.shape[0]
-        flat = pair.flatten(0, 1)  # (2B L ...): both documents in one backbone pass
+        flat = {given[0]: pair.flatten(0, 1)}  # (2B L ...): both documents in one backbone pass
         mask = attention_mask.flatten(0, 1) if attention_mask is not None else None
-        ids, values = (flat, None) if input_ids is not None else (None, flat)
-        mask = resolve_attention_mask(ids, mask, self.config.pad_token_id)  # used again for pooling
-        hidden = self.mrconv(input_ids=ids, input_values=values, attention_mask=mask).last_hidden_state
-        pooled = masked_mean(hidden.transpose(1, 2), mask).view(B, 2, -1)  # (B 2 H)
+        mask = resolve_attention_mask(flat.get("input_ids"), mask, self.config.pad_token_id)  # used for pooling
+        outputs = self.mrconv(**flat, attention_mask=mask, output_hidden_states=output_hidden_states, return_dict=True)
+        pooled = masked_mean(outputs.last_hidden_state.transpose(1, 2), mask).view(B, 2, -1)  # (B 2 H)
         x1, x2 = pooled[:, 0], pooled[:, 1]
         logits = self.classifier(torch.cat([x1, x2, x1 * x2, x1 - x2], dim=-1))  # (B num_labels)
         loss = self.loss_function(labels, logits, self.config) if labels is not None else None
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        hidden_states = None
+        if outputs.hidden_states is not None:
+            hidden_states = tuple(h.view(B, 2, *h.shape[1:]) for h in outputs.hidden_states)  # (B 2 L H) each
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
 
 
 __all__ = [

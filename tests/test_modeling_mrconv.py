@@ -117,7 +117,7 @@ def test_continuous_inputs():
     ("kwargs", "message"),
     [
         ({"input_ids": torch.ones(2, 65, dtype=torch.long)}, "exceeds max_sequence_length=64"),
-        ({}, "exactly one of input_ids or input_values"),
+        ({}, "exactly one of input_ids, input_values or inputs_embeds, got none"),
         ({"input_values": torch.randn(2, 10, 1)}, "reads token input_ids"),
         ({"input_ids": torch.ones(2, 10, 1, dtype=torch.long)}, "shape \\(batch, length\\)"),
         ({"input_ids": torch.ones(2, 10, dtype=torch.long), "attention_mask": torch.ones(2, 9)}, "attention_mask"),
