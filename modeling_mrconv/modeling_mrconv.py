@@ -117,7 +117,9 @@ class MRConvMultiResConv(nn.Module):
         self.skip: nn.Parameter | None = None
         self.merged_kernel: nn.Parameter | None = None
         self.merged_bias: nn.Parameter | None = None
-        self.register_buffer("kernel_spectrum", None, persistent=False)
+        # merged-kernel spectrum cache (CPU, see `merged_spectrum`): plain attributes, not buffers, so that
+        # `.to(dtype)` never casts the complex spectrum
+        self._spectrum: torch.Tensor | None = None
         self._spectrum_key: tuple | None = None
         self._spectrum_source: torch.Tensor | None = None  # bitwise copy of the kernel the cached spectrum is of
         if config.reparameterized:
@@ -149,7 +151,7 @@ class MRConvMultiResConv(nn.Module):
             if is_exporting():  # ONNX has no complex type: the exact direct form (fftconv.direct_conv_bias)
                 return direct_conv_bias(x, self.merged_kernel, self.merged_bias).to(x.dtype)  # (B H L)
             return fft_conv_bias(x, self.merged_spectrum(x.shape[-1]), self.merged_bias).to(x.dtype)  # (B H L)
-        if self.training and mask is not None:
+        if self.batch_norm.training and mask is not None:
             # a batch without any valid position carries no statistics: keep the running averages as they are
             with self.batch_norm.statistics_kept_unless(mask.sum() > 0):
                 return multires_forward(x, self.kernel(), self.batch_norm, self.alpha, self.skip, mask)  # (B H L)
@@ -174,12 +176,12 @@ class MRConvMultiResConv(nn.Module):
         # a spectrum made under inference_mode could not be saved for backward outside it
         key = (L, kernel.shape, kernel.dtype, torch.is_inference_mode_enabled())
         source = self._spectrum_source
-        if self._spectrum_key != key or self.kernel_spectrum is None or not same_bytes(kernel, source):
+        if self._spectrum_key != key or self._spectrum is None or not same_bytes(kernel, source):
             with torch.no_grad():
-                self.kernel_spectrum = kernel_spectrum(kernel, L)  # (H L+1)
+                self._spectrum = kernel_spectrum(kernel, L)  # (H L+1)
                 self._spectrum_source = kernel.detach().clone(memory_format=torch.contiguous_format)
             self._spectrum_key = key
-        return self.kernel_spectrum
+        return self._spectrum
 
     @torch.no_grad()
     def merged_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -594,6 +596,7 @@ class MRConvModel(MRConvPreTrainedModel):
                 raise ValueError(f"input_ids must be integer token ids, got dtype {input_ids.dtype}")
             self.check_input_ids(input_ids)
             attention_mask = resolve_attention_mask(input_ids, attention_mask, self.config.pad_token_id)
+            check_mask(attention_mask, input_ids.shape)
             embeddings = self.embeddings(input_ids)
         elif input_values is not None:
             if self.config.input_dim is None:
@@ -605,12 +608,16 @@ class MRConvModel(MRConvPreTrainedModel):
                     f"input_values must have shape (batch, length, {self.config.input_dim}), "
                     f"got {tuple(input_values.shape)}"
                 )
+            check_mask(attention_mask, input_values.shape[:2])
+            # padding replaced before the projection: NaN there would otherwise reach the weight gradient
+            input_values = zero_padding(input_values.transpose(1, 2), attention_mask).transpose(1, 2)
             embeddings = self.embeddings(input_values.to(self.embeddings.weight.dtype))
         else:
             if inputs_embeds.dim() != 3 or inputs_embeds.shape[-1] != H:
                 raise ValueError(
                     f"inputs_embeds must have shape (batch, length, hidden_size={H}), got {tuple(inputs_embeds.shape)}"
                 )
+            check_mask(attention_mask, inputs_embeds.shape[:2])
             embeddings = inputs_embeds.to(self.embeddings.weight.dtype)
         B, L, _ = embeddings.shape
         if L == 0:
@@ -621,8 +628,6 @@ class MRConvModel(MRConvPreTrainedModel):
                 "truncate the input (e.g. tokenizer(..., truncation=True))."
             )
         if attention_mask is not None:
-            if attention_mask.shape != (B, L):
-                raise ValueError(f"attention_mask must have shape {(B, L)}, got {tuple(attention_mask.shape)}")
             attention_mask = attention_mask.to(embeddings.dtype)
             embeddings = zero_padding(embeddings.transpose(1, 2), attention_mask).transpose(1, 2)
         return embeddings, attention_mask
@@ -662,6 +667,11 @@ class MRConvModel(MRConvPreTrainedModel):
         if self.final_norm is not None:
             hidden_states = self.final_norm(hidden_states, mask)
         return BaseModelOutput(last_hidden_state=hidden_states.transpose(1, 2), hidden_states=all_hidden_states)
+
+
+def check_mask(attention_mask: torch.Tensor | None, shape: torch.Size) -> None:
+    if attention_mask is not None and attention_mask.shape != tuple(shape):
+        raise ValueError(f"attention_mask must have shape {tuple(shape)}, got {tuple(attention_mask.shape)}")
 
 
 def reject_unknown_inputs(model_name: str, kwargs: dict) -> None:
