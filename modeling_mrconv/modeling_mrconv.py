@@ -1,5 +1,6 @@
 """PyTorch MRConv model (Cunningham et al., NeurIPS 2024: reparameterized multi-resolution convolutions)."""
 
+import contextlib
 import copy
 import ctypes
 import math
@@ -151,20 +152,22 @@ class MRConvMultiResConv(nn.Module):
             if is_exporting():  # ONNX has no complex type: the exact direct form (fftconv.direct_conv_bias)
                 return direct_conv_bias(x, self.merged_kernel, self.merged_bias).to(x.dtype)  # (B H L)
             return fft_conv_bias(x, self.merged_spectrum(x.shape[-1]), self.merged_bias).to(x.dtype)  # (B H L)
+        guard = contextlib.nullcontext()
         if self.batch_norm.training and mask is not None:
             # a batch without any valid position carries no statistics: keep the running averages as they are
-            with self.batch_norm.statistics_kept_unless(mask.sum() > 0):
-                return multires_forward(x, self.kernel(), self.batch_norm, self.alpha, self.skip, mask)  # (B H L)
-        return multires_forward(x, self.kernel(), self.batch_norm, self.alpha, self.skip, mask)  # (B H L)
+            guard = self.batch_norm.statistics_kept_unless(mask.sum() > 0)
+        with guard:
+            return multires_forward(x, self.kernel(), self.batch_norm, self.alpha, self.skip, mask)  # (B H L)
 
     def merged_spectrum(self, L: int) -> torch.Tensor:
         """Spectrum (H, L + 1) of the merged kernel for length L; on CPU cached while the kernel's bytes are unchanged.
 
         Neither the version counter nor `data_ptr` sees an in-place edit through `.data` (EMA, weight averaging,
         custom loaders), so the cache is checked against a bitwise copy of the kernel it was computed from: one
-        `memcmp` of the kernel, a few percent of the layer's two FFTs of the input (the spectrum itself costs about
-        as much as the convolution at batch size 1). Elsewhere the spectrum is recomputed on every call: a check on
-        an accelerator would need a host sync, and under torch.compile / torch.export the layer stays a pure function.
+        `memcmp` of the kernel, 5-15% of the layer at batch size 1 and less for larger batches, where recomputing
+        the spectrum would cost 50-200% (measurements in model_card.md). Elsewhere the spectrum is recomputed on
+        every call: a check on an accelerator would need a host sync, and under torch.compile / torch.export the
+        layer stays a pure function.
         """
         kernel = self.merged_kernel
         if (

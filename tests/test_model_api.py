@@ -262,6 +262,12 @@ def test_reparameterized_override_on_load(tmp_path):
         torch.testing.assert_close(merged(**inputs).logits, expected, rtol=1e-5, atol=1e-6)
     same = MRConvForSequenceClassification.from_pretrained(tmp_path / "merged", reparameterized=True)
     assert same.config.reparameterized
+    # the Auto classes apply the override to the config they pass down: same rules
+    with pytest.raises(ValueError, match="cannot be loaded with reparameterized=False"):
+        AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged", reparameterized=False)
+    auto = AutoModelForSequenceClassification.from_pretrained(tmp_path / "training", reparameterized=True)
+    with torch.no_grad():
+        torch.testing.assert_close(auto(**inputs).logits, expected, rtol=1e-5, atol=1e-6)
 
 
 # 8. config overrides are validated
@@ -271,6 +277,8 @@ def test_from_pretrained_overrides_are_validated(tmp_path):
     warmed_model(tiny_config()).save_pretrained(tmp_path, reparameterize=False)
     with pytest.raises(ValueError, match="kernel_type must be one of .* got 'bogus'"):
         MRConvForSequenceClassification.from_pretrained(tmp_path, kernel_type="bogus")
+    with pytest.raises(ValueError, match="kernel_type must be one of .* got 'bogus'"):
+        AutoModelForSequenceClassification.from_pretrained(tmp_path, kernel_type="bogus")
     with pytest.raises(ValueError, match="kernel_size \\(128\\) must not exceed max_sequence_length \\(64\\)"):
         MRConvConfig.from_pretrained(tmp_path, kernel_size=128)
     saved = MRConvConfig.from_pretrained(tmp_path)
