@@ -1,7 +1,7 @@
 """Task data for MRConv: datasets, padding collator and tokenizer for every task of the paper, plus CPU smoke tasks.
 
 `build_task_data(data_cfg, seed)` turns the `data:` section of a preset into a `TaskData`. Inputs follow
-`mrconv_spec.md` §3.2: token tasks (listops, text, retrieval, synthetic_text, synthetic_retrieval) give `input_ids`
+the paper (Section 3.2): token tasks (listops, text, retrieval, synthetic_text, synthetic_retrieval) give `input_ids`
 for an `nn.Embedding`; pixel and audio tasks give continuous `input_values` of shape (L, C). What works offline is in
 `shared/design/data.md`: ListOps and Pathfinder are generated, digits ships with scikit-learn and the `synthetic_*`
 tasks are made up here; IMDB, AAN, CIFAR and Speech Commands need `source: hub` (network) or `source: local` (files
@@ -41,7 +41,7 @@ count the EOS.
   train, validation|val|valid (else carved), test) or a `save_to_disk` DatasetDict; or train_file / ... (parquet, ...).
 - pathfinder / pathx (C=1, length resolution**2, values in [0, 1]; labels "disconnected"/"connected"):
   resolution=32 / 128 (generate; local reads it off the images), contour_length=14.
-  generate (scripts/pathfinder.py): num_train=8000, num_validation=1000, num_test=1000, num_workers=1, cache=true,
+  generate (scripts/generators/pathfinder.py): num_train=8000, num_validation=1000, num_test=1000, num_workers=1, cache=true,
   cache_dir="~/.cache/mrconv" (an .npz keyed by every generation parameter and the generator's source hash).
   local (LRA release): root (holds `curv_contour_length_<contour_length>/`, or is that folder), split_seed=42
   (S4's 80/10/10 `random_split`).
@@ -79,10 +79,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import listops
 import numpy as np
-import pathfinder
 import torch
+from generators import listops, pathfinder
 from torch.utils.data import Dataset
 
 from modeling_mrconv import build_byte_tokenizer

@@ -1,14 +1,10 @@
-"""Shared pytest setup: make `scripts/` importable and keep every test offline and seeded."""
+"""Shared pytest setup: keep every test offline and seeded (`scripts/` is importable via setup.cfg's pythonpath)."""
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -6,13 +6,10 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from mrconv_testing import ToyDataset, tiny_config  # tests/ is on the path: it is this script's folder
 from transformers import Trainer, TrainingArguments
 
-
-sys.path.insert(0, str(Path(__file__).parent))
-from utils import ToyDataset, tiny_config  # noqa: E402
-
-from modeling_mrconv import MRConvForSequenceClassification  # noqa: E402
+from modeling_mrconv import MRConvForSequenceClassification
 
 
 def main(output_dir: Path, sync: bool) -> None:

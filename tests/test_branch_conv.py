@@ -5,7 +5,7 @@ import os
 
 import pytest
 import torch
-from utils import random_inputs, tiny_config, warmed_model
+from mrconv_testing import random_inputs, tiny_config, warmed_model
 
 from modeling_mrconv import MRConvForSequenceClassification, branch_conv, modeling_mrconv
 from modeling_mrconv.branch_conv import (

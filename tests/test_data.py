@@ -6,10 +6,10 @@ import wave
 from pathlib import Path
 
 import data
-import listops
 import numpy as np
 import pytest
 import torch
+from generators import listops
 from transformers import AutoTokenizer
 
 from modeling_mrconv import build_byte_tokenizer

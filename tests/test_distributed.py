@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from utils import ToyDataset, run_two_processes
+from mrconv_testing import ToyDataset, run_two_processes
 
 from modeling_mrconv import MRConvForSequenceClassification
 

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from mrconv_testing import block_package_prelude, random_inputs, tiny_config, warmed_model
 from transformers import AutoModelForSequenceClassification, pipeline
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.testing_utils import CaptureLogger
-from utils import block_package_prelude, random_inputs, tiny_config, warmed_model
 
 from modeling_mrconv import (
     MRConvConfig,

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from mrconv_testing import random_inputs, tiny_config, warmed_model
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
-from utils import random_inputs, tiny_config, warmed_model
 
 from modeling_mrconv import MRConvForSequenceClassification, MRConvModel
 

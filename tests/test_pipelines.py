@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from mrconv_testing import block_package_prelude, tiny_config, warmed_model
 from transformers import pipeline
-from utils import block_package_prelude, tiny_config, warmed_model
 
 from modeling_mrconv import build_byte_tokenizer
 

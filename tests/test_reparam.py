@@ -4,7 +4,7 @@ import copy
 
 import pytest
 import torch
-from utils import random_inputs, tiny_config, warmed_model
+from mrconv_testing import random_inputs, tiny_config, warmed_model
 
 from modeling_mrconv import MRConvForSequenceClassification
 from modeling_mrconv.reparam import fold_batchnorm, merge_kernels

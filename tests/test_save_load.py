@@ -7,9 +7,9 @@ import sys
 
 import pytest
 import torch
+from mrconv_testing import block_package_prelude, random_inputs, tiny_config, warmed_model
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
-from utils import block_package_prelude, random_inputs, tiny_config, warmed_model
 
 from modeling_mrconv import MRConvForSequenceClassification
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 from accelerate.state import AcceleratorState
+from mrconv_testing import run_two_processes
 from safetensors.torch import load_file
 from train import DEFAULT_PRESET, load_preset, train
-from utils import run_two_processes
 
 from modeling_mrconv import MRConvConfig, MRConvForDocumentPairClassification, MRConvForSequenceClassification
 

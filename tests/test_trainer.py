@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from mrconv_testing import ToyDataset, tiny_config
 from sklearn.metrics import accuracy_score, f1_score
 from test_save_load import is_branch_key, saved_keys
 from transformers import EvalPrediction, Trainer, TrainingArguments
-from utils import ToyDataset, tiny_config
 
 from modeling_mrconv import MRConvForSequenceClassification
 from modeling_mrconv.metrics import accuracy, compute_metrics, macro_f1

@@ -1,14 +1,15 @@
-"""Tests for scripts/listops.py (LRA ListOps rules, data.md section 3.1)."""
+"""Tests for scripts/generators/listops.py (LRA ListOps rules)."""
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-import listops
 import numpy as np
 import pytest
+from generators import listops
 
 
 SMALL = {"max_depth": 5, "max_args": 5, "min_length": 20, "max_length": 200}
@@ -166,13 +167,14 @@ def test_deterministic_and_seed_dependent():
 @pytest.mark.slow
 def test_deterministic_across_processes():
     here = [e["source"] for e in listops.generate_listops(20, seed=5, **SMALL)]
-    scripts = Path(listops.__file__).parent
+    scripts = Path(listops.__file__).parents[1]
     code = (
-        "import json, sys; sys.path.insert(0, sys.argv[1]); import listops;"
+        "import json; from generators import listops;"
         "print(json.dumps([e['source'] for e in listops.generate_listops(20, seed=5, max_depth=5, max_args=5,"
         " min_length=20, max_length=200)]))"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(scripts)], capture_output=True, text=True, check=True)
+    env = {**os.environ, "PYTHONPATH": str(scripts)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert json.loads(out.stdout) == here
 
 

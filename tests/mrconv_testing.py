@@ -1,4 +1,7 @@
-"""Tiny configurations and models shared by the tests (the role of transformers' ModelTester)."""
+"""Tiny configurations and models shared by the tests (the role of transformers' ModelTester).
+
+Importable as `mrconv_testing` through `pythonpath` in setup.cfg's `[tool:pytest]`.
+"""
 
 import os
 import subprocess

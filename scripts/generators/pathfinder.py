@@ -1,6 +1,6 @@
 """Seeded Pathfinder / Path-X generator, numpy only.
 
-Implements the rules restated in ``shared/design/data.md`` section 3.2, which describe the generator of
+Implements the rules of the generator of
 Linsley et al. (2018) (drewlinsley/pathfinder ``snakes2.py``, ``snakes.py``, ``snakes2_wrapper.py``) with the
 per-resolution parameters of LRA's ``lra_benchmarks/data/pathfinder.py``. The code is an independent
 re-implementation, not a port: cv2/PIL/scipy are replaced by supersampled rasterisation, block-mean
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 
-# Parameters not overridden by LRA keep the snakes2 wrapper defaults (data.md 3.2).
+# Parameters not overridden by LRA keep the snakes2 wrapper defaults (``snakes2_wrapper.py``).
 _WRAPPER_DEFAULTS: dict[str, Any] = {
     "padding": 22,
     "antialias_scale": 4,

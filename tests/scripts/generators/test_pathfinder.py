@@ -1,11 +1,11 @@
-"""Tests for scripts/pathfinder.py (Pathfinder / Path-X rules, data.md section 3.2)."""
+"""Tests for scripts/generators/pathfinder.py (Pathfinder / Path-X rules)."""
 
 import math
 import sys
 
 import numpy as np
-import pathfinder
 import pytest
+from generators import pathfinder
 
 
 @pytest.fixture(scope="module")

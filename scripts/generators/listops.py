@@ -1,6 +1,6 @@
 """Seeded ListOps generator (the LRA ListOps task), numpy only.
 
-Implements the rules restated in ``shared/design/data.md`` section 3.1, which describe LRA's
+Implements the rules of LRA's (Tay et al. 2021)
 ``lra_benchmarks/data/listops.py`` (itself derived from the Nangia & Bowman 2018 generator) and the
 tokenisation of the widely used S4 loader (``state-spaces/s4`` ``src/dataloaders/lra.py``). The code is an
 independent re-implementation, not a copy.

@@ -1,0 +1,1 @@
+"""Seeded generators of the LRA ListOps and Pathfinder/Path-X data (also runnable as CLIs)."""
