@@ -4,9 +4,10 @@ Importing the package registers the classes with the Auto classes (library route
 `register_for_auto_class`, so `save_pretrained` copies the code and writes `auto_map` (remote-code route).
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, AutoModelForSequenceClassification
 
 from .configuration_mrconv import MRConvConfig
+from .configuration_mrconvnext import MRConvNextConfig
 from .metrics import compute_metrics
 from .modeling_mrconv import (
     MRConvForDocumentPairClassification,
@@ -14,6 +15,7 @@ from .modeling_mrconv import (
     MRConvModel,
     MRConvPreTrainedModel,
 )
+from .modeling_mrconvnext import MRConvNextForImageClassification, MRConvNextModel
 from .optim import param_groups
 from .pipeline_mrconv import MRConvSequenceClassificationPipeline, register_pipeline
 from .tokenization_mrconv import build_byte_tokenizer
@@ -34,12 +36,21 @@ MRConvForSequenceClassification.register_for_auto_class("AutoModelForSequenceCla
 # no Auto class exists for document pairs: the export's auto_map points AutoModelForSequenceClassification at it
 MRConvForDocumentPairClassification.register_for_auto_class("AutoModelForSequenceClassification")
 register_pipeline()
+AutoConfig.register(MRConvNextConfig.model_type, MRConvNextConfig, exist_ok=True)
+AutoModel.register(MRConvNextConfig, MRConvNextModel, exist_ok=True)
+AutoModelForImageClassification.register(MRConvNextConfig, MRConvNextForImageClassification, exist_ok=True)
+MRConvNextConfig.register_for_auto_class()
+MRConvNextModel.register_for_auto_class("AutoModel")
+MRConvNextForImageClassification.register_for_auto_class("AutoModelForImageClassification")
 
 __all__ = [
     "MRConvConfig",
     "MRConvForDocumentPairClassification",
     "MRConvForSequenceClassification",
     "MRConvModel",
+    "MRConvNextConfig",
+    "MRConvNextForImageClassification",
+    "MRConvNextModel",
     "MRConvPreTrainedModel",
     "MRConvSequenceClassificationPipeline",
     "__version__",
