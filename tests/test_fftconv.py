@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from modeling_mrconv.fftconv import direct_conv_reference, fft_conv, kernel_spectrum, kernel_to_circular
+from modeling_mrconv.fftconv import (
+    direct_conv_bias,
+    direct_conv_reference,
+    fft_conv,
+    fft_conv_bias,
+    kernel_spectrum,
+    kernel_to_circular,
+)
 
 
 @pytest.mark.parametrize("directions", [1, 2])
@@ -47,3 +54,15 @@ def test_fft_conv_broadcasts_branches():
     y = fft_conv(u[:, None], kernel_spectrum(kernels, 16))  # (B N H L)
     assert y.shape == (2, 5, 3, 16)
     torch.testing.assert_close(y[:, 3].double(), direct_conv_reference(u, kernels[3]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("directions", [1, 2])
+@pytest.mark.parametrize(("L", "K"), [(9, 9), (5, 12), (1, 4)])
+def test_direct_conv_bias_matches_reference(directions, L, K):
+    """The export-only direct form equals the O(L^2) oracle plus bias, for any L <= K (float64)."""
+    u = torch.randn(2, 3, L, dtype=torch.float64)
+    k = torch.randn(directions, 3, K, dtype=torch.float64)
+    b = torch.randn(3, dtype=torch.float64)
+    expected = direct_conv_reference(u, k) + b[:, None]
+    torch.testing.assert_close(direct_conv_bias(u, k, b), expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(fft_conv_bias(u, kernel_spectrum(k, L), b), expected, rtol=1e-10, atol=1e-10)

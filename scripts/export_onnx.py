@@ -1,0 +1,191 @@
+"""Export a merged MRConv model to ONNX, check it with onnxruntime against PyTorch, and time both on CPU.
+
+    python scripts/export_onnx.py --model_dir DIR --output model.onnx
+
+A training-form checkpoint is merged first (`reparameterize()`, exact in eval mode). The graph has dynamic batch
+and length (1 <= length <= config.max_sequence_length) and two inputs, `input_ids` (or `input_values`) and
+`attention_mask`; its output is `logits` for classification models and `last_hidden_state` for `MRConvModel`.
+Under export each merged layer is the exact direct convolution `fftconv.direct_conv_bias` (one ONNX `Conv`), not
+the FFT form used by PyTorch.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import AutoModel, AutoModelForSequenceClassification
+
+import modeling_mrconv  # noqa: F401  (registers the Auto classes)
+from modeling_mrconv import MRConvModel, MRConvPreTrainedModel
+
+
+class ExportWrapper(nn.Module):
+    """Positional (inputs, attention_mask) -> tensor view of an MRConv model, for `torch.onnx.export`."""
+
+    def __init__(self, model: MRConvPreTrainedModel):
+        super().__init__()
+        self.model = model
+        self.input_name = model.main_input_name
+
+    def forward(self, inputs: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        outputs = self.model(**{self.input_name: inputs, "attention_mask": attention_mask})
+        return outputs.last_hidden_state if isinstance(self.model, MRConvModel) else outputs.logits
+
+
+def prepare_for_export(model: MRConvPreTrainedModel) -> MRConvPreTrainedModel:
+    """Eval mode, float32, merged (in place); returns the model."""
+    if type(model).__name__ == "MRConvForDocumentPairClassification":
+        raise ValueError("ONNX export supports MRConvModel and MRConvForSequenceClassification, not document pairs.")
+    return model.float().eval().reparameterize()
+
+
+def example_inputs(config, batch: int, length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random model inputs (ids or values) and a float attention mask whose rows have random valid lengths."""
+    generator = torch.Generator().manual_seed(seed)
+    if config.input_dim is None:
+        inputs = torch.randint(1, config.vocab_size, (batch, length), generator=generator)
+    else:
+        inputs = torch.randn(batch, length, config.input_dim, generator=generator)
+    lengths = torch.randint(1, length + 1, (batch,), generator=generator)
+    lengths[0] = length
+    mask = (torch.arange(length)[None, :] < lengths[:, None]).float()  # (B L)
+    return inputs, mask
+
+
+def export_onnx(model: MRConvPreTrainedModel, output: str | Path) -> Path:
+    """Export the merged `model` with dynamic batch and length; returns the written path."""
+    model = prepare_for_export(model)
+    config = model.config
+    wrapper = ExportWrapper(model).eval()
+    max_length = config.max_sequence_length
+    # an example length other than 1 and the maximum, so neither gets specialised into the graph
+    inputs, mask = example_inputs(config, batch=2, length=max(2, min(max_length - 1, 8)))
+    batch = torch.export.Dim("batch", min=1)
+    length = torch.export.Dim("length", min=1, max=max_length)
+    dynamic_shapes = {"inputs": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        program = torch.onnx.export(
+            wrapper,
+            (inputs, mask),
+            dynamo=True,
+            dynamic_shapes=dynamic_shapes,
+            input_names=[model.main_input_name, "attention_mask"],
+            output_names=["last_hidden_state" if isinstance(model, MRConvModel) else "logits"],
+            verbose=False,
+        )
+    program.save(str(output))
+    return output
+
+
+def onnx_session(path: str | Path, threads: int | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(session, inputs: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    names = [i.name for i in session.get_inputs()]
+    return session.run(None, {names[0]: inputs.numpy(), names[1]: mask.numpy()})[0]
+
+
+def verify_onnx(
+    model: MRConvPreTrainedModel, path: str | Path, shapes: list[tuple[int, int]] | None = None
+) -> dict[str, float]:
+    """Max abs difference between onnxruntime and PyTorch over several (batch, length), and the logit scale.
+
+    Returns `max_abs_diff`, `scale` (max |PyTorch output|) and `relative` = max_abs_diff / scale.
+    """
+    model = prepare_for_export(model)
+    L = model.config.max_sequence_length
+    shapes = shapes or [(1, 1), (3, max(1, L // 3)), (2, L)]
+    session = onnx_session(path)
+    diff, scale = 0.0, 0.0
+    for i, (batch, length) in enumerate(shapes):
+        inputs, mask = example_inputs(model.config, batch, length, seed=i + 1)
+        with torch.no_grad():
+            expected = ExportWrapper(model)(inputs, mask).numpy()
+        got = run_onnx(session, inputs, mask)
+        if got.shape != expected.shape:
+            raise AssertionError(f"onnxruntime output shape {got.shape} != PyTorch {expected.shape}")
+        diff = max(diff, float(np.abs(got - expected).max()))
+        scale = max(scale, float(np.abs(expected).max()))
+    return {"max_abs_diff": diff, "scale": scale, "relative": diff / max(scale, 1e-30)}
+
+
+def time_call(fn, repeats: int) -> float:
+    """Median seconds of `fn()` over `repeats` calls after one warm-up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def compare_speed(
+    model: MRConvPreTrainedModel, path: str | Path, batch: int, length: int, repeats: int = 5
+) -> dict[str, float]:
+    """CPU seconds per forward for PyTorch (FFT form) and onnxruntime (direct form), same threads."""
+    model = prepare_for_export(model)
+    inputs, mask = example_inputs(model.config, batch, length)
+    session = onnx_session(path, threads=torch.get_num_threads())
+    wrapper = ExportWrapper(model)
+
+    def torch_forward():
+        with torch.inference_mode():
+            wrapper(inputs, mask)
+
+    return {
+        "torch_s": time_call(torch_forward, repeats),
+        "onnxruntime_s": time_call(lambda: run_onnx(session, inputs, mask), repeats),
+    }
+
+
+def load_model(model_dir: str) -> MRConvPreTrainedModel:
+    """The checkpoint's classification model, or `MRConvModel` when it has no classification head."""
+    try:
+        return AutoModelForSequenceClassification.from_pretrained(model_dir)
+    except (ValueError, KeyError, OSError, RuntimeError):
+        return AutoModel.from_pretrained(model_dir)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True, help="a save_pretrained folder (merged or training form)")
+    parser.add_argument("--output", required=True, help="path of the .onnx file to write")
+    parser.add_argument("--batch_size", type=int, default=8, help="batch size of the speed comparison")
+    parser.add_argument("--length", type=int, default=None, help="length of the speed comparison (default: max)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="allowed max |diff| / logit scale")
+    args = parser.parse_args(argv)
+
+    model = load_model(args.model_dir)
+    path = export_onnx(model, args.output)
+    result = verify_onnx(model, path)
+    print(
+        f"exported {path} ({path.stat().st_size / 2**20:.2f} MiB); onnxruntime vs PyTorch: max |diff| "
+        f"{result['max_abs_diff']:.3g}, output scale {result['scale']:.3g}, relative {result['relative']:.3g}"
+    )
+    if not result["relative"] <= args.tolerance:
+        raise SystemExit(f"ONNX output differs from PyTorch: relative {result['relative']:.3g} > {args.tolerance}")
+    length = args.length or model.config.max_sequence_length
+    speed = compare_speed(model, path, args.batch_size, length, args.repeats)
+    print(
+        f"CPU forward, batch {args.batch_size} x length {length}, {torch.get_num_threads()} threads: PyTorch "
+        f"{speed['torch_s'] * 1e3:.2f} ms, onnxruntime {speed['onnxruntime_s'] * 1e3:.2f} ms "
+        f"({speed['onnxruntime_s'] / speed['torch_s']:.2f}x)"
+    )
+    return {**result, **speed}
+
+
+if __name__ == "__main__":
+    main()
