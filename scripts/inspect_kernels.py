@@ -1,0 +1,91 @@
+"""Plot the merged kernels of a saved MRConv model and, for a training-form checkpoint, the ||alpha||^2 map.
+
+    python scripts/inspect_kernels.py --model_dir DIR [--output_dir DIR/kernels] [--channels 4]
+
+Writes `kernels_time.png` (merged kernel taps per layer, a few channels), `kernels_frequency.png` (their magnitude
+responses) and, when the checkpoint keeps the branches, `alpha_norms.png`: ||alpha_i||^2 over depth x resolution
+(the paper's Figure 3). The kernels are the eval-mode merge (`modeling_mrconv.inspection.merged_kernels`).
+"""
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from transformers import AutoModel  # noqa: E402
+
+import modeling_mrconv  # noqa: E402, F401  (registers the Auto classes)
+from modeling_mrconv.inspection import alpha_norms, kernel_spectra, merged_kernels  # noqa: E402
+
+
+def load_backbone(model_dir: str):
+    """The checkpoint's `MRConvModel` in eval mode (either layout: `from_pretrained` reads config.reparameterized)."""
+    return AutoModel.from_pretrained(model_dir).eval()
+
+
+def plot_kernels(kernels, output_dir: Path, channels: int = 4) -> list[Path]:
+    """Time- and frequency-domain plots of the first `channels` channels of each layer's kernel."""
+    n = len(kernels)
+    paths = []
+    for name, transform, xlabel in (
+        ("kernels_time.png", lambda k: k, "lag"),
+        ("kernels_frequency.png", kernel_spectra, "frequency bin"),
+    ):
+        fig, axes = plt.subplots(n, 1, figsize=(8, 2.2 * n), squeeze=False)
+        for i, kernel in enumerate(kernels):
+            values = transform(kernel)  # (S H K')
+            ax = axes[i, 0]
+            for direction in range(values.shape[0]):
+                for c in range(min(channels, values.shape[1])):
+                    label = f"ch {c}" + (" (backward)" if direction else "")
+                    ax.plot(values[direction, c].numpy(), lw=0.8, ls="--" if direction else "-", label=label)
+            ax.set_title(f"layer {i}")
+            if name == "kernels_frequency.png":
+                ax.set_yscale("log")
+            ax.set_xlabel(xlabel)
+        axes[0, 0].legend(fontsize=6, ncol=4)
+        fig.tight_layout()
+        paths.append(output_dir / name)
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+    return paths
+
+
+def plot_alpha_norms(norms, output_dir: Path) -> Path:
+    """Heat map of ||alpha_i||^2, layers (rows) x resolutions (columns)."""
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * norms.shape[1], 1.0 + 0.5 * norms.shape[0]))
+    image = ax.imshow(norms.numpy(), cmap="viridis", aspect="auto")
+    ax.set_xlabel("resolution i (kernel length grows)")
+    ax.set_ylabel("layer")
+    ax.set_title("||alpha_i||^2")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    path = output_dir / "alpha_norms.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> list[Path]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True)
+    parser.add_argument("--output_dir", default=None, help="default: MODEL_DIR/kernels")
+    parser.add_argument("--channels", type=int, default=4, help="channels drawn per layer")
+    args = parser.parse_args(argv)
+    output_dir = Path(args.output_dir or Path(args.model_dir) / "kernels")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model = load_backbone(args.model_dir)
+    paths = plot_kernels(merged_kernels(model), output_dir, args.channels)
+    norms = alpha_norms(model)
+    if norms is not None:
+        paths.append(plot_alpha_norms(norms, output_dir))
+    for path in paths:
+        print(f"wrote {path}")
+    return paths
+
+
+if __name__ == "__main__":
+    main()
