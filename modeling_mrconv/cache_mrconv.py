@@ -2,14 +2,15 @@
 
 A merged causal MRConv layer is y[t] = sum_{s<K} k[s] u[t - s] + b (paper section 3.2, one kernel of length K), so
 its outputs at a chunk's positions depend only on the chunk and the last K - 1 inputs before it. `stream_conv`
-convolves [history, chunk] and returns the chunk's outputs, exactly those of the full causal forward at those
-positions, at a cost bounded by K + chunk length; `MRConvCache` keeps at most K - 1 past inputs per layer, where K
+correlates [history, chunk] with the flipped kernel and returns the chunk's outputs, exactly those of the full
+causal forward at those positions, at a cost O(K x chunk length) independent of how much came before; `MRConvCache` keeps at most K - 1 past inputs per layer, where K
 is the kernel's support (trailing zero taps are dropped), so memory does not grow with the stream.
 """
 
 import torch
+import torch.nn.functional as F
 
-from .fftconv import compute_dtype, fft_conv_bias, kernel_spectrum
+from .fftconv import compute_dtype
 
 
 def streaming_kernel(layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,11 +53,12 @@ def stream_conv(
     dtype = compute_dtype(chunk.dtype)
     chunk = chunk.to(dtype)
     window = chunk if history is None else torch.cat([history.to(dtype), chunk], dim=-1)  # (B H P+C)
-    P = window.shape[-1] - chunk.shape[-1]
     L = window.shape[-1]
-    with torch.no_grad():
-        spectrum = kernel_spectrum(kernel.to(dtype), L)  # (H L+1): taps beyond L drop (kernel_to_circular)
-    outputs = fft_conv_bias(window, spectrum, bias)[..., P:]  # (B H C)
+    # direct form, O(C K) per channel: the window left-padded to K - 1 + C positions, correlated with the flipped
+    # kernel (fftconv.direct_conv_bias), gives exactly the C outputs of the chunk
+    padded = F.pad(window, (K - 1 - min(K - 1, L - chunk.shape[-1]), 0))[..., -(K - 1 + chunk.shape[-1]) :]
+    weight = kernel[0].to(dtype).flip(-1)[:, None, :]  # (H 1 K)
+    outputs = F.conv1d(padded, weight, bias.to(dtype), groups=weight.shape[0])  # (B H C)
     keep = min(K - 1, L)
     new_history = window[..., L - keep :].clone()  # (B H keep)
     return outputs, new_history
