@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from data import build_task_data
 from safetensors.torch import load_file
+from tasks import build_task_data
 from torch.utils.data import DataLoader
 from train import evaluate, load_preset, model_class
 

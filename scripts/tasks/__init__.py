@@ -1,0 +1,13 @@
+"""MRConv task data: one module per task family, each registering its tasks in `TASKS` (see `tasks.base`).
+
+`build_task_data(data_cfg, seed)` builds the `TaskData` of a preset's `data:` section.
+"""
+
+from tasks import audio, generated, image, text  # noqa: F401  (fill the registry)
+from tasks.base import TASKS, PadCollator, TaskConfig, TaskData, build_task_data, register_task
+
+
+# the `sequence` task (continuous series from files) registers itself in tasks/sequence.py
+
+
+__all__ = ["TASKS", "PadCollator", "TaskConfig", "TaskData", "build_task_data", "register_task"]

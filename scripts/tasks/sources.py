@@ -1,0 +1,216 @@
+"""Data sources shared by the task families: seeded splits, the .npz cache, paths, Hub/local `datasets` loading and
+label encoding (`datasets` is imported only when a hub/local branch runs)."""
+
+import hashlib
+import json
+import os
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tasks.base import SPLITS, TaskConfig, _get
+
+
+@dataclass
+class HFSourceConfig(TaskConfig):
+    """Keys of the tasks read through `datasets` (`source: hub` or `source: local`)."""
+
+    SOURCES = ("hub", "local")
+
+    # hub
+    dataset_name: str | None = None
+    dataset_config: str | None = None
+    load_kwargs: dict = field(default_factory=dict)  # extra `load_dataset` arguments
+    hf_cache_dir: str | None = None
+    # local: <split>_file (csv, tsv, json, jsonl, parquet, arrow or a `save_to_disk` folder), relative to root when
+    # set; or root alone (a `save_to_disk` DatasetDict folder, or the task's own folder layout)
+    root: str | None = None
+    train_file: str | None = None
+    validation_file: str | None = None
+    test_file: str | None = None
+    # both
+    label_column: str = "label"
+    label_names: list[str] | None = None  # null = ClassLabel names, else sorted string labels
+    train_split: str = "train"
+    validation_split: str = "validation"
+    test_split: str = "test"
+    validation_fraction: float = 0.1  # carved from train, seeded by data_seed, when there is no validation split
+
+
+def _carve(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of range(n) into sorted (kept, carved) indices with round(n * fraction) carved."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_carved = round(n * fraction)
+    if not 0 < n_carved < n:
+        raise ValueError(f"validation_fraction={fraction} leaves an empty split of {n} examples")
+    return np.sort(order[n_carved:]), np.sort(order[:n_carved])
+
+
+def _fill_validation(out: dict, fraction: float, seed: int) -> dict:
+    """Carve a seeded `fraction` of train into validation when `out["validation"]` is missing."""
+    if out.get("validation") is None:
+        keep, carved = _carve(len(out["train"][1]), fraction, seed)
+        inputs, labels = out["train"]
+        out["train"] = ([inputs[i] for i in keep], labels[keep])
+        out["validation"] = ([inputs[i] for i in carved], labels[carved])
+    return out
+
+
+def _cached_arrays(name: str, key: dict, cfg: dict, make: Callable[[], dict[str, np.ndarray]]) -> tuple[dict, str]:
+    """`make()`'s arrays, cached as `<cache_dir>/<name>-<hash>.npz` holding `key`; regenerated on key mismatch."""
+    if not _get(cfg, "cache", True):
+        return make(), "generated, not cached"
+    key_json = json.dumps(key, sort_keys=True, default=str)
+    digest = hashlib.sha256(key_json.encode()).hexdigest()[:16]
+    path = Path(_get(cfg, "cache_dir", "~/.cache/mrconv")).expanduser() / f"{name}-{digest}.npz"
+    if path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as stored:
+                if str(stored["key"]) == key_json:
+                    return {k: stored[k] for k in stored.files if k != "key"}, f"loaded from cache {path}"
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass  # unreadable or foreign file: regenerate and overwrite
+    arrays = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # write then rename: several ranks may race
+    np.savez(tmp, key=np.array(key_json), **arrays)
+    os.replace(tmp, path)
+    return arrays, f"generated, cached at {path}"
+
+
+def _source_hash(module: Any) -> str:
+    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
+
+
+def _resolve(cfg: dict, key: str, default_name: str | None = None) -> Path | None:
+    """Path of `cfg[key]` (or `default_name`), relative to `cfg["root"]` when that is set."""
+    value = _get(cfg, key, default_name)
+    if value is None:
+        return None
+    root = cfg.get("root")
+    return (Path(root) / value if root is not None else Path(value)).expanduser()
+
+
+def _is_plain_folder(cfg: dict) -> bool:
+    """`source: local` with a `root` that is neither a `save_to_disk` DatasetDict nor used with <split>_file keys."""
+    root = cfg.get("root")
+    return (
+        cfg["source"] == "local"
+        and root is not None
+        and not (Path(root).expanduser() / "dataset_dict.json").exists()
+        and not any(cfg.get(f"{s}_file") for s in SPLITS)
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Hugging Face datasets (hub or local files), imported lazily
+
+
+_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
+_FILE_BUILDERS[".arrow"] = "arrow"
+
+
+def _load_local_file(path: Path, cfg: dict) -> Any:
+    import datasets
+
+    if path.is_dir():
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            raise ValueError(f"{path} is a DatasetDict; pass it as `root` instead of a split file")
+        return loaded
+    builder = _FILE_BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {sorted(_FILE_BUILDERS)}")
+    kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    files = {"data": str(path)}
+    return datasets.load_dataset(builder, data_files=files, split="data", cache_dir=cfg.get("hf_cache_dir"), **kwargs)
+
+
+def load_hf_splits(cfg: dict, default_name: str | None = None, default_config: str | None = None) -> dict[str, Any]:
+    """Train/validation/test `datasets.Dataset`s from the Hub or local files; validation is None when absent.
+
+    Raises:
+        RuntimeError: A Hub dataset could not be loaded (e.g. offline and not cached); the message names it.
+    """
+    import datasets
+
+    if cfg["source"] == "hub":
+        name = _get(cfg, "dataset_name", default_name)
+        if name is None:
+            raise ValueError(f"task {cfg['task']!r} with source: hub needs `dataset_name`")
+        config = _get(cfg, "dataset_config", default_config)
+        kwargs = _get(cfg, "load_kwargs", {})
+        try:
+            loaded = datasets.load_dataset(name, config, cache_dir=cfg.get("hf_cache_dir"), **kwargs)
+        except Exception as err:  # offline, missing, gated, script-based, ...: re-raise naming the dataset
+            raise RuntimeError(
+                f"Could not load Hub dataset {name!r} (config {config!r}): {err}. Without network access, download "
+                "it elsewhere and use `source: local` (a save_to_disk folder or data files)."
+            ) from err
+    elif cfg.get("root") is not None and not any(cfg.get(f"{s}_file") for s in SPLITS):
+        loaded = datasets.load_from_disk(str(Path(cfg["root"]).expanduser()))
+        if not isinstance(loaded, datasets.DatasetDict):
+            raise ValueError(f"{cfg['root']} holds a single Dataset; save a DatasetDict or use <split>_file keys")
+    else:
+        loaded = {s: _load_local_file(p, cfg) for s in SPLITS if (p := _resolve(cfg, f"{s}_file")) is not None}
+    names = {s: _get(cfg, f"{s}_split", s) for s in SPLITS}
+    missing = [names[s] for s in ("train", "test") if names[s] not in loaded]
+    if missing:
+        raise ValueError(f"missing split(s) {missing} (set train_file/test_file or root); found {sorted(loaded)}")
+    return {s: loaded.get(names[s]) for s in SPLITS}
+
+
+def _column(dataset: Any, name: str) -> list:
+    if name not in dataset.column_names:
+        raise ValueError(f"column {name!r} not found; columns: {dataset.column_names}")
+    return list(dataset[name])
+
+
+def _encode_labels(values: list, names: list[str] | None) -> np.ndarray:
+    """Integer labels as they are; string labels looked up in `names`."""
+    if values and isinstance(values[0], str):
+        index = {n: i for i, n in enumerate(names)}
+        unknown = sorted(set(values) - set(index))
+        if unknown:
+            raise ValueError(f"labels {unknown[:5]} are not among the label names {names}")
+        return np.array([index[v] for v in values], dtype=np.int64)
+    return np.asarray(values, dtype=np.int64)
+
+
+def _hf_labelled_splits(
+    cfg: dict,
+    seed: int,
+    convert: Callable[[Any], list],
+    default_name: str | None = None,
+    default_config: str | None = None,
+) -> tuple[dict, list[str] | None, str]:
+    """Load splits, `convert(dataset) -> inputs` each, encode labels and carve validation when missing.
+
+    Returns:
+        ({split: (inputs, int64 labels)}, label names or None, where the data came from).
+    """
+    raw = load_hf_splits(cfg, default_name, default_config)
+    label_column = _get(cfg, "label_column", "label")
+    feature = raw["train"].features.get(label_column)
+    names = cfg.get("label_names") or (list(feature.names) if hasattr(feature, "names") else None)
+    train_labels = _column(raw["train"], label_column)
+    if not names and train_labels and isinstance(train_labels[0], str):
+        names = sorted(set(train_labels))
+    out = {s: (convert(ds), _encode_labels(_column(ds, label_column), names)) for s, ds in raw.items() if ds}
+    _fill_validation(out, _get(cfg, "validation_fraction", 0.1), seed)
+    if cfg["source"] == "hub":
+        where = f"hub {_get(cfg, 'dataset_name', default_name)}"
+    else:
+        where = f"local {cfg.get('root') or [cfg.get(f'{s}_file') for s in SPLITS]}"
+    return out, names, where
+
+
+def _id2label(names: list[str] | None, labels: np.ndarray, fallback: Sequence[str] | None = None) -> dict[int, str]:
+    num = max(len(names) if names else 0, int(labels.max()) + 1 if labels.size else 0)
+    if not names:
+        names = list(fallback) if fallback is not None and len(fallback) == num else [str(i) for i in range(num)]
+    return dict(enumerate(names))
