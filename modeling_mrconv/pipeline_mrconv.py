@@ -1,11 +1,21 @@
 """`sequence-classification`: a pipeline task for MRConv models that read continuous inputs (pixels, audio, series).
 
-Text models use the built-in `text-classification` pipeline. This task takes numpy arrays (or lists of them) of
-shape (length,) or (length, input_dim), pads batches on the right with an attention mask, and returns the labels
-of `config.id2label` with their scores. Continuous-input checkpoints list it in `config.custom_pipelines`, so
-`pipeline(model=folder, trust_remote_code=True)` finds it offline without our package installed.
+Text models use the built-in `text-classification` pipeline. This task takes series of shape (length,) (when
+`input_dim == 1`) or (length, input_dim) as numpy arrays, tensors or (nested) Python lists, one or a batch of
+different lengths; batches (`batch_size=`) are padded on the right with an attention mask. It returns the labels of
+`config.id2label` with their scores. What is one series and what is a batch:
+
+- an array/tensor: 1-D (L,) or 2-D (L, C) is one series, 3-D (B, L, C) is a batch;
+- a list of numbers is one series (L,); a list of rows of `input_dim > 1` numbers is one (L, C) series;
+- any other list (of arrays or of lists; a `datasets` column) is a batch, one series per item. With
+  `input_dim == 1`, a list of lists is a batch of (L,) series: pass one (L, 1) series as an array.
+
+Continuous-input checkpoints list it in `config.custom_pipelines`, so `pipeline(model=folder, trust_remote_code=True)`
+finds it offline without our package installed; like the model code shipped with them, it imports only torch and
+transformers.
 """
 
+from numbers import Real
 from typing import Any
 
 import torch
@@ -17,7 +27,7 @@ TASK = "sequence-classification"
 
 
 class MRConvSequenceClassificationPipeline(Pipeline):
-    """Classify continuous sequences: `pipe(np.ndarray | list[np.ndarray], top_k=1, truncation=False)`."""
+    """Classify continuous sequences: `pipe(series | batch, top_k=1, truncation=False, batch_size=None)`."""
 
     _load_processor = False
     _load_image_processor = False
@@ -26,7 +36,7 @@ class MRConvSequenceClassificationPipeline(Pipeline):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.feature_extractor is None:  # only its padding value is used, when batching
+        if self.feature_extractor is None:  # only its padding value (and side: right) is used, when batching
             self.feature_extractor = SequenceFeatureExtractor(
                 feature_size=self.model.config.input_dim, sampling_rate=1, padding_value=0.0
             )
@@ -35,25 +45,53 @@ class MRConvSequenceClassificationPipeline(Pipeline):
         return {"truncation": truncation}, {}, {"top_k": top_k}
 
     def __call__(self, inputs: Any, **kwargs):
-        if isinstance(inputs, list) and inputs and isinstance(inputs[0], int | float):
-            raise TypeError("Pass a numpy array (or a list of arrays for a batch), not a list of numbers.")
+        if not isinstance(inputs, list | tuple) and getattr(inputs, "ndim", None) == 3:
+            inputs = list(inputs)  # an array or tensor (B L C): a batch of equal-length series
+        elif isinstance(inputs, tuple):
+            inputs = list(inputs)
+        if isinstance(inputs, list) and self._is_one_series(inputs):
+            inputs = torch.as_tensor(inputs, dtype=torch.float32)  # numbers, or rows of input_dim numbers
         return super().__call__(inputs, **kwargs)
 
+    def _is_one_series(self, inputs: list) -> bool:
+        """Whether a list is one series (numbers, or rows of `input_dim > 1` numbers) rather than a batch."""
+        if not inputs:
+            raise ValueError("inputs: got an empty list; expected a series or a non-empty batch of series")
+        first = inputs[0]
+        if _is_number(first):
+            return True
+        input_dim = self.model.config.input_dim
+        return (
+            input_dim > 1
+            and isinstance(first, list | tuple)
+            and len(first) == input_dim
+            and all(_is_number(v) for v in first)
+        )
+
     def preprocess(self, inputs: Any, truncation: bool = False) -> dict[str, torch.Tensor]:
-        values = torch.as_tensor(inputs, dtype=torch.float32)  # numpy arrays and tensors alike
         input_dim, max_length = self.model.config.input_dim, self.model.config.max_sequence_length
-        if values.dim() == 1:
-            values = values[:, None]
-        if values.dim() != 2 or values.shape[-1] != input_dim:
+        try:
+            values = torch.as_tensor(inputs, dtype=torch.float32)  # numpy arrays, tensors and nested lists
+        except (TypeError, ValueError) as error:
             raise ValueError(
-                f"Expected an array of shape (length,) or (length, {input_dim}), got {tuple(values.shape)}"
-            )
+                f"inputs: could not read a series as a float array of shape (length,) or (length, {input_dim}) "
+                f"(rows of different widths or non-numbers?): {error}"
+            ) from error
+        if values.dim() == 1 and input_dim == 1:
+            values = values[:, None]  # (L,) -> (L 1)
+        if values.dim() != 2 or values.shape[-1] != input_dim:
+            expected = f"(length,) or (length, {input_dim})" if input_dim == 1 else f"(length, {input_dim})"
+            raise ValueError(f"inputs: expected a series of shape {expected}, got shape {tuple(values.shape)}")
+        if values.shape[0] == 0:
+            raise ValueError("inputs: got a series of length 0; expected at least one step")
         if values.shape[0] > max_length:
             if not truncation:
                 raise ValueError(
-                    f"Input length {values.shape[0]} > max_sequence_length={max_length}; pass truncation=True."
+                    f"inputs: series length {values.shape[0]} > max_sequence_length={max_length}; "
+                    "pass truncation=True to keep the first max_sequence_length steps."
                 )
             values = values[:max_length]
+        # (1 L C) and (1 L): the batch collator pads both on the right
         return {"input_values": values[None], "attention_mask": torch.ones(1, values.shape[0], dtype=torch.long)}
 
     def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -70,6 +108,10 @@ class MRConvSequenceClassificationPipeline(Pipeline):
             scores = logits.softmax(-1)
         order = scores.argsort(descending=True)[: top_k if top_k is not None else None]
         return [{"label": config.id2label[i.item()], "score": scores[i].item()} for i in order]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)  # numpy registers its scalars as Real
 
 
 def register_pipeline() -> None:

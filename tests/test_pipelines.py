@@ -1,7 +1,9 @@
 """pipeline() inference, offline, in fresh processes without our package: text and continuous inputs."""
 
+import functools
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -87,10 +89,56 @@ def test_continuous_pipeline_offline_fresh_process(tmp_path):
 def test_continuous_pipeline_in_process_errors_and_truncation(tmp_path):
     model = warmed_model(tiny_config(input_dim=1))
     pipe = pipeline("sequence-classification", model=model)
-    with pytest.raises(ValueError, match="truncation=True"):
+    with pytest.raises(ValueError, match="pass truncation=True"):
         pipe(np.zeros(100, dtype=np.float32))
     assert len(pipe(np.zeros(100, dtype=np.float32), truncation=True, top_k=2)) == 2
-    with pytest.raises(TypeError, match="numpy array"):
-        pipe([0.1, 0.2])
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=re.escape("expected a series of shape (length,) or (length, 1), got shape (10, 3)")):
         pipe(np.zeros((10, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="length 0"):
+        pipe(np.zeros((0, 1), dtype=np.float32))
+    with pytest.raises(ValueError, match="empty list"):
+        pipe([])
+
+
+def probabilities(model, series: np.ndarray) -> list[float]:
+    with torch.no_grad():
+        return model(input_values=torch.as_tensor(series, dtype=torch.float32)[None]).logits.softmax(-1)[0].tolist()
+
+
+def scores_by_label(result: list[dict]) -> list[float]:
+    return [s["score"] for s in sorted(result, key=lambda s: LABELS_BY_NAME[s["label"]])]
+
+
+LABELS_BY_NAME = {name: i for i, name in LABELS.items()}
+
+
+def test_continuous_pipeline_lists_and_batches_match_the_model():
+    """Lists (flat, nested, ragged batches), arrays (1-D, 2-D, 3-D) and padded batches give the direct model's scores."""
+    rng = np.random.default_rng(0)
+    uni = warmed_model(tiny_config(input_dim=1, id2label=LABELS, label2id=LABELS_BY_NAME))
+    pipe = functools.partial(pipeline("sequence-classification", model=uni), top_k=None)
+    series = [rng.normal(size=n) for n in (30, 17, 45)]
+    expected = [probabilities(uni, s[:, None]) for s in series]
+    assert scores_by_label(pipe(series[0].tolist())) == pytest.approx(expected[0], abs=1e-5)  # flat list: one series
+    assert scores_by_label(pipe(series[1][:, None])) == pytest.approx(expected[1], abs=1e-5)  # (L, 1) array
+    for batch_size in (1, 3):  # padded on the right with an attention mask when batched
+        as_lists = pipe([s.tolist() for s in series], batch_size=batch_size)
+        as_arrays = pipe(series, batch_size=batch_size)
+        for got_lists, got_arrays, probs in zip(as_lists, as_arrays, expected):
+            assert scores_by_label(got_lists) == pytest.approx(probs, abs=1e-5)
+            assert scores_by_label(got_arrays) == pytest.approx(probs, abs=1e-5)
+
+    multi = warmed_model(tiny_config(input_dim=2, id2label=LABELS, label2id=LABELS_BY_NAME))
+    pipe = functools.partial(pipeline("sequence-classification", model=multi), top_k=None)
+    series = [rng.normal(size=(n, 2)) for n in (20, 33)]
+    expected = [probabilities(multi, s) for s in series]
+    assert scores_by_label(pipe(series[0].tolist())) == pytest.approx(expected[0], abs=1e-5)  # rows of 2: one series
+    for got, probs in zip(pipe([s.tolist() for s in series], batch_size=2), expected):
+        assert scores_by_label(got) == pytest.approx(probs, abs=1e-5)
+    equal = rng.normal(size=(3, 12, 2))  # (B L C): a batch
+    for got, s in zip(pipe(equal), equal):
+        assert scores_by_label(got) == pytest.approx(probabilities(multi, s), abs=1e-5)
+    with pytest.raises(ValueError, match=re.escape("expected a series of shape (length, 2), got shape (12,)")):
+        pipe(np.zeros(12))
+    with pytest.raises(ValueError, match="rows of different widths"):
+        pipe([[[1.0, 2.0], [1.0]]])
