@@ -17,7 +17,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file
 from tasks import build_task_data
 from torch.utils.data import DataLoader
-from train import evaluate, load_preset, model_class
+from training import evaluate, load_preset, model_class
 
 from modeling_mrconv import MRConvConfig
 

@@ -26,112 +26,13 @@ import torch
 import yaml
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
-from tasks import TaskData, build_task_data
+from tasks import build_task_data
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from training import DEFAULT_PRESET, TrainConfig, build_model, dataset_labels, evaluate, load_preset
 from transformers import get_cosine_schedule_with_warmup
 
-from modeling_mrconv import (
-    MRConvConfig,
-    MRConvForDocumentPairClassification,
-    MRConvForSequenceClassification,
-    param_groups,
-)
-from modeling_mrconv.metrics import accuracy, macro_f1
-
-
-DEFAULT_PRESET = Path(__file__).resolve().parents[1] / "configuration" / "listops_cpu.yaml"
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "batch_size": 32,
-    "eval_batch_size": None,  # defaults to 2 x batch_size
-    "epochs": 10,
-    "max_steps": None,  # overrides epochs when set
-    "learning_rate": 0.01,
-    "kernel_learning_rate": 0.001,  # S4 lineage: kernels train slower and without weight decay
-    "weight_decay": 0.05,
-    "warmup_ratio": 0.1,
-    "gradient_accumulation_steps": 1,
-    "max_grad_norm": 1.0,  # 0 disables clipping
-    "mixed_precision": "no",  # no | bf16 | fp16 (FFTs always run in float32)
-    "eval_every": None,  # optimizer steps between evaluations; default once per epoch
-    "save_every": None,  # optimizer steps between save_state checkpoints; default once per epoch
-    "save_total_limit": 2,  # newest checkpoints kept (older step_<N> folders are deleted)
-    "log_every": 10,
-    "seed": 0,
-    "num_workers": 0,
-    "sync_batch_norm": False,  # reduce BatchNorm statistics over all processes
-}
-
-
-def load_preset(path: Path, overrides: list[str]) -> dict[str, Any]:
-    """A YAML preset with `model:`, `data:` and `train:` sections, plus `section.key=value` overrides (YAML values)."""
-    preset = yaml.safe_load(Path(path).read_text())
-    unknown = set(preset) - {"model", "data", "train", "description"}
-    if unknown:
-        raise ValueError(f"{path}: unknown preset sections {sorted(unknown)}")
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        section, _, field = key.partition(".")
-        if not sep or section not in ("model", "data", "train") or not field:
-            raise ValueError(f"--set expects section.key=value with section model|data|train, got {override!r}")
-        preset.setdefault(section, {})[field] = yaml.safe_load(value)
-    train = {**TRAIN_DEFAULTS, **preset.get("train", {})}
-    unknown = set(train) - set(TRAIN_DEFAULTS)
-    if unknown:
-        raise ValueError(f"{path}: unknown train keys {sorted(unknown)}; known: {sorted(TRAIN_DEFAULTS)}")
-    return {"model": preset.get("model", {}), "data": preset["data"], "train": train}
-
-
-def model_class(task: TaskData) -> type[MRConvForSequenceClassification | MRConvForDocumentPairClassification]:
-    return MRConvForDocumentPairClassification if task.pair else MRConvForSequenceClassification
-
-
-def build_model(model_cfg: dict[str, Any], task: TaskData) -> torch.nn.Module:
-    """The classifier for a task: token or continuous inputs, sized from the data, single-label."""
-    config = MRConvConfig(
-        **{"max_sequence_length": task.max_length, **model_cfg},
-        vocab_size=task.vocab_size or 1,
-        input_dim=task.input_dim,
-        pad_token_id=task.pad_token_id,
-        num_labels=task.num_labels,
-        id2label=task.id2label,
-        label2id={v: k for k, v in task.id2label.items()},
-        problem_type="single_label_classification",
-    )
-    if config.max_sequence_length < task.max_length:
-        raise ValueError(f"model.max_sequence_length {config.max_sequence_length} < data length {task.max_length}")
-    return model_class(task)(config)
-
-
-def dataset_labels(dataset: torch.utils.data.Dataset) -> torch.Tensor:
-    labels = getattr(dataset, "labels", None)
-    if labels is None:
-        labels = [int(dataset[i]["labels"]) for i in range(len(dataset))]
-    return torch.as_tensor(labels).long().flatten()
-
-
-@torch.no_grad()
-def evaluate(
-    model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator, num_labels: int
-) -> dict[str, float]:
-    """Accuracy, macro-F1 and mean loss over a prepared loader, gathered over processes (no duplicates)."""
-    was_training = model.training
-    model.eval()
-    predictions, labels, losses = [], [], []
-    for batch in loader:
-        out = model(**batch)
-        loss = out.loss.detach().float().repeat(len(batch["labels"]))
-        preds, labs, loss = accelerator.gather_for_metrics((out.logits.argmax(-1), batch["labels"], loss))
-        predictions.append(preds.cpu())
-        labels.append(labs.cpu())
-        losses.append(loss.cpu())
-    model.train(was_training)
-    predictions, labels = torch.cat(predictions).numpy(), torch.cat(labels).numpy()
-    return {
-        "accuracy": accuracy(predictions, labels),
-        "macro_f1": macro_f1(predictions, labels, num_labels),
-        "loss": torch.cat(losses).mean().item(),
-    }
+from modeling_mrconv import param_groups
 
 
 class MetricsLog:
@@ -170,14 +71,14 @@ def resolve_resume(path: str) -> Path:
 
 
 def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    cfg = preset["train"]
+    cfg = TrainConfig(**preset["train"])
     accelerator = Accelerator(
-        gradient_accumulation_steps=cfg["gradient_accumulation_steps"],
-        mixed_precision=args.mixed_precision or cfg["mixed_precision"],
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        mixed_precision=args.mixed_precision or cfg.mixed_precision,
         cpu=args.cpu,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
-    set_seed(cfg["seed"])
+    set_seed(cfg.seed)
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -187,35 +88,35 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     log = MetricsLog(output_dir / "metrics.jsonl", accelerator.is_main_process)
 
     with accelerator.main_process_first():
-        task = build_task_data(preset["data"], seed=cfg["seed"])
+        task = build_task_data(preset["data"], seed=cfg.seed)
     accelerator.print(f"data: {task.description}")
     model = build_model(preset["model"], task)
-    if cfg["sync_batch_norm"]:
+    if cfg.sync_batch_norm:
         model.set_sync_batch_norm(True)
     accelerator.print(f"model: {model.__class__.__name__}, {model.num_parameters():,} parameters")
 
-    eval_batch_size = cfg["eval_batch_size"] or 2 * cfg["batch_size"]
-    loader_kwargs = {"collate_fn": task.collate_fn, "num_workers": cfg["num_workers"]}
-    train_loader = DataLoader(task.train, batch_size=cfg["batch_size"], shuffle=True, drop_last=True, **loader_kwargs)
+    eval_batch_size = cfg.eval_batch_size or 2 * cfg.batch_size
+    loader_kwargs = {"collate_fn": task.collate_fn, "num_workers": cfg.num_workers}
+    train_loader = DataLoader(task.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True, **loader_kwargs)
     val_loader = DataLoader(task.validation, batch_size=eval_batch_size, **loader_kwargs)
     test_loader = DataLoader(task.test, batch_size=eval_batch_size, **loader_kwargs)
-    groups = param_groups(model, cfg["learning_rate"], cfg["kernel_learning_rate"], cfg["weight_decay"])
+    groups = param_groups(model, cfg.learning_rate, cfg.kernel_learning_rate, cfg.weight_decay)
     optimizer = torch.optim.AdamW(groups)
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
         model, optimizer, train_loader, val_loader, test_loader
     )
-    steps_per_epoch = max(1, len(train_loader) // cfg["gradient_accumulation_steps"])
-    total_steps = cfg["max_steps"] or cfg["epochs"] * steps_per_epoch
+    steps_per_epoch = max(1, len(train_loader) // cfg.gradient_accumulation_steps)
+    total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
     epochs = math.ceil(total_steps / steps_per_epoch)
     # the prepared scheduler advances once per process per optimizer step
     scheduler = get_cosine_schedule_with_warmup(
         optimizer,
-        num_warmup_steps=int(cfg["warmup_ratio"] * total_steps) * accelerator.num_processes,
+        num_warmup_steps=int(cfg.warmup_ratio * total_steps) * accelerator.num_processes,
         num_training_steps=total_steps * accelerator.num_processes,
     )
     scheduler = accelerator.prepare(scheduler)
-    eval_every = cfg["eval_every"] or steps_per_epoch
-    save_every = cfg["save_every"] or steps_per_epoch
+    eval_every = cfg.eval_every or steps_per_epoch
+    save_every = cfg.save_every or steps_per_epoch
 
     state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0}
     if args.resume:
@@ -246,8 +147,8 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             with accelerator.accumulate(model):
                 out = model(**batch)
                 accelerator.backward(out.loss)
-                if accelerator.sync_gradients and cfg["max_grad_norm"]:
-                    accelerator.clip_grad_norm_(model.parameters(), cfg["max_grad_norm"])
+                if accelerator.sync_gradients and cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
@@ -261,7 +162,7 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             state["global_step"] += 1
             step = state["global_step"]
             progress.update(1)
-            if step % cfg["log_every"] == 0 or step == total_steps:
+            if step % cfg.log_every == 0 or step == total_steps:
                 record = {
                     "train_loss": running["loss"] / running["batches"],
                     "train_accuracy": running["correct"] / running["count"],
@@ -274,7 +175,7 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
                 accelerator.print(f"step {step}: validation accuracy {metrics['accuracy']:.4f}")
                 log.write(step=step, epoch=state["epoch"], **{f"validation_{k}": v for k, v in metrics.items()})
             if step % save_every == 0 or step == total_steps:
-                save_checkpoint(accelerator, output_dir, dict(state), model, cfg["save_total_limit"])
+                save_checkpoint(accelerator, output_dir, dict(state), model, cfg.save_total_limit)
             if step >= total_steps:
                 break
         else:
@@ -285,7 +186,10 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 
     # the merged export, written from the training weights, reloaded from disk and evaluated on the test split
     unwrapped = accelerator.unwrap_model(model)
-    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process)
+    state_dict = accelerator.get_state_dict(model)  # collective: full tensors, also from FSDP shards
+    if accelerator.is_fsdp2:  # fully_shard's generated subclass would ship torch's FSDP code as the remote code
+        unwrapped = type(unwrapped).__bases__[-1](unwrapped.config)  # bases: (FSDPModule, the model class)
+    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, state_dict=state_dict)
     if task.tokenizer is not None and accelerator.is_main_process:
         task.tokenizer.save_pretrained(output_dir)
     accelerator.wait_for_everyone()

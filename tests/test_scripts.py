@@ -12,13 +12,16 @@ import torch
 from accelerate.state import AcceleratorState
 from mrconv_testing import run_two_processes
 from safetensors.torch import load_file
-from train import DEFAULT_PRESET, load_preset, train
+from train import train
+from training import DEFAULT_PRESET, load_preset
 
 from modeling_mrconv import MRConvConfig, MRConvForDocumentPairClassification, MRConvForSequenceClassification
 
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESETS = sorted((ROOT / "configuration").glob("*.yaml"))
+PRESETS = sorted(
+    p for p in (ROOT / "configuration").glob("*.yaml") if not p.stem.startswith("accelerate_")
+)  # not launcher configs
 FULL_PRESETS = [p for p in PRESETS if not p.stem.endswith("_cpu") and p.stem != "tiny"]
 CPU_PRESETS = [p for p in PRESETS if p.stem.endswith("_cpu") or p.stem == "tiny"]
 # what each paper task feeds the model: (vocab_size, input_dim, num_labels)

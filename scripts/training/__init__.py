@@ -1,0 +1,8 @@
+"""What `scripts/train.py` and `scripts/evaluate.py` share: presets and `TrainConfig`, model building, evaluation."""
+
+from training.config import DEFAULT_PRESET, TrainConfig, load_preset
+from training.evaluation import dataset_labels, evaluate
+from training.models import build_model, model_class
+
+
+__all__ = ["DEFAULT_PRESET", "TrainConfig", "build_model", "dataset_labels", "evaluate", "load_preset", "model_class"]

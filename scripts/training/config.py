@@ -1,0 +1,66 @@
+"""Presets (`configuration/*.yaml`: `model:`, `data:`, `train:`) and `TrainConfig`, the `train:` keys and defaults."""
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+DEFAULT_PRESET = Path(__file__).resolve().parents[2] / "configuration" / "listops_cpu.yaml"
+SECTIONS = ("model", "data", "train")
+
+
+@dataclass
+class TrainConfig:
+    """The `train:` section of a preset; a new key is a new field here (with its default) read by scripts/train.py."""
+
+    batch_size: int = 32
+    eval_batch_size: int | None = None  # null = 2 x batch_size
+    epochs: int = 10
+    max_steps: int | None = None  # overrides epochs when set
+    learning_rate: float = 0.01
+    kernel_learning_rate: float = 0.001  # S4 lineage: kernels train slower and without weight decay
+    weight_decay: float = 0.05
+    warmup_ratio: float = 0.1
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0  # 0 disables clipping
+    mixed_precision: str = "no"  # no | bf16 | fp16 (FFTs always run in float32)
+    eval_every: int | None = None  # optimizer steps between evaluations; null = once per epoch
+    save_every: int | None = None  # optimizer steps between save_state checkpoints; null = once per epoch
+    save_total_limit: int = 2  # newest checkpoints kept (older step_<N> folders are deleted)
+    log_every: int = 10
+    seed: int = 0
+    num_workers: int = 0
+    sync_batch_norm: bool = False  # reduce BatchNorm statistics over all processes
+
+
+TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def load_preset(path: Path, overrides: list[str]) -> dict[str, Any]:
+    """A YAML preset with `model:`, `data:` and `train:` sections, plus `section.key=value` overrides (YAML values).
+
+    Returns:
+        `{"model": dict, "data": dict, "train": dict}`; `train` holds every `TrainConfig` field (defaults filled in).
+    """
+    preset = yaml.safe_load(Path(path).read_text())
+    unknown = set(preset) - {*SECTIONS, "description"}
+    if unknown:
+        raise ValueError(f"{path}: unknown preset sections {sorted(unknown)}")
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        section, _, field = key.partition(".")
+        if not sep or section not in SECTIONS or not field:
+            raise ValueError(f"--set expects section.key=value with section model|data|train, got {override!r}")
+        preset.setdefault(section, {})[field] = yaml.safe_load(value)
+    train = preset.get("train") or {}
+    unknown = set(train) - set(TRAIN_KEYS)
+    if unknown:
+        raise ValueError(f"{path}: unknown train keys {sorted(unknown)}; known: {sorted(TRAIN_KEYS)}")
+    return {
+        "model": preset.get("model", {}),
+        "data": preset["data"],
+        "train": dataclasses.asdict(TrainConfig(**train)),
+    }

@@ -1,0 +1,38 @@
+"""The evaluation loop: accuracy, macro-F1 and mean loss over a prepared loader, gathered over processes."""
+
+import torch
+from accelerate import Accelerator
+from torch.utils.data import DataLoader
+
+from modeling_mrconv.metrics import accuracy, macro_f1
+
+
+def dataset_labels(dataset: torch.utils.data.Dataset) -> torch.Tensor:
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        labels = [int(dataset[i]["labels"]) for i in range(len(dataset))]
+    return torch.as_tensor(labels).long().flatten()
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator, num_labels: int
+) -> dict[str, float]:
+    """Accuracy, macro-F1 and mean loss over a prepared loader, gathered over processes (no duplicates)."""
+    was_training = model.training
+    model.eval()
+    predictions, labels, losses = [], [], []
+    for batch in loader:
+        out = model(**batch)
+        loss = out.loss.detach().float().repeat(len(batch["labels"]))
+        preds, labs, loss = accelerator.gather_for_metrics((out.logits.argmax(-1), batch["labels"], loss))
+        predictions.append(preds.cpu())
+        labels.append(labs.cpu())
+        losses.append(loss.cpu())
+    model.train(was_training)
+    predictions, labels = torch.cat(predictions).numpy(), torch.cat(labels).numpy()
+    return {
+        "accuracy": accuracy(predictions, labels),
+        "macro_f1": macro_f1(predictions, labels, num_labels),
+        "loss": torch.cat(losses).mean().item(),
+    }
