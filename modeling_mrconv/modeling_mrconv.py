@@ -395,6 +395,13 @@ class MRConvPreTrainedModel(PreTrainedModel):
         else:
             super()._init_weights(module)
 
+    def change_sampling_rate(self, factor: float) -> "MRConvPreTrainedModel":
+        """Prepare the model for inputs at `factor` (= 2^-k) x the training rate; merges every layer in place and
+        returns self. What is exact and what is approximated: `sampling_rate.py`."""
+        from .sampling_rate import change_sampling_rate  # relative import: copied next to checkpoints
+
+        return change_sampling_rate(self, factor)
+
     def reparameterize(self) -> "MRConvPreTrainedModel":
         """Merge every MRConv layer into one kernel + bias in place (eval-mode semantics); idempotent, returns self."""
         for module in self.modules():
