@@ -32,19 +32,15 @@ barrier for a busy core (~4-12 ms per op, measured), which swamps the small ops 
 """
 
 import argparse
-import contextlib
 import datetime
 import gc
-import hashlib
 import importlib.util
-import json
 import math
 import os
 import platform
 import statistics
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,13 +49,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from torch import nn  # noqa: E402
-
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, when not pip-installed
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/floor_model.py
-
 import transformers  # noqa: E402
+from bench.measure import (  # noqa: E402
+    MEMORY_METHOD,
+    available_memory_bytes,
+    code_fingerprint,
+    device_name,
+    is_oom,
+    matmul_flops_per_second,
+    peak_memory,
+    time_fn,
+)
+from bench.peers import PooledClassifier, S4DClassifier  # noqa: E402
+from bench.report import INFERENCE_MODELS, LABELS, TRAINING_MODELS, format_row, print_summary, write_outputs  # noqa: E402
+from torch import nn  # noqa: E402
 from transformers import AutoModel, BertConfig, MambaConfig  # noqa: E402
 
 from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification  # noqa: E402
@@ -70,47 +73,8 @@ try:
 except ImportError:  # progress bars are optional
     tqdm = None
 
-INFERENCE_MODELS = ("mrconv_merged", "mrconv_unmerged", "floor", "attention", "mamba", "s4d")
-TRAINING_MODELS = ("mrconv_unmerged", "single_kernel")
-LABELS = {
-    "mrconv_merged": "MRConv merged",
-    "mrconv_unmerged": "MRConv unmerged",
-    "floor": "floor (plain torch)",
-    "single_kernel": "single long-conv kernel",
-    "attention": "Transformer (BERT, SDPA)",
-    "mamba": "Mamba (transformers)",
-    "s4d": "S4D-Lin (Vandermonde)",
-}
-# (numerator, numerator mode, denominator, denominator mode, printed name)
-RATIOS = (
-    ("mrconv_merged", "inference", "floor", "inference", "merged / floor"),
-    ("mrconv_unmerged", "inference", "mrconv_merged", "inference", "unmerged eval / merged"),
-    ("mrconv_unmerged", "training", "single_kernel", "training", "MRConv train step / single-kernel train step"),
-    ("attention", "inference", "mrconv_merged", "inference", "attention / merged"),
-    ("mamba", "inference", "mrconv_merged", "inference", "mamba / merged"),
-    ("s4d", "inference", "mrconv_merged", "inference", "s4d / merged"),
-)
 # time ~ L^p used to extrapolate from shorter lengths (the fitted slope is used when it is steeper)
 PRIOR_EXPONENT = {"attention": 2.0}
-MEMORY_METHOD = {
-    "cpu": (
-        "peak_mem_mb: torch.profiler.profile(profile_memory=True) around one untimed call; the signed sizes of the "
-        "CPU allocator's [memory] events are summed in time order and the maximum is reported, i.e. the peak bytes "
-        "allocated by torch during the call above what was live before it (weights, inputs and optimizer state from "
-        "earlier steps excluded; FFT/BLAS library workspaces not allocated through torch are not seen). "
-        "Deterministic for a given model and shape."
-    ),
-    "cuda": (
-        "peak_mem_mb: torch.cuda.max_memory_allocated() after torch.cuda.reset_peak_memory_stats(), minus "
-        "torch.cuda.memory_allocated() before the call, around one untimed call (same baseline as on CPU: weights, "
-        "inputs and optimizer state from earlier steps excluded)."
-    ),
-    "saved": (
-        "saved_mb (training rows): bytes of the distinct storages that autograd saves for backward during the forward "
-        "pass, seen through torch.autograd.graph.saved_tensors_hooks, parameters excluded: the activation memory "
-        "(tensors a custom autograd.Function keeps as plain ctx attributes instead of save_for_backward are not seen)."
-    ),
-}
 
 
 @dataclass
@@ -122,214 +86,6 @@ class Runner:
     step: Callable[[], None]
     params: int
     parameter_ptrs: set[int] = field(default_factory=set)
-
-
-# --------------------------------------------------------------------------------------------- S4D-Lin (peer layer)
-class S4DKernel(nn.Module):
-    """S4D-Lin kernel: diagonal complex A, recomputed for every call by a Vandermonde product (Gu et al., 2022).
-
-    K[h, l] = 2 Re(sum_n C'[h, n] exp(dt_h A[h, n] l)) with C' = C (exp(dt A) - 1) / A (zero-order hold),
-    using N/2 complex modes (conjugate pairs give the N real states). One kernel per direction.
-    """
-
-    def __init__(self, channels: int, state_size: int = 64, dt_min: float = 1e-3, dt_max: float = 1e-1):
-        super().__init__()
-        N2 = state_size // 2
-        log_dt = torch.rand(channels) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)  # (C)
-        self.log_dt = nn.Parameter(log_dt)
-        self.C = nn.Parameter(torch.view_as_real(torch.randn(channels, N2, dtype=torch.cfloat)))  # (C N2 2)
-        self.log_A_real = nn.Parameter(torch.log(0.5 * torch.ones(channels, N2)))  # (C N2)
-        self.A_imag = nn.Parameter(math.pi * torch.arange(N2).float().repeat(channels, 1))  # (C N2) S4D-Lin
-
-    def forward(self, L: int) -> torch.Tensor:
-        dt = self.log_dt.exp()  # (C)
-        A = torch.complex(-self.log_A_real.exp(), self.A_imag)  # (C N2)
-        dtA = A * dt[:, None]  # (C N2)
-        C = torch.view_as_complex(self.C) * (dtA.exp() - 1.0) / A  # (C N2)
-        vandermonde = (dtA[..., None] * torch.arange(L, device=A.device)).exp()  # (C N2 L)
-        return 2 * torch.einsum("cn,cnl->cl", C, vandermonde).real  # (C L)
-
-
-class S4DLayer(nn.Module):
-    """y = k * u + D u with an S4D kernel; bidirectional kernels are laid out as in S4 (forward + flipped backward)."""
-
-    def __init__(self, hidden_size: int, bidirectional: bool, state_size: int = 64):
-        super().__init__()
-        self.directions = 2 if bidirectional else 1
-        self.kernel = S4DKernel(self.directions * hidden_size, state_size)
-        self.D = nn.Parameter(torch.randn(hidden_size))
-
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
-        B, H, L = u.shape
-        with torch.autocast(u.device.type, enabled=False):
-            k = self.kernel(L).view(self.directions, H, L)  # (S H L)
-            circular = F.pad(k[0], (0, L))  # (H 2L)
-            if self.directions == 2:
-                circular = circular + F.pad(k[1].flip(-1), (L, 0))  # backward tap j multiplies u[t + 1 + j]
-            k_f = torch.fft.rfft(circular, n=2 * L)  # (H L+1)
-            u_f = torch.fft.rfft(u.float(), n=2 * L)  # (B H L+1)
-            y = torch.fft.irfft(u_f * k_f, n=2 * L)[..., :L]  # (B H L)
-            return (y + u.float() * self.D[:, None]).to(u.dtype)
-
-
-class S4DClassifier(nn.Module):
-    """Embedding, MRConv's block with the S4D layer as its convolution, mean pooling, linear head."""
-
-    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, num_labels: int, bidirectional: bool):
-        super().__init__()
-        H = hidden_size
-        self.embeddings = nn.Embedding(vocab_size, H)
-        self.convs = nn.ModuleList([S4DLayer(H, bidirectional) for _ in range(num_layers)])
-        self.linears = nn.ModuleList([nn.Conv1d(H, 2 * H, kernel_size=1) for _ in range(num_layers)])
-        self.norms = nn.ModuleList([nn.BatchNorm1d(H) for _ in range(num_layers)])
-        self.classifier = nn.Linear(H, num_labels)
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        x = self.embeddings(input_ids).transpose(1, 2)  # (B H L)
-        for conv, linear, norm in zip(self.convs, self.linears, self.norms, strict=True):
-            x = norm(x + F.glu(linear(F.gelu(conv(x))), dim=1))  # (B H L)
-        return self.classifier(x.mean(-1))  # (B num_labels)
-
-
-class PooledClassifier(nn.Module):
-    """A transformers backbone returning (B, L, H) hidden states, with MRConv's head: mean pooling + linear."""
-
-    def __init__(self, backbone: nn.Module, hidden_size: int, num_labels: int, **call_kwargs):
-        super().__init__()
-        self.backbone = backbone
-        self.call_kwargs = call_kwargs
-        self.classifier = nn.Linear(hidden_size, num_labels)
-
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, **self.call_kwargs).last_hidden_state  # (B L H)
-        return self.classifier(hidden.mean(1))  # (B num_labels)
-
-
-# ----------------------------------------------------------------------------------------------------- measurement
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_fn(fn: Callable[[], None], device: torch.device) -> float:
-    """Wall-clock seconds of one call, synchronized on CUDA."""
-    synchronize(device)
-    start = time.perf_counter()
-    fn()
-    synchronize(device)
-    return time.perf_counter() - start
-
-
-def peak_memory(
-    fn: Callable[[], None], device: torch.device, parameter_ptrs: set[int] | None = None
-) -> tuple[float, float | None]:
-    """Run `fn` once; return (peak MiB allocated above the pre-call level, MiB saved for backward or None).
-
-    See MEMORY_METHOD for what each number means. `parameter_ptrs` (training) turns on the saved-tensor count.
-    """
-    saved: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        with contextlib.suppress(RuntimeError):  # tensors without storage (e.g. some wrappers) are not counted
-            storage = tensor.untyped_storage()
-            if storage.data_ptr() not in parameter_ptrs:
-                saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    hooks = torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t) if parameter_ptrs is not None else None
-    with hooks or contextlib.nullcontext():
-        if device.type == "cuda":
-            synchronize(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            before = torch.cuda.memory_allocated(device)
-            fn()
-            synchronize(device)
-            peak = torch.cuda.max_memory_allocated(device) - before
-        else:
-            peak = _profiled_cpu_peak(fn)
-    saved_mb = sum(saved.values()) / 2**20 if parameter_ptrs is not None else None
-    return peak / 2**20, saved_mb
-
-
-def _profiled_cpu_peak(fn: Callable[[], None]) -> int:
-    """Peak of the running sum of the CPU allocator's signed [memory] events recorded by the profiler."""
-    from torch.autograd import DeviceType
-    from torch.profiler import ProfilerActivity, profile
-
-    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-    with silence_stderr():  # kineto logs every start and stop on the C-level stderr
-        prof.start()
-    try:
-        fn()
-    finally:
-        with silence_stderr():
-            prof.stop()
-    cpu_types = (DeviceType.CPU, DeviceType.MKLDNN, DeviceType.IDEEP)
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    current = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        if event.device_type() in cpu_types:
-            current += event.nbytes()
-            peak = max(peak, current)
-    return peak
-
-
-@contextlib.contextmanager
-def silence_stderr() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null for the duration (C++ logging bypasses sys.stderr)."""
-    sys.stderr.flush()
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-def available_memory_bytes(device: torch.device) -> int | None:
-    """Free memory the benchmark may plan with: free GPU memory, or MemAvailable of the host."""
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    with contextlib.suppress(OSError, ValueError, StopIteration):
-        with open("/proc/meminfo") as f:
-            line = next(line for line in f if line.startswith("MemAvailable:"))
-        return int(line.split()[1]) * 1024
-    return None
-
-
-def matmul_flops_per_second(device: torch.device) -> float:
-    """Rough dense fp32 throughput of this device, for the a-priori time estimate of attention."""
-    a = torch.randn(1024, 1024, device=device)
-    time_fn(lambda: a @ a, device)
-    seconds = min(time_fn(lambda: a @ a, device) for _ in range(3))
-    return 2 * 1024**3 / max(seconds, 1e-9)
-
-
-def code_fingerprint() -> str:
-    """sha256 (12 hex digits) of the package and floor sources as imported, to tie results to a code version."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in [*sorted((root / "modeling_mrconv").glob("*.py")), root / "scripts" / "floor_model.py"]:
-        if path.exists():
-            digest.update(path.name.encode() + path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as f:
-        return next(line for line in f if line.startswith("model name")).split(":", 1)[1].strip()
-    return platform.processor() or "cpu"
-
-
-def is_oom(error: BaseException) -> bool:
-    message = str(error).lower()
-    return isinstance(error, torch.OutOfMemoryError | MemoryError) or any(
-        s in message for s in ("out of memory", "can't allocate", "cannot allocate", "not enough memory")
-    )
 
 
 # ---------------------------------------------------------------------------------------------------------- models
@@ -357,7 +113,7 @@ def build_module(name: str, mode: str, args: argparse.Namespace, L: int) -> nn.M
     elif name == "single_kernel":
         module = MRConvForSequenceClassification(mrconv_config(args, L, reparameterized=True))
     elif name == "floor":
-        from floor_model import build_floor_model  # ImportError: handled by the caller
+        from bench.floor_model import build_floor_model  # ImportError: handled by the caller
 
         module = build_floor_model(mrconv_config(args, L, reparameterized=True))
     elif name == "attention":
@@ -549,173 +305,6 @@ def _row(
     else:
         row["status"] = status.get(name, "error: no measurement")
     return row
-
-
-# --------------------------------------------------------------------------------------------------------- outputs
-def compute_ratios(rows: list[dict]) -> list[dict]:
-    """Every ratio of RATIOS at each (L, B) where both numbers were measured in this run."""
-    ok = {(r["model"], r["mode"], r["sequence_length"], r["batch_size"]): r for r in rows if r["status"] == "ok"}
-    ratios = []
-    for num, num_mode, den, den_mode, label in RATIOS:
-        for (model, mode, L, B), a in sorted(ok.items(), key=lambda kv: (kv[0][3], kv[0][2])):
-            b = ok.get((den, den_mode, L, B))
-            if model != num or mode != num_mode or b is None:
-                continue
-            memory = None
-            if a["peak_mem_mb"] and b["peak_mem_mb"]:
-                memory = a["peak_mem_mb"] / b["peak_mem_mb"]
-            ratio = {"ratio": label, "sequence_length": L, "batch_size": B, "time": a["time_ms"] / b["time_ms"]}
-            ratio["time_of_minima"] = a["time_ms_min"] / b["time_ms_min"]  # contention only adds time: a cross-check
-            ratios.append(ratio | {"peak_memory": memory})
-    return ratios
-
-
-def fit_exponents(rows: list[dict]) -> list[dict]:
-    """Least-squares slope of log(time) against log(L) for each (model, mode, batch size) with 2+ lengths."""
-    groups: dict[tuple, list[tuple[float, float]]] = {}
-    for r in rows:
-        if r["status"] == "ok":
-            groups.setdefault((r["model"], r["mode"], r["batch_size"]), []).append(
-                (math.log(r["sequence_length"]), math.log(r["time_ms"]))
-            )
-    fits = []
-    for (model, mode, B), points in groups.items():
-        if len({x for x, _ in points}) < 2:
-            continue
-        mx, my = statistics.fmean(x for x, _ in points), statistics.fmean(y for _, y in points)
-        slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
-        lengths = sorted(round(math.exp(x)) for x, _ in points)
-        fits.append({"model": model, "mode": mode, "batch_size": B, "exponent": slope, "lengths": lengths})
-    return fits
-
-
-def markdown(meta: dict, rows: list[dict], ratios: list[dict], fits: list[dict]) -> str:
-    lengths = sorted({r["sequence_length"] for r in rows})
-    lines = [
-        f"# MRConv benchmark: {meta['device_name']} ({meta['device']}, {meta['dtype']})",
-        "",
-        f"{meta['date']}; torch {meta['torch']}, transformers {meta['transformers']}, {meta['threads']} threads; "
-        f"hidden {meta['args']['hidden_size']}, layers {meta['args']['num_layers']}, kernel "
-        f"{meta['args']['kernel_type']} l0={meta['args']['kernel_size']}, bidirectional.",
-        f"Command: `{meta['command']}`; code sha256 {meta['code_sha256']} (modeling_mrconv/*.py + floor_model.py).",
-        "",
-        "Cells: median ms over interleaved repeats / peak MiB (training rows: / MiB saved for backward).",
-        "",
-    ]
-    for B in sorted({r["batch_size"] for r in rows}):
-        lines += [f"## batch size {B}", "", "| model | mode | " + " | ".join(f"L={L}" for L in lengths) + " |"]
-        lines.append("|---|---|" + "---|" * len(lengths))
-        for mode, names in (("inference", INFERENCE_MODELS), ("training", TRAINING_MODELS)):
-            for name in names:
-                cells = {
-                    r["sequence_length"]: _cell(r)
-                    for r in rows
-                    if (r["model"], r["mode"], r["batch_size"]) == (name, mode, B)
-                }
-                if cells:
-                    lines.append(
-                        f"| {LABELS[name]} | {mode} | " + " | ".join(cells.get(L, "") for L in lengths) + " |"
-                    )
-        lines.append("")
-    lines += ["## Ratios", "", "Time: ratio of medians (ratio of minima in parentheses); memory: ratio of peaks.", ""]
-    lines += ["| ratio | B | L | time | memory |", "|---|---|---|---|---|"]
-    for r in ratios:
-        memory = f"{r['peak_memory']:.2f}" if r["peak_memory"] else ""
-        time_cell = f"{r['time']:.2f} ({r['time_of_minima']:.2f})"
-        lines.append(f"| {r['ratio']} | {r['batch_size']} | {r['sequence_length']} | {time_cell} | {memory} |")
-    lines += ["", "## Scaling exponents (slope of log time vs log L)", "", "| model | mode | B | exponent | lengths |"]
-    lines.append("|---|---|---|---|---|")
-    for f in fits:
-        lines.append(
-            f"| {LABELS[f['model']]} | {f['mode']} | {f['batch_size']} | {f['exponent']:.2f} | {f['lengths']} |"
-        )
-    skipped = [r for r in rows if r["status"] != "ok" and not r["status"].startswith("skipped: scripts/floor")]
-    if skipped:
-        lines += ["", "## Not measured", ""]
-        lines += [
-            f"- {LABELS[r['model']]}, {r['mode']}, L={r['sequence_length']}, B={r['batch_size']}: {r['status']}"
-            for r in skipped
-        ]
-    lines += ["", "## Method", "", f"- {meta['timing_method']}", f"- {meta['skip_policy']}"]
-    lines += [*(f"- {m}" for m in meta["memory_method"].values()), ""]
-    return "\n".join(lines)
-
-
-def _cell(row: dict) -> str:
-    if row["status"] != "ok":
-        return row["status"].split(" (")[0][:48]
-    cell = f"{row['time_ms']:.1f} / {row['peak_mem_mb']:.0f}"
-    return cell + (f" / {row['saved_mb']:.0f}" if row["saved_mb"] is not None else "")
-
-
-def plot(rows: list[dict], path: Path) -> None:
-    """Log-log time vs L: inference (the paper's appendix figure, plus the other rows) and training."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-    batch_sizes = sorted({r["batch_size"] for r in rows})
-    for ax, mode, names in zip(axes, ("inference", "training"), (INFERENCE_MODELS, TRAINING_MODELS), strict=True):
-        for name in names:
-            for B in batch_sizes:
-                points = sorted(
-                    (r["sequence_length"], r["time_ms"])
-                    for r in rows
-                    if (r["model"], r["mode"], r["batch_size"], r["status"]) == (name, mode, B, "ok")
-                )
-                if points:
-                    label = LABELS[name] + (f" (B={B})" if len(batch_sizes) > 1 else "")
-                    index = list(LABELS).index(name)  # one color and marker per model in both panels
-                    style = {
-                        "color": f"C{index}",
-                        "marker": "osD^vPX"[index],
-                        "linestyle": "--" if index == 2 else "-",
-                    }
-                    ax.plot(*zip(*points, strict=True), label=label, markersize=5, **style)
-        ax.set(xscale="log", yscale="log", xlabel="sequence length L", ylabel="median time (ms)")
-        ax.set_title(f"{mode} ({'forward, no_grad' if mode == 'inference' else 'forward + backward + AdamW'})")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def write_outputs(output_dir: Path, meta: dict, rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """results.json, results.md and time_vs_length.png under output_dir; returns the ratios and fits."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    ratios, fits = compute_ratios(rows), fit_exponents(rows)
-    payload = {"meta": meta, "results": rows, "ratios": ratios, "scaling_exponents": fits}
-    (output_dir / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (output_dir / "results.md").write_text(markdown(meta, rows, ratios, fits))
-    plot(rows, output_dir / "time_vs_length.png")
-    return ratios, fits
-
-
-def format_row(row: dict) -> str:
-    case = f"{row['mode']:<9} L={row['sequence_length']:<6} B={row['batch_size']:<3} {row['model']:<16}"
-    if row["status"] != "ok":
-        return f"{case} {row['status']}"
-    saved = f", saved {row['saved_mb']:.0f} MiB" if row["saved_mb"] is not None else ""
-    return f"{case} {row['time_ms']:10.1f} ms (x{row['repeats']}), peak {row['peak_mem_mb']:.0f} MiB{saved}"
-
-
-def print_summary(ratios: list[dict], fits: list[dict], rows: list[dict]) -> None:
-    print("\nratios (time: medians, minima in parentheses; peak memory):")
-    for r in ratios:
-        memory = f"; memory {r['peak_memory']:.2f}x" if r["peak_memory"] else ""
-        case = f"{r['ratio']:<46} L={r['sequence_length']:<6} B={r['batch_size']:<3}"
-        print(f"  {case} {r['time']:7.2f}x (minima {r['time_of_minima']:.2f}x){memory}")
-    print("scaling exponents (slope of log time vs log L):")
-    for f in fits:
-        print(
-            f"  {LABELS[f['model']]:<28} {f['mode']:<9} B={f['batch_size']:<3} {f['exponent']:5.2f}  L={f['lengths']}"
-        )
-    for r in rows:
-        if r["status"] != "ok":
-            print(f"  {r['model']} {r['mode']} L={r['sequence_length']} B={r['batch_size']}: {r['status']}")
 
 
 # ------------------------------------------------------------------------------------------------------------ main

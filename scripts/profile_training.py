@@ -24,63 +24,19 @@ other processes on the machine hits all models alike; only ratios from the same 
 """
 
 import argparse
-import contextlib
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 
 os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # silence the profiler's start/stop lines
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the package, when not pip-installed
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # floor_model.py
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from floor_model import build_floor_model  # noqa: E402
+from bench.floor_model import build_floor_model  # noqa: E402
+from bench.measure import peak_bytes, saved_bytes  # noqa: E402
 
-from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification, branch_conv, modeling_mrconv  # noqa: E402  # noqa: E402
-
-
-def saved_bytes(step, parameters: list[torch.Tensor]) -> int:
-    """Bytes of the distinct non-parameter storages saved for backward while `step` runs."""
-    skip = {p.untyped_storage().data_ptr() for p in parameters}
-    saved: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        with contextlib.suppress(RuntimeError):
-            storage = tensor.untyped_storage()
-            if storage.data_ptr() not in skip:
-                saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        step()
-    return sum(saved.values())
-
-
-def peak_bytes(step, device: torch.device) -> int:
-    """Peak bytes allocated by torch during `step` above the level before it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        step()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before
-    from torch.autograd import DeviceType
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    current = peak = 0
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        if event.device_type() in (DeviceType.CPU, DeviceType.MKLDNN, DeviceType.IDEEP):
-            current += event.nbytes()
-            peak = max(peak, current)
-    return peak
+from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification, branch_conv, modeling_mrconv  # noqa: E402
 
 
 def build(args: argparse.Namespace, layers: int, L: int, device: torch.device) -> dict:

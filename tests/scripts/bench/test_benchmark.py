@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 
 import torch
-from benchmark import S4DLayer
+from bench.peers import S4DLayer
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 ALWAYS_MEASURED = {("mrconv_merged", "inference"), ("mrconv_unmerged", "inference"), ("s4d", "inference")}
 ALWAYS_MEASURED |= {("attention", "inference"), ("mamba", "inference")}
 ALWAYS_MEASURED |= {("mrconv_unmerged", "training"), ("single_kernel", "training")}
