@@ -1,6 +1,6 @@
 """Speed and memory of MRConv (merged and unmerged) against its floor, a single-kernel model and peer layers.
 
-Answers GitHub issue "Performance", item 3 (and the device-agnostic part of item 4). Every model below is a sequence
+Every model below is a sequence
 classifier (token ids in, logits out) at the same width and depth, timed side by side in one process:
 
     mrconv_merged     MRConv after `reparameterize()`: one FFT long convolution + bias per layer (eval, no_grad)

@@ -1,4 +1,4 @@
-"""Measured cost ratios of GitHub issue "Performance", items 1 and 2 (CPU or CUDA, one process, interleaved).
+"""Measured training-step and merged-model cost ratios (CPU or CUDA, one process, interleaved).
 
 For every (number of layers, length) it builds, from the same `MRConvConfig`:
 
