@@ -1,6 +1,6 @@
 """The floor of the merged MRConv model: plain torch doing exactly the merged model's eval ops and nothing else.
 
-The merged model (`reparameterize()`, or `config.reparameterized=True`; the paper's Section 3.3) should cost
+The merged model (`reparameterize()`, or `config.reparameterized=True`; merge in `modeling_mrconv/reparam.py`) should cost
 per layer the FFT convolution with a cached kernel spectrum plus the pointwise block ops. This module is that cost:
 
     embedding -> per layer: rfft(x, n=2L) * precomputed spectrum -> irfft -> [..., :L] + bias -> GELU
