@@ -79,7 +79,7 @@ def test_paper_presets_load_and_build(path):
 
 
 def test_unknown_preset_keys_are_rejected(tmp_path):
-    with pytest.raises(ValueError, match="unknown train keys"):
+    with pytest.raises(ValueError, match=r"train.learning_rat: unknown train key; did you mean 'learning_rate'\?"):
         load_preset(ROOT / "configuration" / "tiny.yaml", ["train.learning_rat=0.1"])
     with pytest.raises(ValueError, match="section.key=value"):
         load_preset(ROOT / "configuration" / "tiny.yaml", ["batch_size=3"])

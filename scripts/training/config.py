@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from training.schema import validate_preset
+
 
 DEFAULT_PRESET = Path(__file__).resolve().parents[2] / "configuration" / "listops_cpu.yaml"
 SECTIONS = ("model", "data", "train")
@@ -55,12 +57,8 @@ def load_preset(path: Path, overrides: list[str]) -> dict[str, Any]:
         if not sep or section not in SECTIONS or not field:
             raise ValueError(f"--set expects section.key=value with section model|data|train, got {override!r}")
         preset.setdefault(section, {})[field] = yaml.safe_load(value)
-    train = preset.get("train") or {}
-    unknown = set(train) - set(TRAIN_KEYS)
-    if unknown:
-        raise ValueError(f"{path}: unknown train keys {sorted(unknown)}; known: {sorted(TRAIN_KEYS)}")
-    return {
-        "model": preset.get("model", {}),
-        "data": preset["data"],
-        "train": dataclasses.asdict(TrainConfig(**train)),
-    }
+    if "data" not in preset:
+        raise ValueError(f"{path}: the preset has no data: section")
+    sections = {"model": preset.get("model") or {}, "data": preset["data"], "train": preset.get("train") or {}}
+    validate_preset(sections, TrainConfig)
+    return {**sections, "train": dataclasses.asdict(TrainConfig(**sections["train"]))}

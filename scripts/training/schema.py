@@ -1,0 +1,102 @@
+"""One preset schema: `model:` keys against `MRConvConfig.__init__`, `train:` keys against `TrainConfig`, `data:` keys
+against the task's config dataclass (`tasks.TASKS`), each value type-checked from its annotation."""
+
+import contextlib
+import dataclasses
+import difflib
+import inspect
+import types
+import typing
+from typing import Any
+
+from tasks import TASKS
+
+from modeling_mrconv import MRConvConfig
+
+
+# set from the task's data by training.models.build_model, never by a preset
+MODEL_KEYS_FROM_DATA = ("vocab_size", "input_dim", "pad_token_id")
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "a boolean",
+    str: "a string",
+    list: "a list",
+    dict: "a mapping",
+}
+
+
+def _accepts(annotation: Any, value: Any) -> bool:
+    """Whether a YAML value fits `annotation` (int | None, float, bool, str, list[str], dict, ...)."""
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return True
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return any(_accepts(a, value) for a in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    origin = typing.get_origin(annotation) or annotation
+    if origin is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if origin is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin) if isinstance(origin, type) else True
+
+
+def _expected(annotation: Any) -> str:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        names = [_expected(a) for a in typing.get_args(annotation) if a is not type(None)]
+        return " or ".join(names) + (" or null" if type(None) in typing.get_args(annotation) else "")
+    origin = typing.get_origin(annotation) or annotation
+    return _TYPE_NAMES.get(origin, getattr(origin, "__name__", str(origin)))
+
+
+def check_section(section: str, values: dict[str, Any], schema: dict[str, Any], context: str = "") -> None:
+    """Raise ValueError for a key outside `schema` (with a did-you-mean and the valid keys) or a mistyped value.
+
+    A string that parses as a float is converted in place where a number is expected (YAML 1.1 reads `1e-3` as a
+    string).
+    """
+    for key, value in list(values.items()):
+        if section == "model" and key in MODEL_KEYS_FROM_DATA:
+            raise ValueError(f"model.{key}: set from the task's data, not a preset key")
+        if isinstance(value, str) and _accepts(schema.get(key, Any), 0.5) and not _accepts(schema.get(key), value):
+            with contextlib.suppress(ValueError):  # YAML 1.1 reads 1e-3 as a string
+                value = values[key] = float(value)
+        if key not in schema:
+            close = difflib.get_close_matches(key, list(schema), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"{section}.{key}: unknown {section} key{context}; {hint}valid keys: {sorted(schema)}")
+        if not _accepts(schema[key], value):
+            raise ValueError(f"{section}.{key}: expected {_expected(schema[key])}, got {value!r}")
+
+
+def model_schema() -> dict[str, Any]:
+    """`MRConvConfig.__init__`'s named parameters and their annotations, less those set from the data."""
+    parameters = inspect.signature(MRConvConfig.__init__).parameters
+    return {
+        name: p.annotation
+        for name, p in parameters.items()
+        if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD and name not in MODEL_KEYS_FROM_DATA
+    }
+
+
+def dataclass_schema(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def validate_data(data: dict[str, Any]) -> None:
+    """Check `data:` against its task's dataclass; a key of another task is "not a key of task ..."."""
+    task = data.get("task")
+    if task not in TASKS:
+        close = difflib.get_close_matches(str(task), list(TASKS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"data.task: unknown data task {task!r}; {hint}choose from {sorted(TASKS)}")
+    check_section("data", data, dataclass_schema(TASKS[task].config_cls), f" (not a key of task {task!r})")
+
+
+def validate_preset(preset: dict[str, Any], train_cls: type) -> None:
+    """Validate every section of a preset before any data is built (ValueError naming section.key)."""
+    check_section("model", preset["model"], model_schema())
+    check_section("train", preset["train"], dataclass_schema(train_cls))
+    validate_data(preset["data"])
