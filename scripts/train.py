@@ -86,6 +86,7 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         if not args.resume:
             (output_dir / "metrics.jsonl").unlink(missing_ok=True)
     log = MetricsLog(output_dir / "metrics.jsonl", accelerator.is_main_process)
+    accelerator.print(f"effective preset (saved as training_preset.yaml):\n{yaml.safe_dump(preset, sort_keys=False)}")
 
     with accelerator.main_process_first():
         task = build_task_data(preset["data"], seed=cfg.seed)

@@ -100,3 +100,20 @@ def validate_preset(preset: dict[str, Any], train_cls: type) -> None:
     check_section("model", preset["model"], model_schema())
     check_section("train", preset["train"], dataclass_schema(train_cls))
     validate_data(preset["data"])
+    _tie_text_length(preset)
+
+
+def _tie_text_length(preset: dict[str, Any]) -> None:
+    """`text`: `data.max_length` defaults to `model.max_sequence_length`; two different values are an error (else the
+    documents would be cut to the shorter one without a word)."""
+    data, model = preset["data"], preset["model"]
+    if data.get("task") != "text" or model.get("max_sequence_length") is None:
+        return
+    length = model["max_sequence_length"]
+    if data.get("max_length") is None:
+        data["max_length"] = length
+    elif data["max_length"] != length:
+        raise ValueError(
+            f"data.max_length={data['max_length']} disagrees with model.max_sequence_length={length} for task 'text' "
+            "(documents are cut to data.max_length); set one of them, or both to the same value"
+        )

@@ -56,3 +56,21 @@ def test_every_preset_passes_the_schema():
     assert len(presets) >= 17
     for path in presets:
         assert set(load_preset(path, [])) == {"model", "data", "train"}
+
+
+def test_text_length_follows_the_model(tmp_path):
+    text = ["data.task=text", "data.num_train=null", "data.num_validation=null", "data.num_test=null"]
+    text += ["data.min_length=null"]
+    with pytest.raises(ValueError, match=re.escape("data.num_train: unknown data key (not a key of task 'text')")):
+        load_preset(TEXT_CPU, text)
+    preset = (ROOT / "configuration" / "text_cpu.yaml").read_text()
+    for key in ("num_train", "num_validation", "num_test", "min_length", "max_length"):
+        preset = "\n".join(line for line in preset.splitlines() if not line.strip().startswith(f"{key}:"))
+    path = tmp_path / "text.yaml"
+    path.write_text(preset.replace("task: synthetic_text", "task: text"))
+    assert load_preset(path, ["model.max_sequence_length=4096"])["data"]["max_length"] == 4096  # not 512
+    assert load_preset(path, [])["data"]["max_length"] == 512
+    assert load_preset(path, ["data.max_length=512"])["data"]["max_length"] == 512
+    message = "data.max_length=512 disagrees with model.max_sequence_length=4096 for task 'text'"
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_preset(path, ["data.max_length=512", "model.max_sequence_length=4096"])
