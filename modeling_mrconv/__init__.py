@@ -6,6 +6,7 @@ Importing the package registers the classes with the Auto classes (library route
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, AutoModelForSequenceClassification
 
+from .cache_mrconv import MRConvCache
 from .configuration_mrconv import MRConvConfig
 from .configuration_mrconvnext import MRConvNextConfig
 from .metrics import compute_metrics
@@ -44,6 +45,7 @@ MRConvNextModel.register_for_auto_class("AutoModel")
 MRConvNextForImageClassification.register_for_auto_class("AutoModelForImageClassification")
 
 __all__ = [
+    "MRConvCache",
     "MRConvConfig",
     "MRConvForDocumentPairClassification",
     "MRConvForSequenceClassification",

@@ -72,7 +72,11 @@ class MRConvCache:
         kernels: per layer, the cached `streaming_kernel` (merged once per stream for training-form layers).
         pooled_sum: (B, H) running sum of the final hidden states over the valid positions seen so far.
         pooled_count: (B, 1) number of valid positions seen so far.
-        seen_tokens: positions (valid or padded) fed so far.
+        seen_tokens: positions (valid or padded) fed so far (advanced by `MRConvModel.forward`).
+
+    A stream is not limited to `config.max_sequence_length`: every output reads only the last K - 1 <= L_max - 1
+    inputs of each layer, so position t of a long stream sees the same kernel window as position K - 1 of a
+    training sequence, and equals the full causal convolution with the kernel extended by zero taps.
     """
 
     def __init__(self, num_layers: int):
@@ -85,6 +89,12 @@ class MRConvCache:
     def layer_forward(self, layer: torch.nn.Module, chunk: torch.Tensor) -> torch.Tensor:
         """Streamed `MRConvMultiResConv` output for `chunk` (B, H, C); updates this layer's history."""
         idx = layer.layer_idx
+        history = self.history[idx]
+        if history is not None and history.shape[0] != chunk.shape[0]:
+            raise ValueError(
+                f"The cache holds a stream of batch size {history.shape[0]}, got a chunk of batch size "
+                f"{chunk.shape[0]}: keep the batch fixed within a stream or start a new MRConvCache."
+            )
         if self.kernels[idx] is None:
             self.kernels[idx] = streaming_kernel(layer)
         kernel, bias = self.kernels[idx]
@@ -94,13 +104,13 @@ class MRConvCache:
     def update_pooling(self, hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Add a chunk's final hidden states (B, H, C) to the running masked mean; returns the mean so far (B, H)."""
         weights = torch.ones_like(hidden_states[:, :1]) if mask is None else mask.to(hidden_states.dtype)[:, None]
-        chunk_sum = (hidden_states * weights).sum(-1)  # (B H)
+        # torch.where, not a product: a non-finite value at a padded position must not reach the sum
+        chunk_sum = torch.where(weights > 0, hidden_states, hidden_states.new_zeros(())).sum(-1)  # (B H)
         chunk_count = weights.sum(-1)  # (B 1)
         if self.pooled_sum is None:
             self.pooled_sum, self.pooled_count = chunk_sum, chunk_count
         else:
             self.pooled_sum, self.pooled_count = self.pooled_sum + chunk_sum, self.pooled_count + chunk_count
-        self.seen_tokens += hidden_states.shape[-1]
         return self.pooled_sum / self.pooled_count.clamp_min(1.0)
 
     def memory_positions(self) -> int:

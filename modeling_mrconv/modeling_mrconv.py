@@ -7,6 +7,7 @@ import math
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -17,6 +18,7 @@ from transformers.utils import can_return_tuple, logging
 
 from .batchnorm import MRConvBatchNorm
 from .branch_conv import multires_forward
+from .cache_mrconv import MRConvCache
 from .configuration_mrconv import MRConvConfig
 from .fftconv import direct_conv_bias, fft_conv_bias, is_exporting, kernel_spectrum
 from .kernels import KERNEL_CLASSES, MRConvKernel
@@ -218,13 +220,17 @@ class MRConvBlock(nn.Module):
         self.glu = nn.GLU(dim=1)
         self.norm = MRConvNorm(config)
 
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """hidden_states: (B, H, L); mask: (B, L) or None. Returns (B, H, L)."""
+    def forward(
+        self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None, cache: MRConvCache | None = None
+    ) -> torch.Tensor:
+        """hidden_states: (B, H, L); mask: (B, L) or None; cache: streaming state (eval only). Returns (B, H, L)."""
         residual = hidden_states
         if self.prenorm:
             hidden_states = self.norm(hidden_states, mask)
         hidden_states = zero_padding(hidden_states, mask)  # padding never reaches the conv
-        hidden_states = self.dropout(self.activation(self.conv(hidden_states, mask)))  # (B H L)
+        # streaming: only the convolution reads other positions; everything else in the block is per-position
+        conv = self.conv(hidden_states, mask) if cache is None else cache.layer_forward(self.conv, hidden_states)
+        hidden_states = self.dropout(self.activation(conv))  # (B H L)
         hidden_states = self.dropout(self.glu(self.output_linear(hidden_states)))  # (B H L)
         hidden_states = residual + hidden_states
         if not self.prenorm:
@@ -542,6 +548,51 @@ class MRConvPreTrainedModel(PreTrainedModel):
         return result
 
 
+@dataclass
+class MRConvModelOutput(BaseModelOutput):
+    """`BaseModelOutput` plus `cache`: the updated `MRConvCache` of a streamed call (`use_cache=True`), else None."""
+
+    cache: MRConvCache | None = None
+
+
+@dataclass
+class MRConvSequenceClassifierOutput(SequenceClassifierOutput):
+    """`SequenceClassifierOutput` plus `cache`: the updated `MRConvCache` of a streamed call, else None."""
+
+    cache: MRConvCache | None = None
+
+
+def resolve_streaming(
+    model: MRConvPreTrainedModel, use_cache: bool | None, cache: MRConvCache | None
+) -> MRConvCache | None:
+    """The cache to stream with, or None for the full forward.
+
+    As in transformers' cached models, passing a `cache` turns streaming on when `use_cache` is None;
+    `use_cache=False` with a cache is contradictory and raises.
+    """
+    if cache is None and not use_cache:
+        return None
+    if use_cache is False:
+        raise ValueError("A cache was passed with use_cache=False: pass use_cache=True (or None) to stream.")
+    if cache is not None and not isinstance(cache, MRConvCache):
+        raise ValueError(f"cache must be an MRConvCache, got {type(cache).__name__}.")
+    if model.config.bidirectional:
+        raise ValueError(
+            "Streaming (use_cache=True) needs a causal model: config.bidirectional=True kernels read future "
+            "positions, which a stream has not seen yet."
+        )
+    if model.training:
+        raise ValueError("Streaming (use_cache=True) needs eval mode: call model.eval() (dropout, BatchNorm).")
+    if cache is None:
+        return MRConvCache(model.config.num_hidden_layers)
+    if len(cache.history) != model.config.num_hidden_layers:
+        raise ValueError(
+            f"The cache has {len(cache.history)} layers, the model num_hidden_layers="
+            f"{model.config.num_hidden_layers}: start a new MRConvCache for this model."
+        )
+    return cache
+
+
 class MRConvModel(MRConvPreTrainedModel):
     """Embedding (tokens) or linear projection (continuous inputs) followed by the MRConv blocks."""
 
@@ -587,8 +638,12 @@ class MRConvModel(MRConvPreTrainedModel):
         input_values: torch.Tensor | None,
         inputs_embeds: torch.Tensor | None,
         attention_mask: torch.Tensor | None,
+        streaming: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Validate the inputs; return embeddings (B, L, H), padded positions set to 0, and the (B, L) mask or None."""
+        """Validate the inputs; return embeddings (B, L, H), padded positions set to 0, and the (B, L) mask or None.
+
+        A streamed chunk (`streaming=True`) may exceed max_sequence_length, and so may the stream (`MRConvCache`).
+        """
         given = [
             n
             for n, v in (("input_ids", input_ids), ("input_values", input_values), ("inputs_embeds", inputs_embeds))
@@ -632,7 +687,7 @@ class MRConvModel(MRConvPreTrainedModel):
         B, L, _ = embeddings.shape
         if L == 0:
             raise ValueError("The inputs have length 0: pass at least one position per sequence.")
-        if self.config.max_sequence_length < L:
+        if self.config.max_sequence_length < L and not streaming:
             raise ValueError(
                 f"Sequence length {L} exceeds max_sequence_length={self.config.max_sequence_length}; "
                 "truncate the input (e.g. tokenizer(..., truncation=True))."
@@ -651,32 +706,43 @@ class MRConvModel(MRConvPreTrainedModel):
         input_values: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        use_cache: bool | None = None,
+        cache: MRConvCache | None = None,
         **kwargs,
-    ) -> BaseModelOutput:
+    ) -> MRConvModelOutput:
         """Returns `last_hidden_state` (B, L, H); padded positions of it are not meaningful.
 
         Arguments follow the Hugging Face text-model order (`model(input_ids, attention_mask)`); continuous models
         take `input_values` by keyword. `inputs_embeds` (B, L, hidden_size) replaces the embedding layer. An empty
         batch (B = 0) gives empty outputs and leaves every BatchNorm untouched; length 0 raises.
+
+        Streaming (causal models, eval mode): `use_cache=True` (or a `cache`) treats the inputs as the next chunk
+        of a stream; the outputs equal the full forward's at these positions and `cache` in the output carries the
+        updated `MRConvCache` for the next chunk (`cache_mrconv.py`).
         """
         reject_unknown_inputs(type(self).__name__, kwargs)
+        cache = resolve_streaming(self, use_cache, cache)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
-        embeddings, mask = self.embed(input_ids, input_values, inputs_embeds, attention_mask)
+        embeddings, mask = self.embed(input_ids, input_values, inputs_embeds, attention_mask, cache is not None)
         hidden_states = embeddings.transpose(1, 2)  # (B H L)
         all_hidden_states = (embeddings,) if output_hidden_states else None
         if embeddings.shape[0] == 0:  # nothing to convolve; no statistics to take
             layers = [] if output_hidden_states is False else [embeddings] * len(self.layers)
             all_hidden_states = (embeddings, *layers) if output_hidden_states else None
-            return BaseModelOutput(last_hidden_state=embeddings, hidden_states=all_hidden_states)
+            return MRConvModelOutput(last_hidden_state=embeddings, hidden_states=all_hidden_states, cache=cache)
         for layer in self.layers:
-            hidden_states = layer(hidden_states, mask)
+            hidden_states = layer(hidden_states, mask, cache)
             if output_hidden_states:
                 all_hidden_states += (hidden_states.transpose(1, 2),)
         if self.final_norm is not None:
             hidden_states = self.final_norm(hidden_states, mask)
-        return BaseModelOutput(last_hidden_state=hidden_states.transpose(1, 2), hidden_states=all_hidden_states)
+        if cache is not None:
+            cache.seen_tokens += hidden_states.shape[-1]
+        return MRConvModelOutput(
+            last_hidden_state=hidden_states.transpose(1, 2), hidden_states=all_hidden_states, cache=cache
+        )
 
 
 def check_mask(attention_mask: torch.Tensor | None, shape: torch.Size) -> None:
@@ -690,8 +756,8 @@ def reject_unknown_inputs(model_name: str, kwargs: dict) -> None:
     if unknown:
         raise ValueError(
             f"{model_name}.forward got unexpected inputs {unknown}; it takes input_ids, attention_mask, "
-            "inputs_embeds, input_values, labels, output_hidden_states and return_dict (MRConv has no attention "
-            "weights and no token_type_ids)."
+            "inputs_embeds, input_values, labels, output_hidden_states, return_dict and, for causal streaming, "
+            "use_cache and cache (MRConv has no attention weights and no token_type_ids)."
         )
 
 
@@ -716,9 +782,15 @@ class MRConvForSequenceClassification(MRConvPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
+        use_cache: bool | None = None,
+        cache: MRConvCache | None = None,
         **kwargs,
-    ) -> SequenceClassifierOutput:
-        """`labels`: (B,) class ids, (B,) or (B, num_labels) floats for regression, (B, num_labels) multi-hot."""
+    ) -> MRConvSequenceClassifierOutput:
+        """`labels`: (B,) class ids, (B,) or (B, num_labels) floats for regression, (B, num_labels) multi-hot.
+
+        Streaming (`use_cache=True` or a `cache`, as in `MRConvModel.forward`): the logits are the running
+        prediction over everything seen so far, the masked mean of all streamed positions.
+        """
         reject_unknown_inputs(type(self).__name__, kwargs)
         mask = resolve_attention_mask(input_ids, attention_mask, self.config.pad_token_id)  # used again for pooling
         outputs = self.mrconv(
@@ -728,13 +800,20 @@ class MRConvForSequenceClassification(MRConvPreTrainedModel):
             input_values=input_values,
             output_hidden_states=output_hidden_states,
             return_dict=True,
+            use_cache=use_cache,
+            cache=cache,
         )
-        pooled = masked_mean(outputs.last_hidden_state.transpose(1, 2), mask)  # (B H)
+        if outputs.cache is not None:
+            pooled = outputs.cache.update_pooling(outputs.last_hidden_state.transpose(1, 2), mask)  # (B H)
+        else:
+            pooled = masked_mean(outputs.last_hidden_state.transpose(1, 2), mask)  # (B H)
         logits = self.classifier(pooled)  # (B num_labels)
         loss = None
         if labels is not None:
             loss = self.loss_function(labels, logits, self.config)
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return MRConvSequenceClassifierOutput(
+            loss=loss, logits=logits, hidden_states=outputs.hidden_states, cache=outputs.cache
+        )
 
 
 class MRConvForDocumentPairClassification(MRConvPreTrainedModel):
@@ -766,6 +845,13 @@ class MRConvForDocumentPairClassification(MRConvPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
+        if kwargs.get("use_cache") is False:
+            kwargs.pop("use_cache")
+        if kwargs.get("use_cache") or kwargs.get("cache") is not None:
+            raise ValueError(
+                "MRConvForDocumentPairClassification does not stream (use_cache/cache): both documents are read "
+                "whole; stream each document through MRConvModel or MRConvForSequenceClassification instead."
+            )
         reject_unknown_inputs(type(self).__name__, kwargs)
         inputs = {"input_ids": input_ids, "input_values": input_values, "inputs_embeds": inputs_embeds}
         given = [name for name, value in inputs.items() if value is not None]
@@ -796,5 +882,7 @@ __all__ = [
     "MRConvForDocumentPairClassification",
     "MRConvForSequenceClassification",
     "MRConvModel",
+    "MRConvModelOutput",
     "MRConvPreTrainedModel",
+    "MRConvSequenceClassifierOutput",
 ]
