@@ -3,7 +3,7 @@
 `build_task_data(data_cfg, seed)` builds the `TaskData` of a preset's `data:` section.
 """
 
-from tasks import audio, generated, image, text  # noqa: F401  (fill the registry)
+from tasks import audio, generated, image, sequence, text  # noqa: F401  (fill the registry)
 from tasks.base import TASKS, PadCollator, TaskConfig, TaskData, build_task_data, register_task
 
 
