@@ -47,6 +47,12 @@ def main() -> None:
     parser.add_argument("--split", choices=["train", "validation", "test"], default="test")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--output_file", type=Path, default=None, help="write the metrics as JSON here")
+    parser.add_argument(
+        "--sampling_rate_factor",
+        type=float,
+        default=None,
+        help="zero-shot rate change (2^-k, e.g. 0.5 for 16 -> 8 kHz): model.change_sampling_rate(factor) first",
+    )
     args = parser.parse_args()
 
     preset = load_preset(args.config or find_preset(args.model_dir), args.set)
@@ -55,11 +61,17 @@ def main() -> None:
     model = load_model(args.model_dir, task)
     if model.config.num_labels != task.num_labels:
         raise ValueError(f"model has {model.config.num_labels} labels, the task {task.num_labels}")
+    if args.sampling_rate_factor is not None:
+        model = model.change_sampling_rate(args.sampling_rate_factor)
     loader = DataLoader(getattr(task, args.split), batch_size=args.batch_size, collate_fn=task.collate_fn)
     model, loader = accelerator.prepare(model, loader)
     metrics = evaluate(model, loader, accelerator, task.num_labels)
     results = {f"{args.split}_{k}": v for k, v in metrics.items()}
     results.update(model_dir=str(args.model_dir), reparameterized=bool(model.config.reparameterized))
+    if args.sampling_rate_factor is not None:
+        results.update(
+            sampling_rate_factor=args.sampling_rate_factor, max_sequence_length=model.config.max_sequence_length
+        )
     accelerator.print(json.dumps(results, indent=2))
     if args.output_file and accelerator.is_main_process:
         args.output_file.write_text(json.dumps(results, indent=2) + "\n")
