@@ -43,6 +43,8 @@ def test_fully_shard_export_equals_single_process_training(tmp_path):
 
 @pytest.mark.slow
 def test_accelerate_launch_fsdp_config_exports_a_loadable_model(tmp_path):
+    # on CPU, Accelerate 1.15 runs the FSDP config as multi-CPU DDP (its FSDP plugin needs a GPU-type backend); on
+    # GPUs the same command shards with fully_shard and train.py's export gathers the full state dict
     command = [
         *(sys.executable, "-m", "accelerate.commands.launch"),
         *("--config_file", str(ROOT / "configuration" / "accelerate_fsdp.yaml"), "--num_processes", "2"),
