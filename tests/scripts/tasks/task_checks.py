@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tasks import TaskData
+from tasks import TASKS, TaskData
 
 
 LISTOPS = {"max_depth": 4, "max_args": 5, "min_length": 10, "max_length": 60}
@@ -30,7 +30,11 @@ EXPECTED = {  # task: (input name, input_dim, max_length, num_labels, pair)
 
 
 def tiny(task: str, tmp_path: Path, **overrides) -> dict:
-    return {**TINY[task], "cache_dir": str(tmp_path / "cache"), **overrides}
+    """TINY[task] with `overrides`, and the cache under tmp_path for the tasks that cache (a key of their config)."""
+    cache = (
+        {"cache_dir": str(tmp_path / "cache")} if "cache_dir" in TASKS[task].config_cls.__dataclass_fields__ else {}
+    )
+    return {**TINY[task], **cache, **overrides}
 
 
 def check_item(task_data: TaskData, item: dict) -> None:
