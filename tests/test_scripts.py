@@ -1,4 +1,4 @@
-"""scripts/train.py and scripts/evaluate.py: presets, smoke runs, exact resume, evaluation, 2 CPU processes."""
+"""scripts/train.py and scripts/evaluate_model.py: presets, smoke runs, exact resume, evaluation, 2 CPU processes."""
 
 import argparse
 import json
@@ -123,13 +123,13 @@ def test_resume_from_saved_state_is_exact(tmp_path):
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
 
-    # evaluate.py: the export and the training checkpoint give the same test metrics
+    # evaluate_model.py: the export and the training checkpoint give the same test metrics
     outputs = {}
     for name, folder in (("export", tmp_path / "full"), ("checkpoint", checkpoints[-1])):
         out = tmp_path / f"{name}.json"
         command = [
             sys.executable,
-            str(ROOT / "scripts" / "evaluate.py"),
+            str(ROOT / "scripts" / "evaluate_model.py"),
             "--model_dir",
             str(folder),
             "--output_file",

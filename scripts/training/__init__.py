@@ -1,4 +1,4 @@
-"""What `scripts/train.py` and `scripts/evaluate.py` share: presets and `TrainConfig`, model building, evaluation."""
+"""What `scripts/train.py` and `scripts/evaluate_model.py` share: presets and `TrainConfig`, model building, evaluation."""
 
 from training.config import DEFAULT_PRESET, TrainConfig, load_preset
 from training.evaluation import dataset_labels, evaluate

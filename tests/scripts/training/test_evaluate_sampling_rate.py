@@ -1,4 +1,4 @@
-"""scripts/evaluate.py --sampling_rate_factor: the zero-shot rate change is applied before evaluating."""
+"""scripts/evaluate_model.py --sampling_rate_factor: the zero-shot rate change is applied before evaluating."""
 
 import json
 import runpy
@@ -25,12 +25,12 @@ PRESET = {
 
 
 def run_evaluate(model_dir: Path, config: Path, out: Path, *extra: str) -> dict:
-    """scripts/evaluate.py run in-process as `__main__` (its module name would shadow the `evaluate` package)."""
-    argv = ["evaluate.py", "--model_dir", str(model_dir), "--config", str(config), "--output_file", str(out)]
+    """scripts/evaluate_model.py run in-process as `__main__`."""
+    argv = ["evaluate_model.py", "--model_dir", str(model_dir), "--config", str(config), "--output_file", str(out)]
     argv += ["--set", "data.resample_to=8000", *extra]
     AcceleratorState._reset_state(reset_partial_state=True)
     with mock.patch.object(sys, "argv", argv):
-        runpy.run_path(str(ROOT / "scripts" / "evaluate.py"), run_name="__main__")
+        runpy.run_path(str(ROOT / "scripts" / "evaluate_model.py"), run_name="__main__")
     AcceleratorState._reset_state(reset_partial_state=True)
     return json.loads(out.read_text())
 

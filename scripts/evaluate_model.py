@@ -1,11 +1,15 @@
 """Evaluate an exported (merged) model or a training checkpoint on a split of its task.
 
 Commands:
-    python scripts/evaluate.py --model_dir runs/listops_cpu                       # the export, test split
-    python scripts/evaluate.py --model_dir runs/listops_cpu/checkpoints/step_300 --split validation
-    python scripts/evaluate.py --model_dir path/to/export --config configuration/listops.yaml --set data.source=local ...
+    python scripts/evaluate_model.py --model_dir runs/listops_cpu                       # the export, test split
+    python scripts/evaluate_model.py --model_dir runs/listops_cpu/checkpoints/step_300 --split validation
+    python scripts/evaluate_model.py --model_dir path/to/export --config configuration/listops.yaml --set data.source=local ...
 
 The task comes from `--config`, else from `training_preset.yaml` in the model folder or its run folder.
+
+Named `evaluate_model.py`, not `evaluate.py`: a script runs with `scripts/` first on `sys.path`, so a file
+`scripts/evaluate.py` would hide the `evaluate` library from every script and from the metric in
+`modeling_mrconv.metrics`.
 """
 
 import argparse
