@@ -4,7 +4,7 @@ import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 
-from modeling_mrconv.metrics import accuracy, macro_f1
+from modeling_mrconv.metrics import classification_metrics
 
 
 def dataset_labels(dataset: torch.utils.data.Dataset) -> torch.Tensor:
@@ -31,8 +31,4 @@ def evaluate(
         losses.append(loss.cpu())
     model.train(was_training)
     predictions, labels = torch.cat(predictions).numpy(), torch.cat(labels).numpy()
-    return {
-        "accuracy": accuracy(predictions, labels),
-        "macro_f1": macro_f1(predictions, labels, num_labels),
-        "loss": torch.cat(losses).mean().item(),
-    }
+    return {**classification_metrics(predictions, labels, num_labels), "loss": torch.cat(losses).mean().item()}
