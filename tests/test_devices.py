@@ -10,6 +10,7 @@ import copy
 
 import pytest
 import torch
+from mrconv_testing import tiny_config
 
 from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification, MRConvModel
 from modeling_mrconv.branch_conv import MultiResConvFunction, multires_forward, reference_multires_forward
@@ -30,16 +31,7 @@ KERNEL_TYPES = ["dilated", "fourier", "sparse", "fourier_sparse"]
 
 def config(**overrides) -> MRConvConfig:
     """A tiny model: hidden 8, 2 layers, kernel_size 4, N = 5 branches at max_sequence_length 64."""
-    values = {
-        "vocab_size": 20,
-        "hidden_size": 8,
-        "num_hidden_layers": 2,
-        "max_sequence_length": 64,
-        "kernel_size": 4,
-        "num_labels": 3,
-    }
-    values.update(overrides)
-    return MRConvConfig(**values)
+    return tiny_config(**{"hidden_size": 8, **overrides})
 
 
 def warmed(model: torch.nn.Module, device: torch.device, length: int = 48) -> torch.nn.Module:
