@@ -177,14 +177,21 @@ def _token_task(
     )
 
 
-def _continuous_task(splits: dict[str, ArrayDataset], id2label: dict[int, str], description: str) -> TaskData:
-    """TaskData for `ArrayDataset`s; input_dim and max_length come from the arrays."""
-    max_length = max(ds.values.shape[1] for ds in splits.values())
+def _continuous_task(
+    splits: dict[str, Dataset],
+    id2label: dict[int, str],
+    description: str,
+    input_dim: int | None = None,
+    max_length: int | None = None,
+) -> TaskData:
+    """TaskData for continuous (L, C) items; input_dim and max_length default to those of `ArrayDataset` arrays."""
+    if max_length is None:
+        max_length = max(ds.values.shape[1] for ds in splits.values())
     return TaskData(
         **splits,
         num_labels=len(id2label),
         id2label=id2label,
-        input_dim=splits["train"].values.shape[2],
+        input_dim=input_dim if input_dim is not None else splits["train"].values.shape[2],
         vocab_size=None,
         pad_token_id=None,
         max_length=max_length,

@@ -36,7 +36,7 @@ import torch
 from generators.timeseries import generate_timeseries
 from torch.utils.data import Dataset
 
-from tasks.base import SPLITS, PadCollator, TaskData, _get, _sizes, register_task
+from tasks.base import SPLITS, TaskData, _continuous_task, _get, register_task
 from tasks.sources import HFSourceConfig, _carve, _load_local_file, _resolve, load_hf_splits
 
 
@@ -433,16 +433,10 @@ def _build_sequence(cfg: dict, seed: int) -> TaskData:
     splits = {s: SeriesDataset(_normalize(series[s], mode, stats), labels[s]) for s in SPLITS}
     longest = max(int(ds.lengths.max()) for ds in splits.values())
     max_length = int(cfg.get("max_length") or longest)
-    return TaskData(
-        **splits,
-        num_labels=len(names),
-        id2label=dict(enumerate(names)),
+    return _continuous_task(
+        splits,
+        dict(enumerate(names)),
+        f"{description}, normalize {mode}",
         input_dim=int(splits["train"].values.shape[1]),
-        vocab_size=None,
-        pad_token_id=None,
         max_length=max_length,
-        pair=False,
-        tokenizer=None,
-        collate_fn=PadCollator("input_values", max_length),
-        description=f"{description}, normalize {mode}: {_sizes(splits)}",
     )
