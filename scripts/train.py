@@ -78,6 +78,10 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         cpu=args.cpu,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
     )
+    if cfg.num_threads is not None:
+        if cfg.num_threads < 1:
+            raise ValueError(f"train.num_threads: expected a positive number of threads or null, got {cfg.num_threads}")
+        torch.set_num_threads(cfg.num_threads)
     set_seed(cfg.seed)
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
@@ -106,7 +110,15 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
         model, optimizer, train_loader, val_loader, test_loader
     )
-    steps_per_epoch = max(1, len(train_loader) // cfg.gradient_accumulation_steps)
+    if len(train_loader) < cfg.gradient_accumulation_steps:
+        # drop_last: fewer examples than one batch per process would leave epochs without a single optimizer step
+        raise ValueError(
+            f"train split: {len(task.train)} examples give {len(train_loader)} full batches of "
+            f"train.batch_size={cfg.batch_size} per process ({accelerator.num_processes} process(es)), fewer than "
+            f"the {cfg.gradient_accumulation_steps} micro-batch(es) of one optimizer step "
+            "(train.gradient_accumulation_steps); lower train.batch_size or use more training data."
+        )
+    steps_per_epoch = len(train_loader) // cfg.gradient_accumulation_steps
     total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
     epochs = math.ceil(total_steps / steps_per_epoch)
     # the prepared scheduler advances once per process per optimizer step

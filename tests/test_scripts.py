@@ -111,6 +111,28 @@ def test_gradient_accumulation_and_bf16_autocast(tmp_path):
     assert len(losses) == 4 and all(0 < loss < 10 for loss in losses)
 
 
+def test_too_few_training_batches_are_refused_before_training(tmp_path):
+    """drop_last with fewer examples than one optimizer step used to loop forever without a step."""
+    config = ROOT / "configuration" / "tiny.yaml"
+    preset = load_preset(config, ["data.num_train=24", "train.batch_size=16", "train.gradient_accumulation_steps=2"])
+    with pytest.raises(ValueError, match=r"train split: 24 examples give 1 full batches of train.batch_size=16 per "
+                       r"process \(1 process\(es\)\), fewer than the 2 micro-batch\(es\)"):
+        train(preset, run_args(tmp_path, config))
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_num_threads_sets_torch_threads(tmp_path):
+    config = ROOT / "configuration" / "tiny.yaml"
+    before = torch.get_num_threads()
+    try:
+        train(load_preset(config, ["train.num_threads=1", "train.max_steps=1"]), run_args(tmp_path, config))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match=r"train.num_threads: expected a positive number of threads or null, got 0"):
+        train(load_preset(config, ["train.num_threads=0"]), run_args(tmp_path / "zero", config))
+
+
 def test_resume_from_saved_state_is_exact(tmp_path):
     config = ROOT / "configuration" / "tiny.yaml"
     preset = load_preset(config, [])

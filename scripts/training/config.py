@@ -35,6 +35,7 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     num_workers: int = 0
+    num_threads: int | None = None  # torch CPU threads (torch.set_num_threads); null = torch's default
     sync_batch_norm: bool = False  # reduce BatchNorm statistics over all processes
 
 
