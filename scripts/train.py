@@ -41,6 +41,12 @@ class MetricsLog:
     def __init__(self, path: Path, enabled: bool):
         self.path, self.enabled = path, enabled
 
+    def truncate_after(self, step: int) -> None:
+        """Drop the events of steps after `step` (a resumed run logs them again)."""
+        if self.enabled and self.path.exists():
+            lines = self.path.read_text().splitlines(keepends=True)
+            self.path.write_text("".join(line for line in lines if json.loads(line).get("step", 0) <= step))
+
     def write(self, **record: Any) -> None:
         if self.enabled:
             with self.path.open("a") as f:
@@ -55,8 +61,9 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict[str,
         (folder / "trainer_state.json").write_text(json.dumps(state))
         accelerator.unwrap_model(model).config.save_pretrained(folder)
         (output_dir / "checkpoints" / "latest").write_text(folder.name)
-        older = sorted(folder.parent.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))[:-keep]
-        for old in older:
+        # the folder just written is always kept, whatever step numbers other folders carry
+        others = sorted((p for p in folder.parent.glob("step_*") if p != folder), key=lambda p: int(p.name[5:]))
+        for old in others[: max(0, len(others) - (keep - 1))]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
 
@@ -136,6 +143,8 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
         folder = resolve_resume(args.resume)
         accelerator.load_state(str(folder))
         state = json.loads((folder / "trainer_state.json").read_text())
+        if accelerator.is_main_process:
+            log.truncate_after(state["global_step"])  # events logged after this checkpoint are replayed now
         accelerator.print(f"resumed from {folder} at step {state['global_step']}")
 
     accelerator.print(
@@ -181,7 +190,7 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
                     "train_accuracy": running["correct"] / running["count"],
                 }
                 progress.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.3f}")
-                log.write(step=step, epoch=state["epoch"], lr=scheduler.get_last_lr()[0], **record)
+                log.write(step=step, epoch=state["epoch"], lr={g["name"]: g["lr"] for g in optimizer.param_groups}, **record)
                 running = {"loss": 0.0, "batches": 0, "correct": 0, "count": 0}
             if step % eval_every == 0 or step == total_steps:
                 metrics = evaluate(model, val_loader, accelerator, task.num_labels)

@@ -133,6 +133,23 @@ def test_num_threads_sets_torch_threads(tmp_path):
         train(load_preset(config, ["train.num_threads=0"]), run_args(tmp_path / "zero", config))
 
 
+def test_resume_in_place_logs_each_step_once_and_rotation_keeps_the_new_checkpoint(tmp_path):
+    config = ROOT / "configuration" / "tiny.yaml"
+    preset = load_preset(config, [])
+    train(preset, run_args(tmp_path, config))
+    checkpoints = tmp_path / "checkpoints"
+    # as after a kill: resume in the same folder from an earlier checkpoint; steps 13-16 are logged again
+    train(preset, run_args(tmp_path, config, resume=str(checkpoints / "step_12")))
+    events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    train_steps = [e["step"] for e in events if "train_loss" in e]
+    assert train_steps == sorted(set(train_steps)) and train_steps[-1] == 16
+    assert all(set(e["lr"]) == {"kernel", "no_decay", "decay"} for e in events if "train_loss" in e)
+    # a shorter run into a folder holding higher step numbers keeps the checkpoint it just wrote
+    train(load_preset(config, ["train.max_steps=4"]), run_args(tmp_path, config))
+    latest = (checkpoints / "latest").read_text()
+    assert latest == "step_4" and (checkpoints / latest / "trainer_state.json").exists()
+
+
 def test_resume_from_saved_state_is_exact(tmp_path):
     config = ROOT / "configuration" / "tiny.yaml"
     preset = load_preset(config, [])
