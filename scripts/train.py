@@ -16,6 +16,7 @@ the tokenizer), `metrics.jsonl` (one line per log/eval event), `all_results.json
 import argparse
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -30,6 +31,7 @@ from tasks import build_task_data
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from training import DEFAULT_PRESET, TrainConfig, build_model, dataset_labels, evaluate, load_preset
+from training.run_dir import mark_run_dir, prepare_output_dir
 from transformers import get_cosine_schedule_with_warmup
 
 from modeling_mrconv import param_groups
@@ -93,6 +95,7 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        mark_run_dir(output_dir)
         (output_dir / "training_preset.yaml").write_text(yaml.safe_dump(preset, sort_keys=False))
         if not args.resume:
             (output_dir / "metrics.jsonl").unlink(missing_ok=True)
@@ -255,13 +258,13 @@ def main() -> None:
     parser.add_argument("--mixed_precision", choices=["no", "bf16", "fp16"], default=None)
     parser.add_argument("--max_steps", type=int, default=None, help="shortcut for --set train.max_steps=N")
     parser.add_argument("--cpu", action="store_true", help="train on CPU even when a GPU is present")
-    parser.add_argument("--overwrite_output_dir", action="store_true", help="delete output_dir first")
+    parser.add_argument("--overwrite_output_dir", action="store_true", help="replace an output_dir written by an earlier run of this script")
     args = parser.parse_args()
     overrides = list(args.set) + ([f"train.max_steps={args.max_steps}"] if args.max_steps else [])
     preset = load_preset(args.config, overrides)
     args.output_dir = args.output_dir or str(Path("runs") / args.config.stem)
-    if args.overwrite_output_dir and not args.resume:
-        shutil.rmtree(args.output_dir, ignore_errors=True)
+    if int(os.environ.get("RANK", "0")) == 0:  # before any process writes: rank 0 alone decides
+        prepare_output_dir(Path(args.output_dir), args.resume, args.overwrite_output_dir)
     train(preset, args)
 
 
