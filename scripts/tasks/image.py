@@ -14,7 +14,6 @@ from tasks.base import SPLITS, ArrayDataset, TaskData, _continuous_task, _get, r
 from tasks.sources import HFSourceConfig, _column, _fill_validation, _hf_labelled_splits, _id2label, _is_plain_folder
 
 
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -102,7 +101,7 @@ def _build_cifar(cfg: dict, seed: int, channels: int) -> TaskData:
         mean, std = train.mean(axis=(0, 1)), train.std(axis=(0, 1)) + 1e-8  # (C)
     splits = {s: ArrayDataset(values[s], out[s][1], 1 / 255, mean, std) for s in SPLITS}
     kind = "grayscale" if channels == 1 else "RGB"
-    return _continuous_task(splits, _id2label(names, out["train"][1], CIFAR10_CLASSES), f"{task} ({kind}) {where}")
+    return _continuous_task(splits, _id2label(names, out["train"][1]), f"{task} ({kind}) {where}")
 
 
 @register_task("image", ImageConfig)

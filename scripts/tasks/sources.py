@@ -5,7 +5,7 @@ import hashlib
 import json
 import os
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,8 +209,8 @@ def _hf_labelled_splits(
     return out, names, where
 
 
-def _id2label(names: list[str] | None, labels: np.ndarray, fallback: Sequence[str] | None = None) -> dict[int, str]:
+def _id2label(names: list[str] | None, labels: np.ndarray) -> dict[int, str]:
+    """Label names from the data (ClassLabel or string labels), else the integer labels themselves, never a
+    hard-coded list of another data set's classes."""
     num = max(len(names) if names else 0, int(labels.max()) + 1 if labels.size else 0)
-    if not names:
-        names = list(fallback) if fallback is not None and len(fallback) == num else [str(i) for i in range(num)]
-    return dict(enumerate(names))
+    return dict(enumerate(names or [str(i) for i in range(num)]))

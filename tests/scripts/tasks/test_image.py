@@ -5,7 +5,9 @@ import pytest
 import torch
 from task_checks import check_task, write_png
 from tasks import build_task_data
-from tasks.image import CIFAR10_CLASSES
+
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
 @pytest.mark.parametrize("task", ["image", "scifar"])
@@ -53,3 +55,21 @@ def test_image_save_to_disk_with_image_feature(tmp_path):
     check_task(task_data, (8, 2, 2))
     assert task_data.id2label[0] == "airplane" and task_data.input_dim == 3
     assert np.array_equal(torch.round(task_data.test[1]["input_values"] * 255).numpy(), arrays[11].reshape(16, 3))
+
+
+def test_integer_labels_are_named_by_their_values_not_cifar_classes(tmp_path):
+    import datasets
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    arrays = [rng.integers(0, 256, (4, 4), dtype=np.uint8) for _ in range(12)]
+    rows = {"img": [Image.fromarray(a) for a in arrays], "label": [i % 10 for i in range(12)]}
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.Value("int64")})
+    full = datasets.Dataset.from_dict(rows, features=features)
+    datasets.DatasetDict({"train": full.select(range(10)), "test": full.select(range(10, 12))}).save_to_disk(
+        tmp_path / "dd"
+    )
+    task_data = build_task_data(
+        {"task": "image", "source": "local", "root": str(tmp_path / "dd"), "validation_fraction": 0.2}
+    )
+    assert task_data.id2label == {i: str(i) for i in range(10)}
