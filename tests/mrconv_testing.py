@@ -74,6 +74,17 @@ def block_package_prelude() -> str:
     )
 
 
+def run_without_package(script: str, tmp_path) -> str:
+    """Run `script` in a fresh offline process where `import modeling_mrconv` fails; return its last stdout line."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", block_package_prelude() + script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
 def run_two_processes(script, *args: str, env: dict[str, str] | None = None) -> None:
     """`torchrun --standalone --nproc_per_node 2 script args` on CPU threads; fails the test with its stderr."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]

@@ -3,15 +3,12 @@
 import copy
 import json
 import logging
-import os
 import shutil
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
-from mrconv_testing import block_package_prelude, random_inputs, tiny_config, warmed_model
+from mrconv_testing import random_inputs, run_without_package, tiny_config, warmed_model
 from transformers import AutoModelForSequenceClassification, pipeline
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.testing_utils import CaptureLogger
@@ -110,17 +107,14 @@ def test_document_pair_export_loads_as_its_class_remote_code(tmp_path):
     folder = tmp_path / "export"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    script = block_package_prelude() + (
+    script = (
         "from transformers import AutoModelForSequenceClassification, pipeline\n"
         f"model = AutoModelForSequenceClassification.from_pretrained({str(folder)!r}, trust_remote_code=True)\n"
         "assert type(model).__module__.startswith('transformers_modules'), type(model).__module__\n"
         f"pipe = pipeline('text-classification', model={str(folder)!r}, trust_remote_code=True)\n"
         "print(type(model).__name__, type(pipe.model).__name__)\n"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    last = result.stdout.strip().splitlines()[-1]
+    last = run_without_package(script, tmp_path)
     assert last == "MRConvForDocumentPairClassification MRConvForDocumentPairClassification"
 
 

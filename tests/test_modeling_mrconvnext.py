@@ -2,13 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from mrconv_testing import block_package_prelude
+from mrconv_testing import run_without_package
 from PIL import Image
 from safetensors.torch import load_file
 from transformers import (
@@ -250,17 +248,14 @@ def test_fresh_process_remote_code_pipeline_without_the_package(tmp_path):
         picture.save(tmp_path / f"{i}.png")
     classify = pipeline("image-classification", model=str(folder))
     expected = classify([str(tmp_path / f"{i}.png") for i in range(2)], top_k=3)
-    script = block_package_prelude() + (
+    script = (
         "import json\n"
         "from transformers import pipeline\n"
         f"pipe = pipeline('image-classification', model={str(folder)!r}, trust_remote_code=True)\n"
         "assert type(pipe.model).__module__.startswith('transformers_modules'), type(pipe.model).__module__\n"
         f"print(json.dumps(pipe([{str(tmp_path / '0.png')!r}, {str(tmp_path / '1.png')!r}], top_k=3)))\n"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    got = json.loads(result.stdout.strip().splitlines()[-1])
+    got = json.loads(run_without_package(script, tmp_path))
     for scores, reference in zip(got, expected):
         assert [s["label"] for s in scores] == [s["label"] for s in reference]
         assert [s["score"] for s in scores] == pytest.approx([s["score"] for s in reference], abs=1e-5)

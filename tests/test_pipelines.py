@@ -2,15 +2,12 @@
 
 import functools
 import json
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
-from mrconv_testing import block_package_prelude, tiny_config, warmed_model
+from mrconv_testing import run_without_package, tiny_config, warmed_model
 from transformers import pipeline
 
 from modeling_mrconv import build_byte_tokenizer
@@ -20,12 +17,7 @@ LABELS = {0: "negative", 1: "neutral", 2: "positive"}
 
 
 def run_blocked(script: str, tmp_path) -> dict:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", block_package_prelude() + script], cwd=tmp_path, env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(run_without_package(script, tmp_path))
 
 
 def test_text_classification_pipeline_offline_fresh_process(tmp_path):

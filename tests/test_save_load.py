@@ -2,12 +2,10 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
-from mrconv_testing import block_package_prelude, random_inputs, tiny_config, warmed_model
+from mrconv_testing import random_inputs, run_without_package, tiny_config, warmed_model
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
 
@@ -117,7 +115,7 @@ def test_fresh_process_remote_code_without_the_package(tmp_path):
     folder = tmp_path / "export"
     model.save_pretrained(folder)
     torch.save(inputs["input_ids"], tmp_path / "inputs.pt")
-    script = block_package_prelude() + (
+    script = (
         "import torch\n"
         "from transformers import AutoModelForSequenceClassification\n"
         f"model = AutoModelForSequenceClassification.from_pretrained({str(folder)!r}, trust_remote_code=True)\n"
@@ -126,7 +124,5 @@ def test_fresh_process_remote_code_without_the_package(tmp_path):
         "with torch.no_grad():\n"
         f"    torch.save(model(input_ids=ids).logits, {str(tmp_path / 'logits.pt')!r})\n"
     )
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_without_package(script, tmp_path)
     torch.testing.assert_close(torch.load(tmp_path / "logits.pt"), expected, rtol=1e-5, atol=1e-6)
