@@ -44,6 +44,10 @@ class MRConvConfig(PreTrainedConfig):
             Free taps per sparse kernel. Defaults to `kernel_size`.
         bidirectional (`bool`, *optional*, defaults to `True`):
             Two-sided (non-causal) kernels. `False` gives a causal model: output t sees inputs <= t only.
+        branch_batch_norm (`bool`, *optional*, defaults to `True`):
+            A BatchNorm on every branch output before the alpha-weighted sum (paper Section 3.1). `False` is the
+            ablation without it: y = (sum_i alpha_i k_i) * u + D u, one convolution with the alpha-weighted sum of the
+            branch kernels; no BatchNorm modules are created and the merge is the same sum.
         norm_type (`str`, *optional*, defaults to `"batch"`):
             Block normalization, `"batch"` (masked BatchNorm) or `"layer"`.
         prenorm (`bool`, *optional*, defaults to `False`):
@@ -90,6 +94,7 @@ class MRConvConfig(PreTrainedConfig):
         fourier_modes: int | None = None,
         sparse_taps: int | None = None,
         bidirectional: bool = True,
+        branch_batch_norm: bool = True,
         norm_type: str = "batch",
         prenorm: bool = False,
         hidden_dropout_prob: float = 0.0,
@@ -113,6 +118,7 @@ class MRConvConfig(PreTrainedConfig):
         self.fourier_modes = fourier_modes
         self.sparse_taps = sparse_taps
         self.bidirectional = bidirectional
+        self.branch_batch_norm = branch_batch_norm
         self.norm_type = norm_type
         self.prenorm = prenorm
         self.hidden_dropout_prob = hidden_dropout_prob
@@ -135,6 +141,8 @@ class MRConvConfig(PreTrainedConfig):
             _check_positive_int(name, getattr(self, name))
         if self.input_dim is not None:
             _check_positive_int("input_dim", self.input_dim)
+        if not isinstance(self.branch_batch_norm, bool):
+            raise ValueError(f"branch_batch_norm must be a bool, got {self.branch_batch_norm!r}")
         if self.kernel_type not in KERNEL_TYPES:
             raise ValueError(f"kernel_type must be one of {KERNEL_TYPES}, got {self.kernel_type!r}")
         if self.norm_type not in NORM_TYPES:

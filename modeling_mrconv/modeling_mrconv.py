@@ -20,7 +20,7 @@ from .batchnorm import MRConvBatchNorm
 from .branch_conv import multires_forward
 from .cache_mrconv import MRConvCache
 from .configuration_mrconv import MRConvConfig
-from .fftconv import direct_conv_bias, fft_conv_bias, is_exporting, kernel_spectrum
+from .fftconv import compute_dtype, direct_conv_bias, fft_conv_bias, is_exporting, kernel_spectrum
 from .kernels import KERNEL_CLASSES, MRConvKernel
 from .reparam import merge_branches
 
@@ -105,6 +105,8 @@ class MRConvMultiResConv(nn.Module):
     eval mode the branches are folded on the fly with the running statistics (exact).
     Merged form (after `reparameterize()` or from a config with `reparameterized=True`): y = k_rep * u + b_rep, one
     FFT convolution whose kernel spectrum is cached while the kernel is unchanged.
+    Without branch BatchNorm (`config.branch_batch_norm=False`, an ablation): y = (sum_i alpha_i k_i) * u + D * u in
+    both modes, one FFT convolution with the alpha-weighted sum of the branch kernels; `batch_norm` is None.
     """
 
     def __init__(self, config: MRConvConfig, layer_idx: int = 0):
@@ -130,7 +132,8 @@ class MRConvMultiResConv(nn.Module):
             self.merged_bias = nn.Parameter(torch.empty(H))
         else:
             self.kernel = KERNEL_CLASSES[config.kernel_type](config, layer_idx)
-            self.batch_norm = MRConvBatchNorm((N, H), eps=config.norm_eps, momentum=config.batch_norm_momentum)
+            if getattr(config, "branch_batch_norm", True):  # configs of other models (MRConvNeXt) lack the field
+                self.batch_norm = MRConvBatchNorm((N, H), eps=config.norm_eps, momentum=config.batch_norm_momentum)
             self.alpha = nn.Parameter(torch.empty(N, H))  # (N H)
             self.skip = nn.Parameter(torch.empty(H))  # (H) the S4 "D" term, folded into lag 0 when merging
 
@@ -154,6 +157,10 @@ class MRConvMultiResConv(nn.Module):
             if is_exporting():  # ONNX has no complex type: the exact direct form (fftconv.direct_conv_bias)
                 return direct_conv_bias(x, self.merged_kernel, self.merged_bias).to(x.dtype)  # (B H L)
             return fft_conv_bias(x, self.merged_spectrum(x.shape[-1]), self.merged_bias).to(x.dtype)  # (B H L)
+        if self.batch_norm is None:  # no branch BatchNorm: one convolution with sum_i alpha_i k_i + D delta
+            L = x.shape[-1]
+            kernel = self.summed_kernel(min(L, self.max_length), compute_dtype(x.dtype))  # (S H L)
+            return fft_conv_bias(x, kernel_spectrum(kernel, L), kernel.new_zeros(kernel.shape[1])).to(x.dtype)
         guard = contextlib.nullcontext()
         if self.batch_norm.training and mask is not None:
             # a batch without any valid position carries no statistics: keep the running averages as they are
@@ -188,9 +195,22 @@ class MRConvMultiResConv(nn.Module):
             self._spectrum_key = key
         return self._spectrum
 
+    def summed_kernel(self, length: int, dtype: torch.dtype) -> torch.Tensor:
+        """sum_i alpha_i k_i + D delta (S, H, length) in `dtype`, differentiable: the layer without branch BatchNorm."""
+        pad = nn.functional.pad
+        kernel = 0.0
+        for k, a in zip(self.kernel(), self.alpha.to(dtype), strict=True):
+            k = k[..., :length].to(dtype)  # (S H l_i)
+            kernel = kernel + pad(k, (0, length - k.shape[-1])) * a[:, None]  # (S H L)
+        skip = pad(self.skip.to(dtype)[:, None], (0, length - 1))  # (H L): D on lag 0
+        return kernel + torch.stack([skip, torch.zeros_like(skip)][: kernel.shape[0]])  # forward direction only
+
     @torch.no_grad()
     def merged_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The eval-mode equivalent single kernel (S, H, max_length) and bias (H), float64 (spec section 2.1)."""
+        if self.batch_norm is None:
+            kernel = self.summed_kernel(self.max_length, torch.float64)  # (S H L)
+            return kernel, kernel.new_zeros(kernel.shape[1])  # (S H L), (H)
         return merge_branches(self.kernel(), self.alpha, self.batch_norm, self.skip, self.max_length)  # (S H L), (H)
 
     @torch.no_grad()
