@@ -436,14 +436,19 @@ class MRConvPreTrainedModel(PreTrainedModel):
         self.config.reparameterized = True
         return self
 
+    def _mrconv_layer_config(self, name: str, module: MRConvMultiResConv) -> MRConvConfig:
+        """The training-form `MRConvConfig` of the MRConv layer `name` (a subclass with per-stage layers, such as
+        MRConvNeXt, returns that stage's config)."""
+        branch_config = copy.deepcopy(self.config)
+        branch_config.reparameterized = False
+        return branch_config
+
     def merge_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The merged-architecture state dict equivalent to a training-form `state_dict` of this model.
 
         A pure function of `(state_dict, config)`: the live model's weights are not read or changed.
         """
         merged = dict(state_dict)
-        branch_config = copy.deepcopy(self.config)
-        branch_config.reparameterized = False
         for name, module in self.named_modules():
             if not isinstance(module, MRConvMultiResConv):
                 continue
@@ -452,7 +457,7 @@ class MRConvPreTrainedModel(PreTrainedModel):
             if "merged_kernel" in own:  # this layer is merged already
                 merged.update({prefix + k: v for k, v in own.items()})
                 continue
-            layer = MRConvMultiResConv(branch_config, module.layer_idx)
+            layer = MRConvMultiResConv(self._mrconv_layer_config(name, module), module.layer_idx)
             layer.load_state_dict({k: v.float() for k, v in own.items()})
             kernel, bias = layer.merged_parameters()
             dtype = own["alpha"].dtype

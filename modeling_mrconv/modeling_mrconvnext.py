@@ -24,6 +24,7 @@ from transformers.models.convnext.modeling_convnext import ConvNextDropPath, Con
 from transformers.utils import can_return_tuple
 
 from .batchnorm import MRConvBatchNorm
+from .configuration_mrconv import MRConvConfig
 from .configuration_mrconvnext import MRConvNextConfig
 from .kernels import MRConvKernel
 from .modeling_mrconv import MRConvMultiResConv, MRConvPreTrainedModel
@@ -132,8 +133,8 @@ class MRConvNextStage(nn.Module):
 
 
 class MRConvNextPreTrainedModel(MRConvPreTrainedModel):
-    """Shares `MRConvPreTrainedModel`'s merge-on-save, strict loading and `reparameterize`; the per-layer merge
-    builds each layer from its stage's `MRConvConfig`."""
+    """Shares `MRConvPreTrainedModel`'s merge-on-save (`merge_state_dict`), strict loading and `reparameterize`; each
+    layer is merged with its stage's `MRConvConfig` (`_mrconv_layer_config`)."""
 
     config_class = MRConvNextConfig
     config: MRConvNextConfig
@@ -151,24 +152,10 @@ class MRConvNextPreTrainedModel(MRConvPreTrainedModel):
         else:
             super(MRConvPreTrainedModel, self)._init_weights(module)  # PreTrainedModel's Linear/Conv2d/LayerNorm init
 
-    def merge_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The merged-architecture state dict of a training-form `state_dict`; a pure function of it and the config."""
-        merged = dict(state_dict)
-        for name, module in self.named_modules():
-            if not isinstance(module, MRConvNextLayer):
-                continue
-            prefix = f"{name}.conv."
-            own = {k[len(prefix) :]: merged.pop(k) for k in list(merged) if k.startswith(prefix)}
-            if "merged_kernel" in own:
-                merged.update({prefix + k: v for k, v in own.items()})
-                continue
-            layer = MRConvMultiResConv(self.config.stage_config(module.stage, reparameterized=False), module.conv.layer_idx)
-            layer.load_state_dict({k: v.float() for k, v in own.items()})
-            kernel, bias = layer.merged_parameters()
-            dtype = own["alpha"].dtype
-            merged[prefix + "merged_kernel"] = kernel.to(dtype)
-            merged[prefix + "merged_bias"] = bias.to(dtype)
-        return merged
+    def _mrconv_layer_config(self, name: str, module: MRConvMultiResConv) -> MRConvConfig:
+        """The training-form config of the stage holding layer `name` (`...stages.<s>.layers.<j>.conv`)."""
+        block = self.get_submodule(name.rpartition(".")[0])  # the MRConvNextLayer around the MRConv layer
+        return self.config.stage_config(block.stage, reparameterized=False)
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
         """`MRConvPreTrainedModel.save_pretrained` (merged export unless told otherwise), plus the ConvNeXt image
@@ -203,7 +190,7 @@ class MRConvNextModel(MRConvNextPreTrainedModel):
             config.num_channels, config.hidden_sizes[0], kernel_size=config.patch_size, stride=config.patch_size
         )
         self.embeddings_norm = ConvNextLayerNorm(config.hidden_sizes[0], eps=1e-6, data_format="channels_first")
-        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths)).tolist()
+        rates = torch.linspace(0, config.drop_path_rate, sum(config.depths), device="cpu").tolist()  # also under meta
         self.stages = nn.ModuleList()
         first = 0
         for stage, depth in enumerate(config.depths):
