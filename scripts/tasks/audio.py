@@ -154,7 +154,9 @@ def _build_speech_commands(cfg: dict, seed: int) -> TaskData:
                 ds = ds.cast_column(column, Audio(decode=False))  # WAV bytes read with `wave`: no torchcodec needed
             return [_fit_length(_audio_samples(v, rate), length) for v in _column(ds, column)]
 
-        raw, names, where = _hf_labelled_splits(cfg, seed, convert, "google/speech_commands", "v0.02")
+        raw, names, where = _hf_labelled_splits(
+            cfg, seed, convert, "google/speech_commands", "v0.02", input_columns=(column,)
+        )
         if names is None:
             raise ValueError("speech_commands needs label names (a ClassLabel column or string labels)")
         word_index = {w: i for i, w in enumerate(SC35_WORDS)}

@@ -12,6 +12,7 @@ count the EOS.
 """
 
 import dataclasses
+import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -241,6 +242,8 @@ class TaskConfig:
     """Keys every task takes. Subclasses add the task's keys with their defaults; `SOURCES[0]` is the default source."""
 
     SOURCES: ClassVar[tuple[str, ...]] = ("generate",)
+    # keys that apply under one source only ({source: keys}); given with another source they are an error
+    SOURCE_KEYS: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     task: str  # the registry name
     source: str | None = None  # one of SOURCES; null = SOURCES[0]
@@ -271,25 +274,97 @@ def register_task(name: str, config_cls: type[TaskConfig]) -> Callable:
     return decorate
 
 
+def did_you_mean(key: str, valid: Sequence[str]) -> str:
+    """ "did you mean 'x'? " for the closest valid key, else ""."""
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def unknown_key_message(section: str, key: str, valid: Sequence[str], context: str = "") -> str:
+    """The error of a key outside `valid`: the key, a did-you-mean and the valid keys."""
+    return f"{section}.{key}: unknown {section} key{context}; {did_you_mean(key, valid)}valid keys: {sorted(valid)}"
+
+
+def keys_for_other_sources(config_cls: type[TaskConfig], source: str) -> set[str]:
+    """Keys of `config_cls` that apply only under sources other than `source`."""
+    own = set(config_cls.SOURCE_KEYS.get(source, ()))
+    return {k for s, keys in config_cls.SOURCE_KEYS.items() if s != source for k in keys} - own
+
+
+def check_task_keys(data_cfg: dict) -> TaskSpec:
+    """The task's spec, after checking `data_cfg`'s task, keys and source (ValueError naming the keys).
+
+    Every key must be a field of the task's config dataclass; a key that applies only under another source (the
+    generator's keys with `source: local`, file keys with `source: generate`) is an error (a null one is ignored).
+    """
+    task = data_cfg.get("task")
+    if task not in TASKS:
+        raise ValueError(f"data.task: unknown data task {task!r}; {did_you_mean(str(task), list(TASKS))}"
+                         f"choose from {sorted(TASKS)}")
+    spec = TASKS[task]
+    fields = [f.name for f in dataclasses.fields(spec.config_cls)]
+    for key in data_cfg:
+        if key not in fields:
+            raise ValueError(unknown_key_message("data", key, fields, f" (not a key of task {task!r})"))
+    sources = spec.config_cls.SOURCES
+    source = _get(data_cfg, "source", sources[0])
+    if source not in sources:
+        raise ValueError(f"data.source: task {task!r} takes source {' | '.join(sources)}, got {source!r}")
+    others = keys_for_other_sources(spec.config_cls, source)
+    misplaced = [k for k in data_cfg if k in others and data_cfg[k] is not None]
+    if misplaced:
+        owners = {k: [s for s, keys in spec.config_cls.SOURCE_KEYS.items() if k in keys] for k in misplaced}
+        raise ValueError(
+            f"data: key(s) {misplaced} do not apply to task {task!r} with source: {source} (they belong to source "
+            f"{' | '.join(sorted({s for v in owners.values() for s in v}))}); remove them"
+        )
+    return spec
+
+
+def check_labels(split: str, labels: Any, num_labels: int, where: str, lines: Sequence[int] | None = None) -> None:
+    """Raise ValueError unless `split` has rows and every label is an integer class id in [0, num_labels).
+
+    Args:
+        split: "train", "validation" or "test".
+        labels: One label per row.
+        num_labels: Number of classes.
+        where: The file (or data set) the split came from, for the message.
+        lines: Line numbers of the rows in `where` (1-based); null = rows numbered from 0.
+    """
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        raise ValueError(f"{where}: the {split} split is empty (no rows)")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{where}: {split} labels must be integer class ids, got dtype {labels.dtype}")
+    bad = np.flatnonzero((labels < 0) | (labels >= num_labels))
+    if bad.size:
+        i = int(bad[0])
+        row = f"line {lines[i]}" if lines is not None else f"row {i}"
+        raise ValueError(
+            f"{where}: {split} split {row}: label {int(labels[i])} is outside the {num_labels} classes "
+            f"0..{num_labels - 1} ({bad.size} such row(s))"
+        )
+
+
 def build_task_data(data_cfg: dict, seed: int = 0) -> TaskData:
     """Build the datasets, collator and tokenizer of `data_cfg["task"]`.
 
     Args:
-        data_cfg: The `data:` section of a preset (keys: the fields of the task's config dataclass in `TASKS`).
+        data_cfg: The `data:` section of a preset (keys: the fields of the task's config dataclass in `TASKS`;
+            an unknown key, or one for another source, is a ValueError).
         seed: Default of `data_cfg["data_seed"]`, which seeds generation and random splits.
 
     Returns:
-        The task's `TaskData`; the same config and seed give the same data.
+        The task's `TaskData`; the same config and seed give the same data. Every split has rows and labels in
+        [0, num_labels), checked here before any training.
     """
-    task = data_cfg.get("task")
-    if task not in TASKS:
-        raise ValueError(f"unknown data task {task!r}; choose from {tuple(TASKS)}")
-    spec = TASKS[task]
-    fields = {f.name for f in dataclasses.fields(spec.config_cls)}
-    config = spec.config_cls(**{k: v for k, v in data_cfg.items() if k in fields})
-    sources = spec.config_cls.SOURCES
-    config.source = _get(dataclasses.asdict(config), "source", sources[0])
-    if config.source not in sources:
-        raise ValueError(f"task {task!r} takes source {' | '.join(sources)}, got {config.source!r}")
-    cfg = {**data_cfg, **dataclasses.asdict(config)}  # keys outside the dataclass are still tolerated
-    return spec.builder(cfg, int(_get(cfg, "data_seed", seed)))
+    spec = check_task_keys(data_cfg)
+    config = spec.config_cls(**data_cfg)
+    config.source = _get(dataclasses.asdict(config), "source", spec.config_cls.SOURCES[0])
+    cfg = dataclasses.asdict(config)
+    data = spec.builder(cfg, int(_get(cfg, "data_seed", seed)))
+    for split in SPLITS:  # the builders check their files row by row; this is the net under every task
+        labels = getattr(getattr(data, split), "labels", None)
+        if labels is not None:
+            check_labels(split, labels, data.num_labels, f"task {spec.name!r} ({data.description})")
+    return data

@@ -22,6 +22,7 @@ from tasks.base import (
     _counts,
     _get,
     _token_task,
+    check_labels,
     register_task,
     truncate_ids,
 )
@@ -34,6 +35,11 @@ class ListOpsConfig(TaskConfig):
     """listops: tokens over `listops.LISTOPS_VOCAB`, pad 0; labels "0".."9"."""
 
     SOURCES = ("generate", "local")
+    SOURCE_KEYS = {
+        "generate": ("num_train", "num_validation", "num_test", "max_depth", "max_args", "min_length", "max_length")
+        + ("cache", "cache_dir"),
+        "local": ("root", "train_file", "validation_file", "test_file"),
+    }
 
     # truncation and model length, EOS kept; null = smallest power of two >= max_length (generate), 2048 (local)
     max_sequence_length: int | None = None
@@ -59,6 +65,10 @@ class PathfinderConfig(TaskConfig):
     """pathfinder: C=1, length resolution**2, values in [0, 1]; labels "disconnected"/"connected"."""
 
     SOURCES = ("generate", "local")
+    SOURCE_KEYS = {
+        "generate": ("resolution", "num_train", "num_validation", "num_test", "num_workers", "cache", "cache_dir"),
+        "local": ("root", "split_seed"),
+    }
 
     resolution: int = 32  # generate; local reads it off the images
     contour_length: int = 14
@@ -143,6 +153,42 @@ def _generate_listops(cfg: dict, seed: int) -> tuple[dict[str, list[list[int]]],
     return sequences, labels, f"listops generated (seed {seed}, {params}; {how})"
 
 
+def read_listops_tsv(path: Path, split: str) -> tuple[list[list[int]], list[int], list[int]]:
+    """An LRA ListOps TSV (`Source<TAB>Target` header, one expression and its value 0..9 per line).
+
+    Returns:
+        (token ids with EOS, labels, line numbers). Raises ValueError naming the file and line for an empty file, a
+        wrong header, a row without exactly two fields or a target that is not an integer in 0..9.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(f"{split}_file {path} does not exist")
+    sequences, labels, lines = [], [], []
+    with open(path, newline="", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            fields = line.rstrip("\r\n").split("\t")
+            if number == 1:
+                if [f.strip() for f in fields] != ["Source", "Target"]:
+                    raise ValueError(f"{path} line 1: expected the header 'Source<TAB>Target', got {line[:60]!r}")
+                continue
+            if not line.strip():
+                continue
+            if len(fields) != 2:
+                raise ValueError(
+                    f"{path} line {number}: expected 2 tab-separated fields (Source, Target), got {len(fields)}"
+                )
+            try:
+                label = int(fields[1])
+            except ValueError:
+                raise ValueError(f"{path} line {number}: Target must be an integer 0..9, got {fields[1]!r}") from None
+            sequences.append(listops.encode_tokens(listops.lra_source_to_tokens(fields[0])))
+            labels.append(label)
+            lines.append(number)
+    if not labels:
+        raise ValueError(f"{path}: empty {split} file (no rows after the header)")
+    check_labels(split, labels, 10, str(path), lines)
+    return sequences, labels, lines
+
+
 @register_task("listops", ListOpsConfig)
 def _build_listops(cfg: dict, seed: int) -> TaskData:
     if cfg["source"] == "generate":
@@ -150,9 +196,9 @@ def _build_listops(cfg: dict, seed: int) -> TaskData:
         default_length = 1 << (int(_get(cfg, "max_length", 2000)) - 1).bit_length()  # tokens < max_length: EOS fits
     else:
         defaults = {"train": "basic_train.tsv", "validation": "basic_val.tsv", "test": "basic_test.tsv"}
-        examples = {s: listops.read_lra_tsv(_resolve(cfg, f"{s}_file", defaults[s])) for s in SPLITS}
-        sequences = {s: [e["input_ids"] for e in ex] for s, ex in examples.items()}
-        labels = {s: [e["label"] for e in ex] for s, ex in examples.items()}
+        read = {s: read_listops_tsv(_resolve(cfg, f"{s}_file", defaults[s]), s) for s in SPLITS}
+        sequences = {s: r[0] for s, r in read.items()}
+        labels = {s: r[1] for s, r in read.items()}
         where, default_length = (
             f"listops LRA TSVs {[str(_resolve(cfg, f'{s}_file', defaults[s])) for s in SPLITS]}",
             2048,
@@ -212,7 +258,14 @@ def _read_pathfinder_folder(cfg: dict, contour_length: int) -> tuple[dict, str]:
     files = sorted((base / "metadata").glob("*.npy"), key=lambda p: (len(p.stem), p.stem))  # 0, 1, ..., 10, ...
     if not files:
         raise FileNotFoundError(f"no metadata/*.npy under {base} (LRA layout: curv_contour_length_14/metadata)")
-    rows = [row for f in files for row in _read_lra_metadata(f)]
+    rows = []
+    for f in files:
+        for number, r in enumerate(_read_lra_metadata(f), 1):  # a row per non-blank line
+            if len(r) < 4 or r[3] not in ("0", "1"):
+                raise ValueError(
+                    f"{f} row {number}: expected 'folder file_name index label(0|1) ...', got {' '.join(r)[:80]!r}"
+                )
+            rows.append(r)
     found = [(base / r[0] / r[1], int(r[3])) for r in rows if (base / r[0] / r[1]).exists()]
     images = _stack([image_to_sequence(path, 1) for path, _ in found], "pathfinder")  # (N H*W 1) uint8
     labels = np.array([label for _, label in found], dtype=np.int64)

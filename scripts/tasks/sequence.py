@@ -41,6 +41,8 @@ from tasks.sources import HFSourceConfig, _carve, _load_local_file, _resolve, lo
 
 
 NORMALIZE = ("per_series", "global", "none")
+_FILE_AND_HUB_KEYS = ("input_column", "channels_first", "label_column", "label_names", "hf_cache_dir")
+_FILE_AND_HUB_KEYS += ("train_split", "validation_split", "test_split", "validation_fraction")
 
 
 @dataclass
@@ -48,14 +50,21 @@ class SequenceTaskConfig(HFSourceConfig):
     """sequence: continuous series; keys and rules in the module docstring."""
 
     SOURCES = ("generate", "local", "hub")
+    SOURCE_KEYS = {
+        "generate": ("num_train", "num_validation", "num_test", "length", "num_channels", "num_classes")
+        + ("burst_length", "noise_std"),
+        "local": ("root", "train_file", "validation_file", "test_file", *_FILE_AND_HUB_KEYS),
+        "hub": ("dataset_name", "dataset_config", "load_kwargs", *_FILE_AND_HUB_KEYS),
+    }
 
-    # generate (generators/timeseries.py)
-    num_train: int = 256
-    num_validation: int = 128
+    # generate (generators/timeseries.py); the defaults are configuration/sequence_cpu.yaml's set, so that preset
+    # switches to `source: local` with file keys alone
+    num_train: int = 128
+    num_validation: int = 64
     num_test: int = 256
-    length: int = 256
+    length: int = 128
     num_channels: int = 1
-    num_classes: int = 4
+    num_classes: int = 2
     burst_length: int | None = None  # null = length // 8
     noise_std: float = 0.3
     # files and hub
@@ -231,13 +240,13 @@ def _cell_array(value: Any, where: str) -> np.ndarray:
         raise ValueError(f"{where}: expected an array of numbers, got {str(value)[:60]!r}") from None
 
 
-def _datasets_split(ds: Any, cfg: dict, where: str) -> tuple[list[np.ndarray], list]:
+def _datasets_split(ds: Any, cfg: dict, where: str, split: str) -> tuple[list[np.ndarray], list]:
     columns = _get(cfg, "input_column", "series")
     columns = [columns] if isinstance(columns, str) else list(columns)
     label_column = _get(cfg, "label_column", "label")
     missing = [c for c in [*columns, label_column] if c not in ds.column_names]
     if missing:
-        raise ValueError(f"{where}: column(s) {missing} not found; columns: {ds.column_names}")
+        raise ValueError(f"{where}: the {split} split has no column(s) {missing}; columns: {ds.column_names}")
     channels_first = bool(_get(cfg, "channels_first", False))
     cells = {c: ds[c] for c in columns}
     series = []
@@ -307,12 +316,15 @@ def _as_int(value: Any) -> Any:
     return value
 
 
-def _encode(labels: list, lookup: dict, names: list[str], where: str) -> np.ndarray:
+def _encode(labels: list, lookup: dict, names: list[str], where: str, split: str) -> np.ndarray:
     out = np.empty(len(labels), dtype=np.int64)
     for i, v in enumerate(labels):
         key = v if isinstance(v, str) else _as_int(v)
         if key not in lookup:
-            raise ValueError(f"{where} row {i}: label {v!r} is not among the labels {names} (indices 0..{len(names) - 1})")
+            raise ValueError(
+                f"{where}: {split} split row {i}: label {v!r} is not among the labels {names} "
+                f"(indices 0..{len(names) - 1})"
+            )
         out[i] = lookup[key]
     return out
 
@@ -344,7 +356,7 @@ def _read_splits(cfg: dict) -> tuple[dict, dict, list[str] | None, str]:
         origin = cfg.get("dataset_name") if cfg["source"] == "hub" else cfg.get("root")
         for split, ds in raw.items():
             where[split] = f"{cfg['source']} {origin} split {split}"
-            out[split] = None if ds is None else _datasets_split(ds, cfg, where[split])
+            out[split] = None if ds is None else _datasets_split(ds, cfg, where[split], split)
             if out[split] is not None and not out[split][0]:
                 raise ValueError(f"{where[split]}: empty split (no rows)")
         return out, where, declared, f"{cfg['source']} {origin}"
@@ -368,7 +380,7 @@ def _read_splits(cfg: dict) -> tuple[dict, dict, list[str] | None, str]:
             if path.is_file() and path.stat().st_size == 0:
                 raise ValueError(f"{path}: empty {split} file (no rows)")
             ds = _load_local_file(path, cfg)
-            series, labels = _datasets_split(ds, cfg, where[split])
+            series, labels = _datasets_split(ds, cfg, where[split], split)
             feature = ds.features.get(_get(cfg, "label_column", "label"))
             declared = declared or (list(feature.names) if hasattr(feature, "names") else None)
         if not series:
@@ -403,7 +415,7 @@ def _build_sequence(cfg: dict, seed: int) -> TaskData:
             if value is None:
                 continue
             series[split] = [_fill_missing(x, f"{where[split]} row {i}") for i, x in enumerate(value[0])]
-            labels[split] = _encode(value[1], lookup, names, where[split])
+            labels[split] = _encode(value[1], lookup, names, where[split], split)
             where_channels = {x.shape[1] for x in series[split]}
             if len(where_channels) > 1:
                 raise ValueError(f"{where[split]}: series have different channel counts {sorted(where_channels)}")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import SPLITS, TaskConfig, _get
+from tasks.base import SPLITS, TaskConfig, _get, check_labels
 
 
 @dataclass
@@ -114,9 +114,14 @@ _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json
 _FILE_BUILDERS[".arrow"] = "arrow"
 
 
-def _load_local_file(path: Path, cfg: dict) -> Any:
+def _load_local_file(path: Path, cfg: dict, split: str | None = None) -> Any:
     import datasets
 
+    name = f"{split}_file {path}" if split else str(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{name} does not exist")
+    if path.is_file() and path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty {split or 'data'} file (no rows)")
     if path.is_dir():
         loaded = datasets.load_from_disk(str(path))
         if isinstance(loaded, datasets.DatasetDict):
@@ -156,7 +161,7 @@ def load_hf_splits(cfg: dict, default_name: str | None = None, default_config: s
         if not isinstance(loaded, datasets.DatasetDict):
             raise ValueError(f"{cfg['root']} holds a single Dataset; save a DatasetDict or use <split>_file keys")
     else:
-        loaded = {s: _load_local_file(p, cfg) for s in SPLITS if (p := _resolve(cfg, f"{s}_file")) is not None}
+        loaded = {s: _load_local_file(p, cfg, s) for s in SPLITS if (p := _resolve(cfg, f"{s}_file")) is not None}
     names = {s: _get(cfg, f"{s}_split", s) for s in SPLITS}
     missing = [names[s] for s in ("train", "test") if names[s] not in loaded]
     if missing:
@@ -164,21 +169,33 @@ def load_hf_splits(cfg: dict, default_name: str | None = None, default_config: s
     return {s: loaded.get(names[s]) for s in SPLITS}
 
 
-def _column(dataset: Any, name: str) -> list:
+def _column(dataset: Any, name: str, where: str = "data") -> list:
     if name not in dataset.column_names:
-        raise ValueError(f"column {name!r} not found; columns: {dataset.column_names}")
+        raise ValueError(f"{where}: column {name!r} not found; columns: {dataset.column_names}")
     return list(dataset[name])
 
 
-def _encode_labels(values: list, names: list[str] | None) -> np.ndarray:
-    """Integer labels as they are; string labels looked up in `names`."""
-    if values and isinstance(values[0], str):
-        index = {n: i for i, n in enumerate(names)}
-        unknown = sorted(set(values) - set(index))
-        if unknown:
-            raise ValueError(f"labels {unknown[:5]} are not among the label names {names}")
+def _encode_labels(values: list, names: list[str] | None, split: str = "train", where: str = "data") -> np.ndarray:
+    """Integer labels as they are; string labels looked up in `names` (ValueError naming the first unknown row)."""
+    if any(isinstance(v, str) for v in values):
+        index = {n: i for i, n in enumerate(names or [])}
+        for i, v in enumerate(values):
+            if v not in index:
+                raise ValueError(f"{where}: {split} split row {i}: label {v!r} is not among the label names {names}")
         return np.array([index[v] for v in values], dtype=np.int64)
+    for i, v in enumerate(values):
+        if v is None or isinstance(v, bool) or not float(v).is_integer():
+            raise ValueError(f"{where}: {split} split row {i}: label {v!r} is not an integer class id or a name")
     return np.asarray(values, dtype=np.int64)
+
+
+def split_origin(cfg: dict, split: str, default_name: str | None = None) -> str:
+    """Where `split` of a hub/local `datasets` source comes from, for error messages: its file, or data set and split."""
+    path = _resolve(cfg, f"{split}_file") if cfg["source"] == "local" else None
+    if path is not None:
+        return str(path)
+    origin = _get(cfg, "dataset_name", default_name) if cfg["source"] == "hub" else cfg.get("root")
+    return f"{cfg['source']} {origin} split {_get(cfg, f'{split}_split', split)!r}"
 
 
 def _hf_labelled_splits(
@@ -187,26 +204,44 @@ def _hf_labelled_splits(
     convert: Callable[[Any], list],
     default_name: str | None = None,
     default_config: str | None = None,
+    input_columns: tuple[str, ...] = (),
 ) -> tuple[dict, list[str] | None, str]:
-    """Load splits, `convert(dataset) -> inputs` each, encode labels and carve validation when missing.
+    """Load splits, `convert(dataset) -> inputs` each, encode and check labels, and carve validation when missing.
+
+    Every split must have rows, the `input_columns` and the label column; labels must be names of `label_names` / the ClassLabel / the
+    train split's strings, or integers in [0, number of classes) (the names, else the largest train label + 1).
 
     Returns:
         ({split: (inputs, int64 labels)}, label names or None, where the data came from).
     """
     raw = load_hf_splits(cfg, default_name, default_config)
     label_column = _get(cfg, "label_column", "label")
+    where = {s: split_origin(cfg, s, default_name) for s, ds in raw.items() if ds is not None}
+    for s in where:
+        if len(raw[s]) == 0:
+            raise ValueError(f"{where[s]}: the {s} split is empty (no rows)")
+        missing = [c for c in (*input_columns, label_column) if c not in raw[s].column_names]
+        if missing:
+            raise ValueError(
+                f"{where[s]}: the {s} split has no column(s) {missing} (data.label_column and the task's input "
+                f"column keys); columns: {raw[s].column_names}"
+            )
     feature = raw["train"].features.get(label_column)
     names = cfg.get("label_names") or (list(feature.names) if hasattr(feature, "names") else None)
-    train_labels = _column(raw["train"], label_column)
-    if not names and train_labels and isinstance(train_labels[0], str):
-        names = sorted(set(train_labels))
-    out = {s: (convert(ds), _encode_labels(_column(ds, label_column), names)) for s, ds in raw.items() if ds}
+    train_labels = _column(raw["train"], label_column, where["train"])
+    if not names and any(isinstance(v, str) for v in train_labels):
+        names = sorted({str(v) for v in train_labels})
+    labels = {s: _encode_labels(_column(raw[s], label_column, where[s]), names, s, where[s]) for s in where}
+    num_labels = len(names) if names else int(labels["train"].max()) + 1
+    for s in where:
+        check_labels(s, labels[s], num_labels, where[s])
+    out = {s: (convert(raw[s]), labels[s]) for s in where}
     _fill_validation(out, _get(cfg, "validation_fraction", 0.1), seed)
     if cfg["source"] == "hub":
-        where = f"hub {_get(cfg, 'dataset_name', default_name)}"
+        origin = f"hub {_get(cfg, 'dataset_name', default_name)}"
     else:
-        where = f"local {cfg.get('root') or [cfg.get(f'{s}_file') for s in SPLITS]}"
-    return out, names, where
+        origin = f"local {cfg.get('root') or [cfg.get(f'{s}_file') for s in SPLITS]}"
+    return out, names, origin
 
 
 def _id2label(names: list[str] | None, labels: np.ndarray) -> dict[int, str]:

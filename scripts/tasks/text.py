@@ -16,6 +16,7 @@ from tasks.base import (
     _get,
     _token_task,
     byte_encode,
+    check_labels,
     register_task,
 )
 from tasks.sources import HFSourceConfig, _column, _hf_labelled_splits, _id2label, _resolve
@@ -87,7 +88,7 @@ class SyntheticRetrievalConfig(TaskConfig):
 def _build_text(cfg: dict, seed: int) -> TaskData:
     max_length, column = int(_get(cfg, "max_length", 4096)), _get(cfg, "text_column", "text")
     out, names, where = _hf_labelled_splits(
-        cfg, seed, lambda ds: [byte_encode(t, max_length) for t in _column(ds, column)], "imdb"
+        cfg, seed, lambda ds: [byte_encode(t, max_length) for t in _column(ds, column)], "imdb", input_columns=(column,)
     )
     if names in (None, ["neg", "pos"]) and int(out["train"][1].max()) < 2:  # IMDB's ClassLabel names
         names = ["negative", "positive"]
@@ -95,19 +96,34 @@ def _build_text(cfg: dict, seed: int) -> TaskData:
     return _token_task(splits, _id2label(names, out["train"][1]), max_length, f"text (bytes) from {where}")
 
 
-def read_aan_tsv(path: str | Path) -> tuple[list[str], list[str], list[int]]:
-    """Read LRA's `new_aan_pairs.*.tsv` (label, id1, id2, text1, text2; tab separated, no header, no quoting)."""
-    first, second, labels = [], [], []
+def read_aan_tsv(path: str | Path, split: str = "train") -> tuple[list[str], list[str], list[int]]:
+    """Read LRA's `new_aan_pairs.*.tsv` (label, id1, id2, text1, text2; tab separated, no header, no quoting).
+
+    Raises ValueError naming the file and line for an empty file, a row without 5 fields or a label other than 0/1.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{split}_file {path} does not exist")
+    first, second, labels, lines = [], [], [], []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             fields = line.rstrip("\r\n").split("\t")
             if fields == [""]:
                 continue
             if len(fields) != 5:
-                raise ValueError(f"{path}:{number}: expected 5 tab-separated fields, got {len(fields)}")
-            labels.append(int(float(fields[0])))
+                raise ValueError(f"{path} line {number}: expected 5 tab-separated fields, got {len(fields)}")
+            try:
+                value = float(fields[0])
+            except ValueError:
+                raise ValueError(f"{path} line {number}: label must be 0 or 1, got {fields[0]!r}") from None
+            if not value.is_integer():
+                raise ValueError(f"{path} line {number}: label must be 0 or 1, got {fields[0]!r}")
+            labels.append(int(value))
             first.append(fields[3])
             second.append(fields[4])
+            lines.append(number)
+    if not labels:
+        raise ValueError(f"{path}: empty {split} file (no rows)")
+    check_labels(split, labels, 2, str(path), lines)
     return first, second, labels
 
 
@@ -118,11 +134,13 @@ def _build_retrieval(cfg: dict, seed: int) -> TaskData:
     if cfg["source"] == "local" and all(str(_get(cfg, f"{s}_file", ".tsv")).lower().endswith(".tsv") for s in SPLITS):
         defaults = {"train": "train", "validation": "eval", "test": "test"}
         files = {s: _resolve(cfg, f"{s}_file", f"new_aan_pairs.{defaults[s]}.tsv") for s in SPLITS}
-        raw = {s: read_aan_tsv(path) for s, path in files.items()}
+        raw = {s: read_aan_tsv(path, s) for s, path in files.items()}
         where = f"AAN TSVs {[str(p) for p in files.values()]}"
     else:
         columns = (_get(cfg, "text1_column", "text1"), _get(cfg, "text2_column", "text2"))
-        out, _, where = _hf_labelled_splits(cfg, seed, lambda ds: list(zip(*(_column(ds, c) for c in columns))))
+        out, _, where = _hf_labelled_splits(
+            cfg, seed, lambda ds: list(zip(*(_column(ds, c) for c in columns))), input_columns=columns
+        )
         raw = {s: ([p[0] for p in out[s][0]], [p[1] for p in out[s][0]], out[s][1]) for s in SPLITS}
     splits = {
         s: PairTokenDataset([byte_encode(t, max_length) for t in a], [byte_encode(t, max_length) for t in b], y)

@@ -3,13 +3,13 @@ against the task's config dataclass (`tasks.TASKS`), each value type-checked fro
 
 import contextlib
 import dataclasses
-import difflib
 import inspect
 import types
 import typing
 from typing import Any
 
 from tasks import TASKS
+from tasks.base import check_task_keys, unknown_key_message
 
 from modeling_mrconv import MRConvConfig
 
@@ -63,9 +63,7 @@ def check_section(section: str, values: dict[str, Any], schema: dict[str, Any], 
             with contextlib.suppress(ValueError):  # YAML 1.1 reads 1e-3 as a string
                 value = values[key] = float(value)
         if key not in schema:
-            close = difflib.get_close_matches(key, list(schema), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise ValueError(f"{section}.{key}: unknown {section} key{context}; {hint}valid keys: {sorted(schema)}")
+            raise ValueError(unknown_key_message(section, key, list(schema), context))
         if not _accepts(schema[key], value):
             raise ValueError(f"{section}.{key}: expected {_expected(schema[key])}, got {value!r}")
 
@@ -89,10 +87,9 @@ def validate_data(data: dict[str, Any]) -> None:
     """Check `data:` against its task's dataclass; a key of another task is "not a key of task ..."."""
     task = data.get("task")
     if task not in TASKS:
-        close = difflib.get_close_matches(str(task), list(TASKS), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ValueError(f"data.task: unknown data task {task!r}; {hint}choose from {sorted(TASKS)}")
+        check_task_keys(data)  # raises: unknown task, with a did-you-mean
     check_section("data", data, dataclass_schema(TASKS[task].config_cls), f" (not a key of task {task!r})")
+    check_task_keys(data)  # the source, and keys of another source
 
 
 def validate_preset(preset: dict[str, Any], train_cls: type) -> None:

@@ -18,7 +18,7 @@ from tasks.sequence import read_ts
 
 
 ROOT = Path(__file__).resolve().parents[3]
-GEN = {"task": "sequence", "num_train": 12, "num_validation": 4, "num_test": 8, "length": 64, "burst_length": 8}
+GEN = {"task": "sequence", "num_classes": 4, "num_train": 12, "num_validation": 4, "num_test": 8, "length": 64, "burst_length": 8}
 
 
 def series_of(dataset) -> list[np.ndarray]:
@@ -217,13 +217,13 @@ def test_labels_classlabel_integers_and_label_names(tmp_path, arrays):
     named = build_task_data({**local(tmp_path, "01.parquet", "01.parquet",
                                      validation_file=str(tmp_path / "01.parquet")), "label_names": ["no", "yes"]})
     assert named.id2label == {0: "no", 1: "yes"} and labels_of(named.test) == [1, 0]
-    with pytest.raises(ValueError, match=re.escape("row 1: label -1.0 is not among the labels ['no', 'yes'] (indices 0..1)")):
+    with pytest.raises(ValueError, match=re.escape("test split row 1: label -1.0 is not among the labels ['no', 'yes'] (indices 0..1)")):
         build_task_data({**local(tmp_path, "01.parquet", "pm_test.parquet",
                                  validation_file=str(tmp_path / "01.parquet")), "label_names": ["no", "yes"]})
     write_parquet(tmp_path / "bad.parquet", x[:2], [1, 5])
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'bad.parquet'} row 1: label 5 is not among the labels ['-1', '1']")):
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'bad.parquet'}: test split row 1: label 5 is not among the labels ['-1', '1']")):
         build_task_data(local(tmp_path, "pm.parquet", "bad.parquet", validation_file=str(tmp_path / "pm.parquet")))
-    with pytest.raises(ValueError, match=re.escape("row 1: label 5 is not among the labels ['no', 'yes'] (indices 0..1)")):
+    with pytest.raises(ValueError, match=re.escape("test split row 1: label 5 is not among the labels ['no', 'yes'] (indices 0..1)")):
         build_task_data({**local(tmp_path, "01.parquet", "bad.parquet", validation_file=str(tmp_path / "01.parquet")),
                          "label_names": ["no", "yes"]})
 
@@ -232,9 +232,9 @@ def test_error_messages(tmp_path, arrays):
     (x, y), _ = arrays
     write_parquet(tmp_path / "t.parquet", x, y)
     ok = local(tmp_path, "t.parquet", "t.parquet", validation_file=str(tmp_path / "t.parquet"))
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 't.parquet'}: column(s) ['values'] not found; columns: ['series', 'label']")):
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 't.parquet'}: the train split has no column(s) ['values']; columns: ['series', 'label']")):
         build_task_data({**ok, "input_column": "values"})
-    with pytest.raises(ValueError, match=re.escape("column(s) ['target'] not found; columns: ['series', 'label']")):
+    with pytest.raises(ValueError, match=re.escape("split has no column(s) ['target']; columns: ['series', 'label']")):
         build_task_data({**ok, "label_column": "target"})
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 't.parquet'} row 0: series of length 32 exceeds max_length=16")):
         build_task_data({**ok, "max_length": 16})
