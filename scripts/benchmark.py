@@ -14,12 +14,19 @@ classifier (token ids in, logits out) at the same width and depth, timed side by
 Peers get MRConv's head (mean pooling + linear), and the S4D model uses MRConv's block around its convolution. Inference
 rows are the paper's appendix figure (inference time vs length: MRConv merged vs attention vs S4D), plus the others.
 
+Deployment rows (`--deployment`, measured in scripts/bench/deployment.py, causal model): streaming latency per chunk
+after a history vs recomputing the prefix (merged model; chunks `--stream_chunks` after `--stream_histories`), and
+with `--compile` torch.compile vs eager for merged inference and the training step (`--compile_length`,
+`--compile_batch_size`). They go into results.json under "deployment" and into results.md's Deployment section.
+
 Commands (from the repository root):
 
     python scripts/benchmark.py --device cpu                      # default sweep, writes benchmarks/cpu/ (~10 min)
     python scripts/benchmark.py --device cuda --dtype bfloat16    # writes benchmarks/cuda/
     python scripts/benchmark.py --lengths 1024 4096 --inference_lengths --batch_sizes 1 8 --num_layers 4
     python scripts/benchmark.py --quick --device cpu --output_dir /tmp/bench   # tiny CI run (seconds)
+    python scripts/benchmark.py --deployment_only --compile --hidden_size 64 --num_layers 4 \
+        --output_dir benchmarks/cpu_deployment                    # streaming + compile rows only (~8 min)
 
 Method. Timing: per (length, batch size) all models of a group are built once, warmed up, then timed in interleaved
 rounds (one call of each model per round, order rotated), and the median over rounds is reported; on CUDA every call
@@ -50,6 +57,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import transformers  # noqa: E402
+from bench.deployment import (  # noqa: E402
+    causal_config,
+    compile_rows,
+    deployment_ratios,
+    format_deployment_row,
+    streaming_rows,
+)
 from bench.measure import (  # noqa: E402
     MEMORY_METHOD,
     available_memory_bytes,
@@ -333,18 +347,37 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="intra-op CPU threads; default 1 on CPU (on a shared machine a multi-threaded op waits for a busy core "
         "at every barrier, which swamps small ops), torch's default on CUDA; 0 = torch's default (all cores)",
     )
-    parser.add_argument("--output_dir", type=Path, default=None, help="default: benchmarks/<device>")
+    parser.add_argument(
+        "--output_dir", type=Path, default=None, help="default: benchmarks/<device> (<device>_deployment)"
+    )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="CI preset (overrides sizes): L 256 and 512, batch 2, width <= 32, 1 repeat",
+        help="CI preset (overrides sizes): L 256 and 512, batch 2, width <= 32, 1 repeat; deployment rows tiny",
     )
+    deployment = parser.add_argument_group("deployment rows (scripts/bench/deployment.py, causal model)")
+    deployment.add_argument("--deployment", action="store_true", help="also measure the deployment rows")
+    deployment.add_argument("--deployment_only", action="store_true", help="only the deployment rows")
+    deployment.add_argument(
+        "--compile", action="store_true", help="add torch.compile rows (CPU compiles take tens of seconds)"
+    )
+    deployment.add_argument("--compile_backend", default="inductor", help="torch.compile backend")
+    deployment.add_argument("--compile_length", type=int, default=1024)
+    deployment.add_argument("--compile_batch_size", type=int, default=8)
+    deployment.add_argument("--stream_histories", type=int, nargs="+", default=[4096, 16384])
+    deployment.add_argument("--stream_chunks", type=int, nargs="+", default=[1, 16, 256, 1024])
+    deployment.add_argument("--stream_batch_size", type=int, default=1)
     args = parser.parse_args(argv)
+    args.deployment = args.deployment or args.deployment_only or args.compile
     if args.quick:
         args.lengths, args.inference_lengths, args.batch_sizes = [256, 512], [], [2]
         args.hidden_size, args.warmup, args.repeats = min(args.hidden_size, 32), 1, 1
+        args.num_layers = min(args.num_layers, 2)
+        args.compile_length, args.compile_batch_size = 64, 2
+        args.stream_histories, args.stream_chunks = [96, 200], [1, 16, 80]
     if args.output_dir is None:
-        args.output_dir = Path(__file__).resolve().parents[1] / "benchmarks" / args.device
+        folder = args.device + ("_deployment" if args.deployment_only else "")
+        args.output_dir = Path(__file__).resolve().parents[1] / "benchmarks" / folder
     args.too_slow = set()
     return args
 
@@ -363,7 +396,9 @@ def main(argv: list[str] | None = None) -> None:
     flops_per_s = matmul_flops_per_second(device)
     cases = [("training", L, B) for B in args.batch_sizes for L in sorted(args.lengths)]
     cases += [("inference", L, B) for B in args.batch_sizes for L in sorted({*args.lengths, *args.inference_lengths})]
-    progress = tqdm(cases, desc="benchmark", unit="case") if tqdm is not None else cases
+    if args.deployment_only:
+        cases = []
+    progress = tqdm(cases, desc="benchmark", unit="case") if tqdm is not None and cases else cases
     rows, history = [], {}
     for mode, L, B in progress:
         if tqdm is not None:
@@ -371,6 +406,7 @@ def main(argv: list[str] | None = None) -> None:
         for row in run_case(mode, L, B, args, device, history, flops_per_s):
             rows.append(row)
             (tqdm.write if tqdm is not None else print)(format_row(row))
+    deployment = measure_deployment(args, device) if args.deployment else None
     meta = {
         "device": device.type,
         "device_name": device_name(device),
@@ -399,9 +435,59 @@ def main(argv: list[str] | None = None) -> None:
         "mamba_path": "mamba_ssm kernels" if importlib.util.find_spec("mamba_ssm") else "torch (sequential scan)",
         "floor_model": importlib.util.find_spec("floor_model") is not None,
     }
-    ratios, fits = write_outputs(args.output_dir, meta, rows)
-    print_summary(ratios, fits, rows)
-    print(f"\nwrote {args.output_dir}/results.json, results.md, time_vs_length.png")
+    if deployment is not None:
+        meta["deployment_method"] = deployment_method(args)
+    ratios, fits = write_outputs(args.output_dir, meta, rows, deployment)
+    if rows:
+        print_summary(ratios, fits, rows)
+    if deployment is not None:
+        print("\ndeployment ratios (time: medians, minima in parentheses; > 1: the second is faster):")
+        for r in deployment["ratios"]:
+            case = (
+                f"{r['mode']} L={r['sequence_length']}"
+                if r["suite"] == "compile"
+                else f"P={r['history']} C={r['chunk']}"
+            )
+            print(
+                f"  {r['ratio']:<36} {case:<22} B={r['batch_size']:<3} {r['time']:8.2f}x (minima {r['time_of_minima']:.2f}x)"
+            )
+    written = "results.json, results.md" + (", time_vs_length.png" if rows else "")
+    print(f"\nwrote {args.output_dir}/{written}")
+
+
+def measure_deployment(args: argparse.Namespace, device: torch.device) -> dict:
+    """The deployment rows (bench.deployment) at the benchmark's width, depth and kernel; CPU only."""
+    if device.type != "cpu":
+        raise SystemExit("the deployment rows are measured on CPU only (bench.deployment times without syncing)")
+    sizes = (args.hidden_size, args.num_layers)
+    kernel = (args.kernel_type, args.kernel_size, args.num_labels)
+    rows = []
+    if args.compile:
+        config = causal_config(*sizes, args.compile_length, *kernel)
+        rows += compile_rows(
+            config, args.compile_batch_size, args.compile_length, args.warmup, args.repeats, args.compile_backend
+        )
+        for row in rows:
+            print(format_deployment_row(row))
+    stream_length = max(args.stream_histories) + max(args.stream_chunks)
+    config = causal_config(*sizes, stream_length, *kernel)
+    stream = streaming_rows(
+        config, args.stream_batch_size, args.stream_histories, args.stream_chunks, args.warmup, args.repeats
+    )
+    for row in stream:
+        print(format_deployment_row(row))
+    rows += stream
+    return {"rows": rows, "ratios": deployment_ratios(rows)}
+
+
+def deployment_method(args: argparse.Namespace) -> str:
+    return (
+        "Deployment rows (scripts/bench/deployment.py): causal model; median ms over up to "
+        f"{args.repeats} interleaved rounds after {args.warmup} warm-up call(s) per variant. Streaming: merged "
+        f"model, max_sequence_length = max history + max chunk = {max(args.stream_histories) + max(args.stream_chunks)}"
+        ", one chunk after the history from a copy of the primed cache vs a full forward over history + chunk. "
+        "Compile: torch.compile(fullgraph=True, dynamic=False); compile_s = first compiled call - one eager call."
+    )
 
 
 if __name__ == "__main__":

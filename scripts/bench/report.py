@@ -66,14 +66,18 @@ def fit_exponents(rows: list[dict]) -> list[dict]:
     return fits
 
 
-def markdown(meta: dict, rows: list[dict], ratios: list[dict], fits: list[dict]) -> str:
+def markdown(
+    meta: dict, rows: list[dict], ratios: list[dict], fits: list[dict], deployment: dict | None = None
+) -> str:
+    """results.md: the main tables (when `rows` holds any), then the deployment section (when measured)."""
     lengths = sorted({r["sequence_length"] for r in rows})
     lines = [
         f"# MRConv benchmark: {meta['device_name']} ({meta['device']}, {meta['dtype']})",
         "",
         f"{meta['date']}; torch {meta['torch']}, transformers {meta['transformers']}, {meta['threads']} threads; "
         f"hidden {meta['args']['hidden_size']}, layers {meta['args']['num_layers']}, kernel "
-        f"{meta['args']['kernel_type']} l0={meta['args']['kernel_size']}, bidirectional.",
+        f"{meta['args']['kernel_type']} l0={meta['args']['kernel_size']}, "
+        + (("bidirectional" + ("; deployment rows causal" if deployment else "") + ".") if rows else "causal."),
         f"Command: `{meta['command']}`; code sha256 {meta['code_sha256']} (modeling_mrconv/*.py + floor_model.py).",
         "",
         "Cells: median ms over interleaved repeats / peak MiB (training rows: / MiB saved for backward).",
@@ -94,6 +98,10 @@ def markdown(meta: dict, rows: list[dict], ratios: list[dict], fits: list[dict])
                         f"| {LABELS[name]} | {mode} | " + " | ".join(cells.get(L, "") for L in lengths) + " |"
                     )
         lines.append("")
+    if not rows:  # a deployment-only run
+        lines = lines[:5]
+        lines += deployment_markdown(deployment) if deployment else []
+        return "\n".join(lines)
     lines += ["## Ratios", "", "Time: ratio of medians (ratio of minima in parentheses); memory: ratio of peaks.", ""]
     lines += ["| ratio | B | L | time | memory |", "|---|---|---|---|---|"]
     for r in ratios:
@@ -115,7 +123,15 @@ def markdown(meta: dict, rows: list[dict], ratios: list[dict], fits: list[dict])
         ]
     lines += ["", "## Method", "", f"- {meta['timing_method']}", f"- {meta['skip_policy']}"]
     lines += [*(f"- {m}" for m in meta["memory_method"].values()), ""]
+    if deployment:
+        lines += deployment_markdown(deployment)
     return "\n".join(lines)
+
+
+def deployment_markdown(deployment: dict) -> list[str]:
+    from bench.deployment import markdown_section  # the deployment rows' own tables
+
+    return markdown_section(deployment)
 
 
 def _cell(row: dict) -> str:
@@ -160,14 +176,23 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_outputs(output_dir: Path, meta: dict, rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """results.json, results.md and time_vs_length.png under output_dir; returns the ratios and fits."""
+def write_outputs(
+    output_dir: Path, meta: dict, rows: list[dict], deployment: dict | None = None
+) -> tuple[list[dict], list[dict]]:
+    """results.json, results.md and (with main rows) time_vs_length.png under output_dir; returns ratios and fits.
+
+    `deployment` ({"rows": [...], "ratios": [...]} from bench.deployment) goes under the JSON key "deployment" and
+    into its own Markdown section.
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
     ratios, fits = compute_ratios(rows), fit_exponents(rows)
     payload = {"meta": meta, "results": rows, "ratios": ratios, "scaling_exponents": fits}
+    if deployment is not None:
+        payload["deployment"] = deployment
     (output_dir / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (output_dir / "results.md").write_text(markdown(meta, rows, ratios, fits))
-    plot(rows, output_dir / "time_vs_length.png")
+    (output_dir / "results.md").write_text(markdown(meta, rows, ratios, fits, deployment))
+    if rows:
+        plot(rows, output_dir / "time_vs_length.png")
     return ratios, fits
 
 

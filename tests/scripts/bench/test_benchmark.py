@@ -19,7 +19,7 @@ ALWAYS_MEASURED |= {("mrconv_unmerged", "training"), ("single_kernel", "training
 
 def test_quick_benchmark_writes_outputs(tmp_path: Path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--device", "cpu"]
+    command = [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--device", "cpu", "--deployment"]
     result = subprocess.run(
         [*command, "--output_dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
@@ -46,10 +46,25 @@ def test_quick_benchmark_writes_outputs(tmp_path: Path):
             assert math.isfinite(value) and value > 0, r
     assert all(math.isfinite(f["exponent"]) for f in payload["scaling_exponents"])
 
+    deployment = payload["deployment"]  # --quick streaming rows: histories 96 and 200, chunks 1, 16, 80
+    cases = {(r["history"], r["chunk"], r["variant"]) for r in deployment["rows"]}
+    expected = {(P, C, v) for P in (96, 200) for C in (1, 16, 80) for v in ("stream", "recompute")}
+    assert cases == expected | {(96, 80, "stream_direct"), (200, 80, "stream_direct")}  # only where the FFT path runs
+    for row in deployment["rows"]:
+        assert row["status"] == "ok" and row["time_ms"] > 0 and row["repeats"] >= 1, row
+        assert row["kernel_support"] > 1 and row["fft_min_chunk"] == 64
+    names = {(r["ratio"], r["history"], r["chunk"]) for r in deployment["ratios"]}
+    assert {("recompute prefix / stream", P, C) for P in (96, 200) for C in (1, 16, 80)} <= names
+    assert ("direct-only stream / hybrid stream", 200, 80) in names
+    assert all(math.isfinite(r["time"]) and r["time"] > 0 for r in deployment["ratios"])
+    assert "deployment_method" in payload["meta"]
+
     table = (tmp_path / "results.md").read_text()
     assert "| model | mode |" in table and "MRConv merged" in table
+    assert "### Streaming: one chunk after a history vs recomputing the prefix" in table
+    assert "| 200 | 80 |" in table
     assert (tmp_path / "time_vs_length.png").stat().st_size > 0
-    assert "scaling exponents" in result.stdout
+    assert "scaling exponents" in result.stdout and "recompute prefix / stream" in result.stdout
 
 
 def test_s4d_layer_matches_its_recurrence():
