@@ -7,9 +7,11 @@ Commands:
     ACCELERATE_USE_CPU=true torchrun --nproc_per_node 2 scripts/train.py --config configuration/tiny.yaml
     python scripts/train.py --config configuration/tiny.yaml --resume runs/tiny/checkpoints/latest
     python scripts/train.py --set train.batch_size=16 model.kernel_size=8    # dotted overrides of the preset
+    python scripts/train.py --set train.report_to=tensorboard                 # then: tensorboard --logdir runs/listops_cpu
 
 The output directory (HF-style) holds the merged export (config.json, model.safetensors, the copied modeling code,
-the tokenizer), `metrics.jsonl` (one line per log/eval event), `all_results.json`, `training_preset.yaml` and
+the tokenizer), `metrics.jsonl` (one line per log/eval event; also sent to `train.report_to`'s trackers, TensorBoard
+events under `mrconv/`), `all_results.json`, `training_preset.yaml` and
 `checkpoints/step_<N>` (resumable `accelerator.save_state` folders, training form, `latest` pointing at the newest).
 """
 
@@ -31,17 +33,30 @@ from tasks import build_task_data
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from training import DEFAULT_PRESET, TrainConfig, build_model, dataset_labels, evaluate, load_preset
+from training.config import flat_preset, resolve_trackers
 from training.run_dir import mark_run_dir, prepare_output_dir
 from transformers import get_cosine_schedule_with_warmup
 
 from modeling_mrconv import param_groups
 
 
-class MetricsLog:
-    """Appends one JSON line per event to output_dir/metrics.jsonl (main process only)."""
+def tracker_values(record: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a metrics.jsonl event for `Accelerator.log`: nested dicts as "lr/kernel", no step, no strings."""
+    values = {}
+    for key, value in record.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub, v in items:
+            if key != "step" and isinstance(v, int | float) and not isinstance(v, bool):
+                values[key if sub is None else f"{key}/{sub}"] = v
+    return values
 
-    def __init__(self, path: Path, enabled: bool):
-        self.path, self.enabled = path, enabled
+
+class MetricsLog:
+    """Appends one JSON line per event to output_dir/metrics.jsonl (main process only) and logs its numbers to the
+    Accelerate trackers of `train.report_to` at the event's step."""
+
+    def __init__(self, path: Path, enabled: bool, accelerator: Accelerator | None = None):
+        self.path, self.enabled, self.accelerator = path, enabled, accelerator
 
     def truncate_after(self, step: int) -> None:
         """Drop the events of steps after `step` (a resumed run logs them again)."""
@@ -53,6 +68,8 @@ class MetricsLog:
         if self.enabled:
             with self.path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
+        if self.accelerator is not None and self.accelerator.trackers:
+            self.accelerator.log(tracker_values(record), step=record.get("step"))  # main process only
 
 
 def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict[str, int], model, keep: int) -> None:
@@ -81,25 +98,31 @@ def resolve_resume(path: str) -> Path:
 
 def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     cfg = TrainConfig(**preset["train"])
+    trackers = resolve_trackers(cfg.report_to)  # a missing tracker package fails here, before any data is built
+    output_dir = Path(args.output_dir)
     accelerator = Accelerator(
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=args.mixed_precision or cfg.mixed_precision,
         cpu=args.cpu,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        log_with=trackers or None,
+        project_dir=output_dir,  # TensorBoard events: output_dir/mrconv/
     )
     if cfg.num_threads is not None:
         if cfg.num_threads < 1:
             raise ValueError(f"train.num_threads: expected a positive number of threads or null, got {cfg.num_threads}")
         torch.set_num_threads(cfg.num_threads)
     set_seed(cfg.seed)
-    output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         mark_run_dir(output_dir)
         (output_dir / "training_preset.yaml").write_text(yaml.safe_dump(preset, sort_keys=False))
         if not args.resume:
             (output_dir / "metrics.jsonl").unlink(missing_ok=True)
-    log = MetricsLog(output_dir / "metrics.jsonl", accelerator.is_main_process)
+    if trackers:
+        run_name = {"name": output_dir.name}
+        accelerator.init_trackers("mrconv", config=flat_preset(preset), init_kwargs={"wandb": run_name, "trackio": run_name})
+    log = MetricsLog(output_dir / "metrics.jsonl", accelerator.is_main_process, accelerator)
     accelerator.print(f"effective preset (saved as training_preset.yaml):\n{yaml.safe_dump(preset, sort_keys=False)}")
 
     with accelerator.main_process_first():

@@ -1,6 +1,8 @@
 """Presets (`configuration/*.yaml`: `model:`, `data:`, `train:`) and `TrainConfig`, the `train:` keys and defaults."""
 
 import dataclasses
+import importlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,9 @@ from training.schema import validate_preset
 
 DEFAULT_PRESET = Path(__file__).resolve().parents[2] / "configuration" / "listops_cpu.yaml"
 SECTIONS = ("model", "data", "train")
+# train.report_to: Accelerate's trackers (accelerate.tracking) and the package each needs
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "trackio": "trackio", "wandb": "wandb"}
+REPORT_TO = ("none", *TRACKER_PACKAGES, "all")
 
 
 @dataclass
@@ -37,6 +42,11 @@ class TrainConfig:
     num_workers: int = 0
     num_threads: int | None = None  # torch CPU threads (torch.set_num_threads); null = torch's default
     sync_batch_norm: bool = False  # reduce BatchNorm statistics over all processes
+    report_to: str = "none"  # none | tensorboard | trackio | wandb | all (the installed ones): Accelerate trackers
+
+    def __post_init__(self):
+        if self.report_to not in REPORT_TO:
+            raise ValueError(f"train.report_to: expected one of {' | '.join(REPORT_TO)}, got {self.report_to!r}")
 
 
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -63,3 +73,48 @@ def load_preset(path: Path, overrides: list[str]) -> dict[str, Any]:
     sections = {"model": preset.get("model") or {}, "data": preset["data"], "train": preset.get("train") or {}}
     validate_preset(sections, TrainConfig)
     return {**sections, "train": dataclasses.asdict(TrainConfig(**sections["train"]))}
+
+
+def _installed(package: str) -> bool:
+    try:
+        importlib.import_module(package)
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_trackers(report_to: str) -> list[str]:
+    """The Accelerate tracker names of `train.report_to` ("all": those whose package is installed).
+
+    Raises:
+        ValueError: A requested tracker's package is not installed (the message gives the pip command).
+    """
+    if report_to not in REPORT_TO:
+        raise ValueError(f"train.report_to: expected one of {' | '.join(REPORT_TO)}, got {report_to!r}")
+    if report_to == "none":
+        return []
+    if report_to == "all":
+        found = [name for name, package in TRACKER_PACKAGES.items() if _installed(package)]
+        if not found:
+            raise ValueError(
+                "train.report_to=all: no tracker package is installed; pip install "
+                + " or ".join(TRACKER_PACKAGES.values())
+            )
+        return found
+    package = TRACKER_PACKAGES[report_to]
+    if not _installed(package):
+        raise ValueError(f"train.report_to={report_to}: the {package!r} package is not installed; pip install {package}")
+    return [report_to]
+
+
+def flat_preset(preset: dict[str, Any]) -> dict[str, bool | int | float | str]:
+    """`{"section.key": value}` of a preset with tracker-friendly scalars (null as "null", lists as JSON)."""
+    flat = {}
+    for section in SECTIONS:
+        for key, value in (preset.get(section) or {}).items():
+            if value is None:
+                value = "null"
+            elif not isinstance(value, bool | int | float | str):
+                value = json.dumps(value, default=str)
+            flat[f"{section}.{key}"] = value
+    return flat
