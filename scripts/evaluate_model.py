@@ -1,11 +1,31 @@
-"""Evaluate an exported (merged) model or a training checkpoint on a split of its task.
+"""Evaluate an exported (merged) model or a training checkpoint on a split of its task, or on a data file, and write
+`eval_results.json`.
 
 Commands:
     python scripts/evaluate_model.py --model_dir runs/listops_cpu                       # the export, test split
     python scripts/evaluate_model.py --model_dir runs/listops_cpu/checkpoints/step_300 --split validation
+    python scripts/evaluate_model.py --model_dir runs/mine --data_file new_series.parquet  # a file, as the test split
     python scripts/evaluate_model.py --model_dir path/to/export --config configuration/listops.yaml --set data.source=local ...
 
 The task comes from `--config`, else from `training_preset.yaml` in the model folder or its run folder.
+
+`--data_file PATH` is scored as the test split of the run's task read from files (`data.source=local`,
+`data.test_file=PATH`), for the tasks with a `test_file` key (sequence, text, retrieval, listops, speech_commands,
+image). Keys of the run's other source (the generator's) are dropped; `train_file` and `validation_file` default to
+PATH when the run had none (only the test split is scored, but `normalize: global` statistics then come from PATH).
+Where the task takes `label_names`, they are the model's (`config.id2label`), so string labels map to the classes
+the model was trained on.
+
+`eval_results.json` goes to `--output_dir` (default: the model folder) and holds `<split>_accuracy`,
+`<split>_macro_f1`, `<split>_loss`, `<split>_confusion_matrix` (rows: true class, columns: predicted, in `id2label`
+order) and where the data came from. An existing `eval_results.json` is replaced only when this script wrote it (its
+`written_by` key); any other file of that name is refused before evaluating.
+
+Metrics: the project's local `evaluate` module, `evaluate.load(modeling_mrconv.metrics.metric_path())` (accuracy,
+macro-F1, confusion matrix through scikit-learn), applied to the predictions gathered here. `evaluate.evaluator` is
+not used: in evaluate 0.4.6, `Evaluator.prepare_pipeline` tests `isinstance(..., transformers.TFPreTrainedModel)`,
+which transformers 5 removed (an AttributeError for any pipeline passed to it), and its task evaluators do not cover
+continuous (L, C) series or document pairs.
 
 Named `evaluate_model.py`, not `evaluate.py`: a script runs with `scripts/` first on `sys.path`, so a file
 `scripts/evaluate.py` would hide the `evaluate` library from every script and from the metric in
@@ -13,17 +33,24 @@ Named `evaluate_model.py`, not `evaluate.py`: a script runs with `scripts/` firs
 """
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
-from tasks import build_task_data
+from tasks import TASKS, build_task_data
+from tasks.base import keys_for_other_sources
 from torch.utils.data import DataLoader
 from training import evaluate, load_preset, model_class
 
 from modeling_mrconv import MRConvConfig
+
+
+RESULTS_FILE = "eval_results.json"
+WRITTEN_BY = "scripts/evaluate_model.py"  # the marker key's value: files holding it may be replaced
 
 
 def find_preset(model_dir: Path) -> Path:
@@ -43,42 +70,109 @@ def load_model(model_dir: Path, task) -> torch.nn.Module:
     return cls.from_pretrained(model_dir)
 
 
+def data_file_config(data: dict[str, Any], path: Path, label_names: list[str]) -> dict[str, Any]:
+    """The run's `data:` section turned into `source: local` with `path` as its test file (module docstring)."""
+    task = data.get("task")
+    spec = TASKS.get(task)
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)} if spec else set()
+    if "test_file" not in fields or "local" not in spec.config_cls.SOURCES:
+        readers = sorted(t for t, s in TASKS.items() if "test_file" in s.config_cls.__dataclass_fields__)
+        raise ValueError(f"--data_file: task {task!r} does not read data files; tasks that do: {readers}")
+    if not path.exists():
+        raise FileNotFoundError(f"--data_file {path} does not exist")
+    others = keys_for_other_sources(spec.config_cls, "local")
+    cfg = {k: v for k, v in data.items() if k not in others}
+    if data.get("source") != "local":
+        cfg = {k: v for k, v in cfg.items() if k not in ("train_file", "validation_file")}
+    cfg.update(source="local", test_file=str(path.resolve()))
+    for split in ("train", "validation"):
+        if cfg.get(f"{split}_file") is None:
+            cfg[f"{split}_file"] = str(path.resolve())
+    if "label_names" in fields:
+        cfg["label_names"] = list(label_names)
+    return cfg
+
+
+def check_results_file(path: Path) -> None:
+    """Refuse to replace `path` unless it is missing or was written by this script."""
+    if not path.exists():
+        return
+    try:
+        ours = json.loads(path.read_text()).get("written_by") == WRITTEN_BY
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        ours = False
+    if not ours:
+        raise ValueError(
+            f"{path} exists and was not written by {WRITTEN_BY} (no 'written_by' key); move it away or pass "
+            "another --output_dir"
+        )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Evaluate as the command line asks; returns what `eval_results.json` holds."""
+    split = args.split or "test"
+    if args.data_file is not None and split != "test":
+        raise ValueError(f"--data_file is scored as the test split; drop --split {split}")
+    output_dir = args.output_dir or args.model_dir
+    results_path = Path(output_dir) / RESULTS_FILE
+    check_results_file(results_path)
+    preset = load_preset(args.config or find_preset(args.model_dir), args.set)
+    data = preset["data"]
+    if args.data_file is not None:
+        config = MRConvConfig.from_pretrained(args.model_dir)
+        names = [config.id2label[i] for i in range(config.num_labels)]
+        data = data_file_config(data, Path(args.data_file), names)
+    accelerator = Accelerator()
+    task = build_task_data(data, seed=preset["train"]["seed"])
+    model = load_model(args.model_dir, task)
+    if model.config.num_labels != task.num_labels:
+        raise ValueError(f"model has {model.config.num_labels} labels, the task {task.num_labels}")
+    if args.sampling_rate_factor is not None:
+        model = model.change_sampling_rate(args.sampling_rate_factor)
+    dataset = getattr(task, split)
+    loader = DataLoader(dataset, batch_size=args.batch_size, collate_fn=task.collate_fn)
+    model, loader = accelerator.prepare(model, loader)
+    metrics = evaluate(model, loader, accelerator, task.num_labels, confusion_matrix=True)
+    results = {"written_by": WRITTEN_BY, **{f"{split}_{k}": v for k, v in metrics.items()}}
+    results.update(
+        split=split,
+        num_examples=len(dataset),
+        data_file=None if args.data_file is None else str(Path(args.data_file).resolve()),
+        data=task.description,
+        id2label={str(k): v for k, v in task.id2label.items()},
+        model_dir=str(args.model_dir),
+        reparameterized=bool(model.config.reparameterized),
+    )
+    if args.sampling_rate_factor is not None:
+        results.update(
+            sampling_rate_factor=args.sampling_rate_factor, max_sequence_length=model.config.max_sequence_length
+        )
+    accelerator.print(json.dumps({k: v for k, v in results.items() if not k.endswith("confusion_matrix")}, indent=2))
+    if accelerator.is_main_process:
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        if args.output_file:
+            args.output_file.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model_dir", type=Path, required=True)
     parser.add_argument("--config", type=Path, default=None, help="task preset (default: the run's own)")
     parser.add_argument("--set", nargs="*", default=[], metavar="SECTION.KEY=VALUE", help="override preset values")
-    parser.add_argument("--split", choices=["train", "validation", "test"], default="test")
+    parser.add_argument("--split", choices=["train", "validation", "test"], default=None, help="default: test")
+    parser.add_argument("--data_file", type=Path, default=None, help="score this file as the task's test split")
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--output_file", type=Path, default=None, help="write the metrics as JSON here")
+    parser.add_argument("--output_dir", type=Path, default=None, help=f"where {RESULTS_FILE} goes (default: model_dir)")
+    parser.add_argument("--output_file", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument(
         "--sampling_rate_factor",
         type=float,
         default=None,
         help="zero-shot rate change (2^-k, e.g. 0.5 for 16 -> 8 kHz): model.change_sampling_rate(factor) first",
     )
-    args = parser.parse_args()
-
-    preset = load_preset(args.config or find_preset(args.model_dir), args.set)
-    accelerator = Accelerator()
-    task = build_task_data(preset["data"], seed=preset["train"]["seed"])
-    model = load_model(args.model_dir, task)
-    if model.config.num_labels != task.num_labels:
-        raise ValueError(f"model has {model.config.num_labels} labels, the task {task.num_labels}")
-    if args.sampling_rate_factor is not None:
-        model = model.change_sampling_rate(args.sampling_rate_factor)
-    loader = DataLoader(getattr(task, args.split), batch_size=args.batch_size, collate_fn=task.collate_fn)
-    model, loader = accelerator.prepare(model, loader)
-    metrics = evaluate(model, loader, accelerator, task.num_labels)
-    results = {f"{args.split}_{k}": v for k, v in metrics.items()}
-    results.update(model_dir=str(args.model_dir), reparameterized=bool(model.config.reparameterized))
-    if args.sampling_rate_factor is not None:
-        results.update(
-            sampling_rate_factor=args.sampling_rate_factor, max_sequence_length=model.config.max_sequence_length
-        )
-    accelerator.print(json.dumps(results, indent=2))
-    if args.output_file and accelerator.is_main_process:
-        args.output_file.write_text(json.dumps(results, indent=2) + "\n")
+    run(parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ Rules, applied to every split when it is read (errors name the file and the row,
 * `normalize`: `per_series` (each series and channel to zero mean, unit std, as the UCR archive does), `global`
   (per-channel mean and std over all steps of the train split only), or `none`. A zero std is replaced by 1.
 * Labels: `label_names` when given, else ClassLabel names, else the sorted string labels of train, else the sorted
-  integer labels of train as names ("-1", "1"). A label outside these is an error.
+  integer labels of train as names ("-1", "1"). With given names, integer labels are looked up by name when every
+  name is an integer ("-1", "1"), else taken as class indices. A label outside these is an error.
 """
 
 import json
@@ -297,6 +298,8 @@ def _label_names(cfg: dict, train_labels: list, declared: list[str] | None) -> t
     given = cfg.get("label_names") or declared
     if given:
         names = [str(n) for n in given]
+        if all(re.fullmatch(r"-?\d+", n) for n in names):  # integer names ("-1", "1"): integer labels by name
+            return names, {**{n: i for i, n in enumerate(names)}, **{int(n): i for i, n in enumerate(names)}}
         return names, {**{n: i for i, n in enumerate(names)}, **{i: i for i in range(len(names))}}
     if any(isinstance(v, str) for v in train_labels):
         names = sorted({str(v) for v in train_labels})

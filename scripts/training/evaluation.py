@@ -16,9 +16,14 @@ def dataset_labels(dataset: torch.utils.data.Dataset) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(
-    model: torch.nn.Module, loader: DataLoader, accelerator: Accelerator, num_labels: int
+    model: torch.nn.Module,
+    loader: DataLoader,
+    accelerator: Accelerator,
+    num_labels: int,
+    confusion_matrix: bool = False,
 ) -> dict[str, float]:
-    """Accuracy, macro-F1 and mean loss over a prepared loader, gathered over processes (no duplicates)."""
+    """Accuracy, macro-F1 and mean loss (and the confusion matrix, rows = true class) over a prepared loader,
+    gathered over processes (no duplicates), scored by `modeling_mrconv.metrics` (the local `evaluate` module)."""
     was_training = model.training
     model.eval()
     predictions, labels, losses = [], [], []
@@ -31,4 +36,5 @@ def evaluate(
         losses.append(loss.cpu())
     model.train(was_training)
     predictions, labels = torch.cat(predictions).numpy(), torch.cat(labels).numpy()
-    return {**classification_metrics(predictions, labels, num_labels), "loss": torch.cat(losses).mean().item()}
+    scores = classification_metrics(predictions, labels, num_labels, confusion_matrix=confusion_matrix)
+    return {**scores, "loss": torch.cat(losses).mean().item()}
