@@ -70,17 +70,24 @@ def fft_length(n: int) -> int:
     return best
 
 
-def stream_conv_direct(window: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor, C: int) -> torch.Tensor:
+def direct_weight(kernel: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The depthwise correlation weight (H, 1, K) of a causal kernel (1, H, K): the kernel flipped in time."""
+    return kernel[0].to(dtype).flip(-1)[:, None, :].contiguous()  # (H 1 K)
+
+
+def stream_conv_direct(window: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, C: int) -> torch.Tensor:
     """Outputs (B, H, C) at the last C positions of `window` (B, H, P + C), direct form: O(K x C) per channel.
 
-    The window, left-padded (or cut) to K - 1 + C positions, correlated with the flipped kernel
+    The window, left-padded (or cut) to K - 1 + C positions, correlated with `weight` = `direct_weight(kernel)`
     (`fftconv.direct_conv_bias` conventions) gives exactly the chunk's C outputs.
     """
-    K = kernel.shape[-1]
+    K = weight.shape[-1]
     L = window.shape[-1]
-    padded = F.pad(window, (max(K - 1 + C - L, 0), 0))[..., -(K - 1 + C) :]  # (B H K-1+C)
-    weight = kernel[0].to(window.dtype).flip(-1)[:, None, :]  # (H 1 K)
-    return F.conv1d(padded, weight, bias.to(window.dtype), groups=weight.shape[0])  # (B H C)
+    if L < K - 1 + C:  # the start of a stream: zeros stand for the inputs before it
+        window = F.pad(window, (K - 1 + C - L, 0))  # (B H K-1+C)
+    elif L > K - 1 + C:
+        window = window[..., L - (K - 1 + C) :]  # (B H K-1+C)
+    return F.conv1d(window, weight.to(window.dtype), bias.to(window.dtype), groups=weight.shape[0])  # (B H C)
 
 
 def stream_conv_fft(
@@ -117,6 +124,7 @@ def stream_conv(
     history: torch.Tensor | None,
     fft_min_chunk: int = FFT_MIN_CHUNK,
     spectra: dict[tuple, torch.Tensor] | None = None,
+    weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Causal convolution of a chunk given the layer's past inputs: the dispatch between the two streaming paths.
 
@@ -128,6 +136,7 @@ def stream_conv(
         fft_min_chunk: chunks of at least this many positions take `stream_conv_fft`, shorter ones
             `stream_conv_direct`.
         spectra: kernel spectra cache for `stream_conv_fft` (see there), or None.
+        weight: `direct_weight(kernel, compute dtype)` for `stream_conv_direct` if already made, else None.
 
     Returns:
         outputs (B, H, C) in compute dtype, equal to the full forward's at these positions, and the new history
@@ -142,10 +151,15 @@ def stream_conv(
     if chunk.shape[-1] >= fft_min_chunk:  # the one dispatch point (FFT_MIN_CHUNK)
         outputs = stream_conv_fft(window, kernel, bias, C, spectra)  # (B H C)
     else:
-        outputs = stream_conv_direct(window, kernel, bias, C)  # (B H C)
+        weight = direct_weight(kernel, dtype) if weight is None else weight  # (H 1 K)
+        outputs = stream_conv_direct(window, weight, bias, C)  # (B H C)
     L = window.shape[-1]
     keep = min(K - 1, L)
-    new_history = window[..., L - keep :].clone()  # (B H keep)
+    new_history = window[..., L - keep :]  # (B H keep)
+    if history is None or 2 * keep < L:
+        # a view of the caller's chunk, or of a much longer window, must not be kept; otherwise the view of the
+        # window made here saves a copy (and a fresh allocation, which page faults cost on CPU) per chunk
+        new_history = new_history.clone()
     return outputs, new_history
 
 
@@ -156,6 +170,7 @@ class MRConvCache:
         history: per layer, the last (at most K - 1) inputs of its MRConv convolution, (B, H, P), or None.
         kernels: per layer, the cached `streaming_kernel` (merged once per stream for training-form layers).
         spectra: per layer, the kernel spectra of `stream_conv_fft` by FFT length (at most `MAX_CACHED_SPECTRA`).
+        weights: per layer, the flipped kernel of `stream_conv_direct` (`direct_weight`), made once per stream.
         fft_min_chunk: chunks of at least this many positions take the FFT path (`stream_conv`); default
             `FFT_MIN_CHUNK`, measured on CPU.
         pooled_sum: (B, H) running sum of the final hidden states over the valid positions seen so far.
@@ -173,6 +188,7 @@ class MRConvCache:
         self.history: list[torch.Tensor | None] = [None] * num_layers
         self.kernels: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * num_layers
         self.spectra: list[dict[tuple, torch.Tensor]] = [{} for _ in range(num_layers)]
+        self.weights: list[torch.Tensor | None] = [None] * num_layers
         self.fft_min_chunk = fft_min_chunk
         self.pooled_sum: torch.Tensor | None = None
         self.pooled_count: torch.Tensor | None = None
@@ -190,8 +206,11 @@ class MRConvCache:
         if self.kernels[idx] is None:
             self.kernels[idx] = streaming_kernel(layer)
         kernel, bias = self.kernels[idx]
+        dtype = compute_dtype(chunk.dtype)
+        if chunk.shape[-1] < self.fft_min_chunk and (self.weights[idx] is None or self.weights[idx].dtype != dtype):
+            self.weights[idx] = direct_weight(kernel, dtype)  # (H 1 K)
         outputs, self.history[idx] = stream_conv(
-            chunk, kernel, bias, self.history[idx], self.fft_min_chunk, self.spectra[idx]
+            chunk, kernel, bias, self.history[idx], self.fft_min_chunk, self.spectra[idx], self.weights[idx]
         )
         return outputs.to(chunk.dtype)  # (B H C)
 
@@ -215,6 +234,7 @@ class MRConvCache:
 __all__ = [
     "FFT_MIN_CHUNK",
     "MRConvCache",
+    "direct_weight",
     "fft_length",
     "stream_conv",
     "stream_conv_direct",

@@ -9,6 +9,7 @@ from modeling_mrconv import MRConvCache, MRConvForDocumentPairClassification
 from modeling_mrconv.cache_mrconv import (
     FFT_MIN_CHUNK,
     MAX_CACHED_SPECTRA,
+    direct_weight,
     fft_length,
     stream_conv,
     stream_conv_direct,
@@ -117,7 +118,7 @@ def test_paths_agree_in_float32_for_a_long_kernel():
     bias = torch.randn(4, generator=generator)
     u = torch.randn(1, 4, 4096 + 300, generator=generator)
     history, chunk = u[..., :4095], u[..., 4095:4395]
-    direct = stream_conv_direct(torch.cat([history, chunk], -1), kernel, bias, 300)
+    direct = stream_conv_direct(torch.cat([history, chunk], -1), direct_weight(kernel, torch.float32), bias, 300)
     fft = stream_conv_fft(torch.cat([history, chunk], -1), kernel, bias, 300)
     reference = torch.nn.functional.conv1d(  # float64 direct correlation of the whole signal
         u[..., :4395].double(), kernel[0].double().flip(-1)[:, None], bias.double(), padding=4095, groups=4
@@ -147,6 +148,18 @@ def test_dispatch_point_picks_the_path_by_chunk_length_and_bounds_the_window(mon
         ("stream_conv_fft", 19 + FFT_MIN_CHUNK),
         ("stream_conv_fft", 319),
     ]
+
+
+def test_history_never_aliases_the_callers_chunk():
+    kernel, bias = torch.randn(1, 3, 8), torch.randn(3)
+    chunk = torch.randn(2, 3, 5)
+    _, history = stream_conv(chunk, kernel, bias, None)
+    expected = history.clone()
+    chunk.add_(1.0)  # a caller reusing its buffer must not change the stream's state
+    torch.testing.assert_close(history, expected, rtol=0, atol=0)
+    long_chunk = torch.randn(2, 3, 100)
+    _, history = stream_conv(long_chunk, kernel, bias, torch.randn(2, 3, 7))
+    assert history.untyped_storage().nbytes() == 2 * 3 * 7 * 4  # a long window is not kept alive by a view
 
 
 def test_fft_length_is_the_smallest_5_smooth_length():
