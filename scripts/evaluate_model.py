@@ -119,8 +119,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     preset = load_preset(args.config or find_preset(args.model_dir), args.set)
     data = preset["data"]
     if args.data_file is not None:
-        config = MRConvConfig.from_pretrained(args.model_dir)
-        names = [config.id2label[i] for i in range(config.num_labels)]
+        id2label = json.loads((Path(args.model_dir) / "config.json").read_text())["id2label"]  # any architecture
+        names = [id2label[str(i)] for i in range(len(id2label))]
         data = data_file_config(data, Path(args.data_file), names)
     accelerator = Accelerator()
     task = build_task_data(data, seed=preset["train"]["seed"])
