@@ -11,11 +11,13 @@ from typing import Any
 from tasks import TASKS
 from tasks.base import check_task_keys, unknown_key_message
 
-from modeling_mrconv import MRConvConfig
+from modeling_mrconv import MRConvConfig, MRConvNextConfig
 
 
 # set from the task's data by training.models.build_model, never by a preset
-MODEL_KEYS_FROM_DATA = ("vocab_size", "input_dim", "pad_token_id")
+MODEL_KEYS_FROM_DATA = ("vocab_size", "input_dim", "pad_token_id", "num_channels", "image_size")
+# model.architecture: the config class whose __init__ gives the other model keys
+MODEL_CONFIGS = {"mrconv": MRConvConfig, "mrconvnext": MRConvNextConfig}
 _TYPE_NAMES = {
     int: "an integer",
     float: "a number",
@@ -68,13 +70,19 @@ def check_section(section: str, values: dict[str, Any], schema: dict[str, Any], 
             raise ValueError(f"{section}.{key}: expected {_expected(schema[key])}, got {value!r}")
 
 
-def model_schema() -> dict[str, Any]:
-    """`MRConvConfig.__init__`'s named parameters and their annotations, less those set from the data."""
-    parameters = inspect.signature(MRConvConfig.__init__).parameters
+def model_schema(architecture: str = "mrconv") -> dict[str, Any]:
+    """`architecture` plus the named parameters (and annotations) of its config's `__init__` (`MRConvConfig` for
+    mrconv, `MRConvNextConfig` for mrconvnext), less those set from the data."""
+    if not isinstance(architecture, str) or architecture not in MODEL_CONFIGS:
+        raise ValueError(f"model.architecture: expected one of {sorted(MODEL_CONFIGS)}, got {architecture!r}")
+    parameters = inspect.signature(MODEL_CONFIGS[architecture].__init__).parameters
     return {
-        name: p.annotation
-        for name, p in parameters.items()
-        if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD and name not in MODEL_KEYS_FROM_DATA
+        "architecture": str,
+        **{
+            name: p.annotation
+            for name, p in parameters.items()
+            if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD and name not in MODEL_KEYS_FROM_DATA
+        },
     }
 
 
@@ -94,7 +102,9 @@ def validate_data(data: dict[str, Any]) -> None:
 
 def validate_preset(preset: dict[str, Any], train_cls: type) -> None:
     """Validate every section of a preset before any data is built (ValueError naming section.key)."""
-    check_section("model", preset["model"], model_schema())
+    architecture = preset["model"].get("architecture") or "mrconv"
+    context = "" if architecture == "mrconv" else f" (architecture {architecture!r})"
+    check_section("model", preset["model"], model_schema(architecture), context)
     check_section("train", preset["train"], dataclass_schema(train_cls))
     validate_data(preset["data"])
     _tie_text_length(preset)
