@@ -184,7 +184,11 @@ def _encode_labels(values: list, names: list[str] | None, split: str = "train", 
                 raise ValueError(f"{where}: {split} split row {i}: label {v!r} is not among the label names {names}")
         return np.array([index[v] for v in values], dtype=np.int64)
     for i, v in enumerate(values):
-        if v is None or isinstance(v, bool) or not float(v).is_integer():
+        try:
+            integral = not isinstance(v, bool) and float(v).is_integer()
+        except (TypeError, ValueError):  # None, lists, ...
+            integral = False
+        if not integral:
             raise ValueError(f"{where}: {split} split row {i}: label {v!r} is not an integer class id or a name")
     return np.asarray(values, dtype=np.int64)
 

@@ -91,6 +91,15 @@ def test_text_test_label_outside_the_classes_fails_when_built(tmp_path):
         build_task_data(cfg)
 
 
+def test_text_label_that_is_not_a_class_id(tmp_path):
+    cfg = _text_files(tmp_path, [{"text": "a", "label": 1}, {"text": "b", "label": 2.5}])
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'test.jsonl'}: test split row 1: label 2.5 is not an integer class id or a name")):
+        build_task_data(cfg)
+    cfg = _text_files(tmp_path, [{"text": "a", "label": 1}, {"text": "b", "label": None}])
+    with pytest.raises(ValueError, match=re.escape("test split row 1: label None is not an integer class id or a name")):
+        build_task_data(cfg)
+
+
 def test_text_unknown_label_string_missing_column_and_empty_file(tmp_path):
     words = ["bad", "good"]
     rows = [{"text": f"t{i}", "label": words[i % 2]} for i in range(6)]
@@ -184,3 +193,27 @@ def test_preset_schema_refuses_keys_of_another_source(tmp_path):
     assert build_task_data(preset["data"]).num_labels == 4
     with pytest.raises(ValueError, match=re.escape("data: key(s) ['num_classes'] do not apply to task 'sequence' with source: local")):
         load_preset(config, [*local, "data.num_classes=3"])
+
+
+def test_train_refuses_a_bad_test_label_before_the_first_step(tmp_path):
+    """Used to surface as an IndexError in the final evaluation, after the whole training."""
+    import argparse
+
+    from accelerate.state import AcceleratorState
+    from train import train
+    from training import load_preset
+
+    x, y = generate_timeseries(20, length=32, burst_length=8, seed=0)
+    write_parquet(tmp_path / "train.parquet", x[:16], y[:16])
+    write_parquet(tmp_path / "test.parquet", x[16:], [0, 1, 7, 2])
+    config = Path(__file__).resolve().parents[3] / "configuration" / "sequence_cpu.yaml"
+    files = [f"data.train_file={tmp_path / 'train.parquet'}", f"data.test_file={tmp_path / 'test.parquet'}"]
+    preset = load_preset(config, ["data.source=local", *files, "train.batch_size=4"])
+    args = argparse.Namespace(config=config, output_dir=str(tmp_path / "run"), resume=None, mixed_precision=None, cpu=True)
+    AcceleratorState._reset_state(reset_partial_state=True)  # train() builds its own Accelerator
+    try:
+        with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'test.parquet'}: test split row 2: label 7 is not among the labels ['0', '1', '2', '3']")):
+            train(preset, args)
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "metrics.jsonl").exists()
