@@ -73,3 +73,152 @@ def test_integer_labels_are_named_by_their_values_not_cifar_classes(tmp_path):
         {"task": "image", "source": "local", "root": str(tmp_path / "dd"), "validation_fraction": 0.2}
     )
     assert task_data.id2label == {i: str(i) for i in range(10)}
+
+
+def _folder(root, sizes: dict, seed: int = 3) -> dict:
+    """root/<split>/<class>/<i>.png of random RGB images; sizes: {(split, class): [(H, W), ...]}."""
+    rng = np.random.default_rng(seed)
+    pictures = {}
+    for (split, name), shapes in sizes.items():
+        for i, (h, w) in enumerate(shapes):
+            rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            write_png(root / split / name / f"{i}.png", rgb)
+            pictures[(split, name, i)] = rgb
+    return pictures
+
+
+def _reference_resize(rgb: np.ndarray, side: int) -> np.ndarray:
+    """Short side to `side` (PIL bicubic, long side int(side * long / short)), then the centre side x side crop."""
+    from PIL import Image
+
+    h, w = rgb.shape[:2]
+    new_h, new_w = (side, int(side * w / h)) if h <= w else (int(side * h / w), side)
+    resized = np.asarray(Image.fromarray(rgb).resize((new_w, new_h), Image.Resampling.BICUBIC))
+    top, left = (new_h - side) // 2, (new_w - side) // 2
+    return resized[top : top + side, left : left + side]
+
+
+def test_image_size_resizes_and_centre_crops_images_of_any_size(tmp_path):
+    sizes = {
+        ("train", "a"): [(12, 20), (9, 9)],
+        ("train", "b"): [(30, 10)],
+        ("test", "a"): [(8, 8)],
+        ("test", "b"): [(15, 11)],
+    }
+    pictures = _folder(tmp_path, sizes)
+    cfg = {"task": "scifar", "source": "local", "root": str(tmp_path), "validation_fraction": 1 / 3}
+    with pytest.raises(ValueError, match=r"all sequences must share one shape, .*; set data.image_size to resize"):
+        build_task_data(cfg)
+    task_data = build_task_data({**cfg, "image_size": 8})
+    assert task_data.max_length == 64 and task_data.input_dim == 3
+    for i, key in enumerate([("test", "a", 0), ("test", "b", 0)]):
+        expected = _reference_resize(pictures[key], 8)  # (8 8 3); test items in class order
+        got = torch.round(task_data.test[i]["input_values"] * 255).long().numpy().reshape(8, 8, 3)
+        assert np.array_equal(got, expected), key
+    assert np.array_equal(_reference_resize(pictures[("test", "a", 0)], 8), pictures[("test", "a", 0)])  # identity
+
+
+@pytest.mark.parametrize("task", ["image", "scifar"])
+def test_generated_bars_offline(task):
+    cfg = {"task": task, "source": "generate", "num_train": 40, "num_validation": 8, "num_test": 12}
+    task_data = build_task_data(cfg)
+    check_task(task_data, (40, 8, 12))
+    assert task_data.id2label == {0: "horizontal", 1: "rising", 2: "vertical", 3: "falling"}
+    assert task_data.max_length == 32 * 32 and task_data.input_dim == (1 if task == "image" else 3)
+    again = build_task_data(cfg)
+    assert torch.equal(again.test[5]["input_values"], task_data.test[5]["input_values"])
+    assert sorted(set(task_data.train.labels.tolist())) == [0, 1, 2, 3]
+    small = build_task_data({**cfg, "num_classes": 2, "image_size": 16, "data_seed": 1})
+    assert small.id2label == {0: "horizontal", 1: "rising"} and small.max_length == 256
+    assert not torch.equal(small.test[0]["input_values"][:256], task_data.test[0]["input_values"][:256])
+    with pytest.raises(ValueError, match=r"data.num_classes: the generated bars have 2..4 classes, got 5"):
+        build_task_data({**cfg, "num_classes": 5})
+    with pytest.raises(ValueError, match=r"data.image_size: expected a positive integer \(the square side\) or null"):
+        build_task_data({**cfg, "image_size": 0})
+    with pytest.raises(ValueError, match=r"key\(s\) \['root'\] do not apply to task 'scifar' with source: generate"):
+        build_task_data({**cfg, "task": "scifar", "root": "/data"})
+
+
+def test_image_folder_errors_name_the_folder_or_file(tmp_path):
+    base = {("train", "cat"): [(4, 4)], ("train", "dog"): [(4, 4)], ("test", "cat"): [(4, 4)]}
+    cfg = {"task": "scifar", "source": "local", "validation_fraction": 0.5}
+
+    def build(name: str, extra: dict) -> None:
+        root = tmp_path / name
+        _folder(root, {**base, **extra})
+        build_task_data({**cfg, "root": str(root)})
+
+    build("ok", {})  # a split may lack a class
+    with pytest.raises(
+        ValueError,
+        match=r"test: class folder\(s\) \['bird'\] of the test split are not classes of the train split \['cat', 'dog'\]",
+    ):
+        build("unknown", {("test", "bird"): [(4, 4)]})
+    (tmp_path / "empty" / "train" / "cow").mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"empty/train/cow: empty class folder"):
+        build("empty", {})
+    no_test = tmp_path / "no_test"
+    _folder(no_test, {k: v for k, v in base.items() if k[0] == "train"})
+    (no_test / "test").mkdir()
+    with pytest.raises(ValueError, match=r"no_test/test: the test split has no images"):
+        build_task_data({**cfg, "root": str(no_test)})
+    bad = tmp_path / "broken"
+    _folder(bad, base)
+    (bad / "test" / "cat" / "1.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"broken/test/cat/1.png: not a readable image"):
+        build_task_data({**cfg, "root": str(bad)})
+
+
+def _parquet_split(path, labels: list, column: str = "img", seed: int = 4) -> list[np.ndarray]:
+    """A parquet file of 4x4 RGB images (datasets.Image) and `labels`; returns the pixel arrays."""
+    import datasets
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    arrays = [rng.integers(0, 256, (4, 4, 3), dtype=np.uint8) for _ in labels]
+    label_type = datasets.Value("string") if isinstance(labels[0], str) else datasets.Value("int64")
+    features = datasets.Features({column: datasets.Image(), "label": label_type})
+    rows = {column: [Image.fromarray(a) for a in arrays], "label": labels}
+    datasets.Dataset.from_dict(rows, features=features).to_parquet(str(path))
+    return arrays
+
+
+def test_parquet_image_splits_and_their_label_errors(tmp_path):
+    arrays = _parquet_split(tmp_path / "train.parquet", ["cat", "dog", "cat", "dog"])
+    test_arrays = _parquet_split(tmp_path / "test.parquet", ["dog", "cat"], seed=5)
+    cfg = {
+        "task": "scifar",
+        "source": "local",
+        "train_file": str(tmp_path / "train.parquet"),
+        "test_file": str(tmp_path / "test.parquet"),
+        "validation_fraction": 0.25,
+        "hf_cache_dir": str(tmp_path / "hf"),
+    }
+    task_data = build_task_data(cfg)
+    check_task(task_data, (3, 1, 2))
+    assert task_data.id2label == {0: "cat", 1: "dog"} and task_data.test.labels.tolist() == [1, 0]
+    assert np.array_equal(torch.round(task_data.test[0]["input_values"] * 255).numpy(), test_arrays[0].reshape(16, 3))
+    assert len(arrays) == 4
+    _parquet_split(tmp_path / "bad_test.parquet", ["dog", "cow", "cat"])
+    with pytest.raises(
+        ValueError, match=r"bad_test.parquet: test split row 1: label 'cow' is not among the label names"
+    ):
+        build_task_data({**cfg, "test_file": str(tmp_path / "bad_test.parquet")})
+    _parquet_split(tmp_path / "int_train.parquet", [0, 1, 0, 1])
+    _parquet_split(tmp_path / "int_test.parquet", [1, 2])
+    ints = {**cfg, "train_file": str(tmp_path / "int_train.parquet"), "test_file": str(tmp_path / "int_test.parquet")}
+    with pytest.raises(ValueError, match=r"int_test.parquet: test split row 1: label 2 is outside the 2 classes 0..1"):
+        build_task_data(ints)
+    with pytest.raises(ValueError, match=r"int_test.parquet: test split row 1: label 2 is outside the 2 classes 0..1"):
+        build_task_data({**ints, "label_names": ["no", "yes"]})
+    with pytest.raises(ValueError, match=r"train.parquet: the train split has no column\(s\) \['image'\]"):
+        build_task_data({**cfg, "image_column": "image"})
+
+
+def test_hub_source_offline_names_the_data_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cfg = {"task": "scifar", "source": "hub", "dataset_name": "someone/imagenet-like", "hf_cache_dir": str(tmp_path)}
+    with pytest.raises(
+        RuntimeError, match=r"Could not load Hub dataset 'someone/imagenet-like' .* use `source: local`"
+    ):
+        build_task_data(cfg)

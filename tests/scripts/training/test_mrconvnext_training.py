@@ -96,24 +96,46 @@ def test_non_square_or_token_data_is_refused(tmp_path):
             (tmp_path / split / name).mkdir(parents=True)
             Image.fromarray(np.zeros((4, 5, 3), dtype=np.uint8)).save(tmp_path / split / name / "0.png")
     folder = build_task_data({"task": "scifar", "source": "local", "root": str(tmp_path), "validation_fraction": 0.5})
-    with pytest.raises(ValueError, match=r"needs square images, but the data's images have 20 pixels .* data.image_size"):
+    with pytest.raises(
+        ValueError, match=r"needs square images, but the data's images have 20 pixels .* data.image_size"
+    ):
         build_model(TINY_MODEL, folder)
     tokens = build_task_data({"task": "listops", "num_train": 4, "num_validation": 2, "num_test": 2, "cache": False})
     with pytest.raises(ValueError, match="mrconvnext needs an image task"):
         build_model(TINY_MODEL, tokens)
 
 
-@pytest.mark.parametrize("normalize", [False, True])
-def test_export_processor_turns_a_pil_image_into_the_task_inputs(normalize):
+@pytest.mark.parametrize(("task", "normalize"), [("scifar", False), ("scifar", True), ("image", True)])
+def test_export_processor_turns_a_pil_image_into_the_task_inputs(task, normalize):
     """The shipped processor on the PIL image equals the task's input_values of that image (resize is the identity
-    at 32x32; rescale and normalization as the task's, up to float32 rounding)."""
-    task = build_task_data({**BARS, "normalize": normalize})
-    model = build_model(TINY_MODEL, task)
+    at 32x32; rescale and normalization as the task's, up to float32 rounding). Grayscale tasks take "L" images."""
+    data = build_task_data({**BARS, "task": task, "normalize": normalize})
+    model = build_model(TINY_MODEL, data)
     images, _ = generate_bars(6, 4, 32, 2)  # the test split: seed data_seed * 3 + 2
-    got = model.image_processor([Image.fromarray(x) for x in images], return_tensors="pt")["pixel_values"]
-    expected = sequence_to_pixels(torch.stack([task.test[i]["input_values"] for i in range(6)]))
-    assert got.shape == expected.shape == (6, 3, 32, 32)
+    pictures = [Image.fromarray(x).convert("L" if task == "image" else "RGB") for x in images]
+    got = model.image_processor(pictures, return_tensors="pt")["pixel_values"]
+    expected = sequence_to_pixels(torch.stack([data.test[i]["input_values"] for i in range(6)]))
+    assert got.shape == expected.shape == (6, 1 if task == "image" else 3, 32, 32)
     assert torch.allclose(got, expected, atol=2e-6, rtol=0)
+
+
+def test_export_processor_resizes_as_data_image_size(tmp_path):
+    """ImageNet-style folders (RGB of any size, data.image_size): the processor on the original file gives the
+    task's resized input_values exactly (both are ConvNextImageProcessorPil's resize)."""
+    rng = np.random.default_rng(0)
+    shapes = {"train": [(20, 13), (9, 30)], "test": [(17, 17), (12, 25)]}
+    for split, sizes in shapes.items():
+        for i, (h, w) in enumerate(sizes):
+            (tmp_path / split / f"c{i}").mkdir(parents=True)
+            Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / split / f"c{i}" / "0.png")
+    cfg = {"task": "scifar", "source": "local", "root": str(tmp_path), "image_size": 8, "validation_fraction": 0.5}
+    data = build_task_data(cfg)
+    model = build_model({**TINY_MODEL, "patch_size": 1}, data)
+    assert model.config.image_size == 8
+    files = [Image.open(tmp_path / "test" / f"c{i}" / "0.png") for i in range(2)]
+    got = model.image_processor(files, return_tensors="pt")["pixel_values"]
+    expected = sequence_to_pixels(torch.stack([data.test[i]["input_values"] for i in range(2)]))
+    assert torch.allclose(got, expected, atol=1e-7, rtol=0)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +154,9 @@ def trained_export(tmp_path_factory) -> Path:
 def test_train_script_exports_a_plain_packaged_model(trained_export):
     config = json.loads((trained_export / "config.json").read_text())
     assert config["architectures"] == ["MRConvNextForImageClassification"]
-    assert config["auto_map"]["AutoModelForImageClassification"] == "modeling_mrconvnext.MRConvNextForImageClassification"
+    assert (
+        config["auto_map"]["AutoModelForImageClassification"] == "modeling_mrconvnext.MRConvNextForImageClassification"
+    )
     assert config["reparameterized"] is True and config["model_type"] == "mrconvnext"
     assert (trained_export / "modeling_mrconvnext.py").read_text() == (
         ROOT / "modeling_mrconv" / "modeling_mrconvnext.py"
