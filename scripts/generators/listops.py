@@ -264,30 +264,34 @@ def write_lra_tsv(examples: Sequence[dict], path: str | Path) -> None:
 
 
 def read_lra_tsv(path: str | Path, append_eos: bool = True) -> list[dict]:
-    """Read an LRA ListOps TSV (e.g. the released ``basic_train.tsv``).
+    """Read an LRA ListOps TSV (e.g. the released ``basic_train.tsv``): a ``Source<TAB>Target`` header, then one
+    expression and its value 0..9 per line.
 
     Returns:
-        Dicts shaped like ``generate_listops`` output: ``source``, ``input_ids``, ``label``.
+        Dicts shaped like ``generate_listops`` output (``source``, ``input_ids``, ``label``) plus ``line``, the 1-based
+        line number. A wrong header, a row without exactly two fields or a target that is not an integer raises
+        ValueError naming the file and the line; an empty file gives ``[]``.
     """
+    examples = []
     with open(path, newline="", encoding="utf-8") as handle:
-        rows = csv.reader(handle, delimiter="\t")
-        header = next(rows, None)
-        if header is None:
-            return []
-        if [h.strip() for h in header] != ["Source", "Target"]:
-            raise ValueError(f"{path}: expected header 'Source<TAB>Target', got {header!r}")
-        examples = []
-        for row in rows:
-            if not row:
+        for number, line in enumerate(handle, 1):
+            fields = line.rstrip("\r\n").split("\t")
+            if number == 1:
+                if [f.strip() for f in fields] != ["Source", "Target"]:
+                    raise ValueError(f"{path} line 1: expected the header 'Source<TAB>Target', got {line[:60]!r}")
                 continue
-            source, target = row[0], row[1]
-            examples.append(
-                {
-                    "source": source,
-                    "input_ids": encode_tokens(lra_source_to_tokens(source), append_eos=append_eos),
-                    "label": int(target),
-                }
-            )
+            if not line.strip():
+                continue
+            if len(fields) != 2:
+                raise ValueError(
+                    f"{path} line {number}: expected 2 tab-separated fields (Source, Target), got {len(fields)}"
+                )
+            try:
+                label = int(fields[1])
+            except ValueError:
+                raise ValueError(f"{path} line {number}: Target must be an integer 0..9, got {fields[1]!r}") from None
+            tokens = encode_tokens(lra_source_to_tokens(fields[0]), append_eos=append_eos)
+            examples.append({"source": fields[0], "input_ids": tokens, "label": label, "line": number})
     return examples
 
 

@@ -162,27 +162,8 @@ def read_listops_tsv(path: Path, split: str) -> tuple[list[list[int]], list[int]
     """
     if not path.is_file():
         raise FileNotFoundError(f"{split}_file {path} does not exist")
-    sequences, labels, lines = [], [], []
-    with open(path, newline="", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            fields = line.rstrip("\r\n").split("\t")
-            if number == 1:
-                if [f.strip() for f in fields] != ["Source", "Target"]:
-                    raise ValueError(f"{path} line 1: expected the header 'Source<TAB>Target', got {line[:60]!r}")
-                continue
-            if not line.strip():
-                continue
-            if len(fields) != 2:
-                raise ValueError(
-                    f"{path} line {number}: expected 2 tab-separated fields (Source, Target), got {len(fields)}"
-                )
-            try:
-                label = int(fields[1])
-            except ValueError:
-                raise ValueError(f"{path} line {number}: Target must be an integer 0..9, got {fields[1]!r}") from None
-            sequences.append(listops.encode_tokens(listops.lra_source_to_tokens(fields[0])))
-            labels.append(label)
-            lines.append(number)
+    rows = listops.read_lra_tsv(path)
+    sequences, labels, lines = [r["input_ids"] for r in rows], [r["label"] for r in rows], [r["line"] for r in rows]
     if not labels:
         raise ValueError(f"{path}: empty {split} file (no rows after the header)")
     check_labels(split, labels, 10, str(path), lines)

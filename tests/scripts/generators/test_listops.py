@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -231,7 +232,16 @@ def test_tsv_round_trip(tmp_path, small_examples):
     lines = path.read_text().splitlines()
     assert lines[0] == "Source\tTarget"
     assert lines[1] == f"{small_examples[0]['source']}\t{small_examples[0]['label']}"
-    assert listops.read_lra_tsv(path) == small_examples[:30]
+    rows = listops.read_lra_tsv(path)
+    assert [r.pop("line") for r in rows] == list(range(2, 32))
+    assert rows == small_examples[:30]
+
+
+def test_read_lra_tsv_names_file_and_line_of_a_short_row(tmp_path):
+    path = tmp_path / "basic_val.tsv"
+    path.write_text("Source\tTarget\n( [MAX 2 3 ] )\t3\n( [MIN 4 5 ] )\n")
+    with pytest.raises(ValueError, match=re.escape(f"{path} line 3: expected 2 tab-separated fields")):
+        listops.read_lra_tsv(path)
 
 
 def test_read_hand_written_lra_row(tmp_path):
