@@ -20,7 +20,8 @@ from .batchnorm import MRConvBatchNorm
 from .branch_conv import multires_forward
 from .cache_mrconv import MRConvCache
 from .configuration_mrconv import MRConvConfig
-from .fftconv import compute_dtype, direct_conv_bias, fft_conv_bias, is_exporting, kernel_spectrum
+from .export_conv import dft_conv_bias
+from .fftconv import compute_dtype, fft_conv_bias, is_exporting, kernel_spectrum
 from .kernels import KERNEL_CLASSES, MRConvKernel
 from .reparam import merge_branches
 
@@ -154,8 +155,8 @@ class MRConvMultiResConv(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """x: (B, H, L) with padded positions already zeroed; mask: (B, L) or None. Returns (B, H, L) in x's dtype."""
         if self.merged_kernel is not None:
-            if is_exporting():  # ONNX has no complex type: the exact direct form (fftconv.direct_conv_bias)
-                return direct_conv_bias(x, self.merged_kernel, self.merged_bias).to(x.dtype)  # (B H L)
+            if is_exporting():  # ONNX has no complex type: the exact real DFT-by-GEMM form (export_conv.py)
+                return dft_conv_bias(x, self.merged_kernel, self.merged_bias).to(x.dtype)  # (B H L)
             return fft_conv_bias(x, self.merged_spectrum(x.shape[-1]), self.merged_bias).to(x.dtype)  # (B H L)
         if self.batch_norm is None:  # no branch BatchNorm: one convolution with sum_i alpha_i k_i + D delta
             L = x.shape[-1]

@@ -5,8 +5,8 @@
 A training-form checkpoint is merged first (`reparameterize()`, exact in eval mode). The graph has dynamic batch
 and length (1 <= length <= config.max_sequence_length) and two inputs, `input_ids` (or `input_values`) and
 `attention_mask`; its output is `logits` for classification models and `last_hidden_state` for `MRConvModel`.
-Under export each merged layer is the exact direct convolution `fftconv.direct_conv_bias` (one ONNX `Conv`), not
-the FFT form used by PyTorch.
+Under export each merged layer is `export_conv.dft_conv_bias`: the same circular convolution as PyTorch's FFT form,
+with the DFT written as real matrix products (ONNX `MatMul`; no complex tensors, no `DFT` op).
 """
 
 import argparse
@@ -134,7 +134,7 @@ def time_call(fn, repeats: int) -> float:
 def compare_speed(
     model: MRConvPreTrainedModel, path: str | Path, batch: int, length: int, repeats: int = 5
 ) -> dict[str, float]:
-    """CPU seconds per forward for PyTorch (FFT form) and onnxruntime (direct form), same threads."""
+    """CPU seconds per forward for PyTorch (FFT form) and onnxruntime (DFT-by-GEMM form), same threads."""
     model = prepare_for_export(model)
     inputs, mask = example_inputs(model.config, batch, length)
     session = onnx_session(path, threads=torch.get_num_threads())
