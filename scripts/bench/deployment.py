@@ -5,7 +5,8 @@ All rows use one causal MRConv classifier (`bidirectional=False`, token ids in, 
 - compile, inference: the merged model (`reparameterize()`, eval, no_grad), eager vs
   `torch.compile(model, fullgraph=True, dynamic=False)`; training: one AdamW step of the training form (branches +
   BatchNorms), eager vs the compiled model (forward and backward compiled, the optimizer step eager in both).
-  `compile_s` is the first compiled call minus one eager call: the one-time compile cost.
+  `compile_s` is the first compiled call minus one eager call: the one-time compile cost, with Inductor's caches
+  disabled for that call (a warm cache would make it a cache lookup).
 - streaming: the merged model fed a chunk of C positions after a history of P positions
   (`model(input_ids=chunk, use_cache=True, cache=cache)`, `modeling_mrconv/cache_mrconv.py`) vs recomputing the
   whole prefix, a full forward over P + C positions, which is what a model without a cache runs to get the chunk's
@@ -22,6 +23,7 @@ import statistics
 from collections.abc import Callable
 
 import torch
+import torch._inductor.config
 import torch.nn.functional as F
 
 from bench.measure import time_fn
@@ -102,7 +104,8 @@ def compile_rows(
                 if variant == "compiled":
                     module = torch.compile(model, fullgraph=True, dynamic=False, backend=backend)
                 steps[variant] = make_step(module, model, mode, input_ids, labels)
-            first = 1e3 * time_fn(steps["compiled"], torch.device("cpu"))
+            with torch._inductor.config.patch(force_disable_caches=True):  # a cold compile, not a cache hit
+                first = 1e3 * time_fn(steps["compiled"], torch.device("cpu"))
             eager = 1e3 * time_fn(steps["eager"], torch.device("cpu"))
             times = interleaved_medians(steps, warmup, repeats)
         except Exception as error:  # an unknown backend or an unsupported op must not stop the benchmark
