@@ -43,9 +43,9 @@ class ImageConfig(HFSourceConfig):
     # resize (short side, bicubic) and centre-crop every image to image_size x image_size; null = keep the sizes,
     # which must then all be equal. generate: the side of the generated images (null = 32)
     image_size: int | None = None
-    num_train: int | None = None  # generate: null = 2000
-    num_validation: int | None = None  # generate: null = 500
-    num_test: int | None = None  # generate: null = 500
+    num_train: int | None = None  # generate: null = 1024
+    num_validation: int | None = None  # generate: null = 256
+    num_test: int | None = None  # generate: null = 512
     num_classes: int | None = None  # generate: 2..4 orientations of BAR_CLASSES; null = 4
 
 
@@ -183,7 +183,7 @@ def _generated(cfg: dict, seed: int, channels: int) -> tuple[dict, list[str], st
     if not 2 <= num_classes <= len(BAR_CLASSES):
         raise ValueError(f"data.num_classes: the generated bars have 2..{len(BAR_CLASSES)} classes, got {num_classes}")
     size = int(_get(cfg, "image_size", 32))
-    counts = [int(_get(cfg, f"num_{s}", d)) for s, d in zip(SPLITS, (2000, 500, 500), strict=True)]
+    counts = [int(_get(cfg, f"num_{s}", d)) for s, d in zip(SPLITS, (1024, 256, 512), strict=True)]
     out = {}
     for offset, (split, count) in enumerate(zip(SPLITS, counts, strict=True)):
         images, labels = generate_bars(count, num_classes, size, seed * len(SPLITS) + offset)

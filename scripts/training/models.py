@@ -77,7 +77,9 @@ class MRConvNextFlattenedForImageClassification(MRConvNextForImageClassification
 def sequence_to_pixels(input_values: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Raster sequences (B, H*W, C) -> images (B, C, H, W) with H = W; padded positions are refused."""
     if input_values.dim() != 3:
-        raise ValueError(f"input_values must have shape (batch, height * width, channels), got {tuple(input_values.shape)}")
+        raise ValueError(
+            f"input_values must have shape (batch, height * width, channels), got {tuple(input_values.shape)}"
+        )
     if attention_mask is not None and not bool(attention_mask.bool().all()):
         raise ValueError(
             "MRConvNeXt takes whole images: attention_mask has padded positions (images of different sizes); "
@@ -145,7 +147,9 @@ def build_model(model_cfg: dict[str, Any], task: TaskData) -> torch.nn.Module:
     return model_class(task)(config)
 
 
-def _build_mrconvnext(model_cfg: dict[str, Any], task: TaskData, labels: dict) -> MRConvNextFlattenedForImageClassification:
+def _build_mrconvnext(
+    model_cfg: dict[str, Any], task: TaskData, labels: dict
+) -> MRConvNextFlattenedForImageClassification:
     """MRConvNeXt on square images: num_channels = C and image_size = sqrt(H*W) from the data."""
     if task.input_dim is None or task.pair:
         raise ValueError(

@@ -1,5 +1,6 @@
-"""One preset schema: `model:` keys against `MRConvConfig.__init__`, `train:` keys against `TrainConfig`, `data:` keys
-against the task's config dataclass (`tasks.TASKS`), each value type-checked from its annotation."""
+"""One preset schema: `model:` keys against `MRConvConfig.__init__` (`MRConvNextConfig.__init__` under `architecture:
+mrconvnext`), `train:` keys against `TrainConfig`, `data:` keys against the task's config dataclass (`tasks.TASKS`),
+each value type-checked from its annotation."""
 
 import contextlib
 import dataclasses

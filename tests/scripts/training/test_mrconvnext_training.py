@@ -58,6 +58,12 @@ def test_architecture_picks_the_config_the_model_keys_are_checked_against(path, 
         load_preset(path, overrides)
 
 
+def test_preset_switches_to_a_local_image_folder_with_one_override():
+    preset = load_preset(PRESET, ["data.source=local", "data.root=/data/imagenet", "data.image_size=224"])
+    assert preset["data"] == {"task": "scifar", "source": "local", "root": "/data/imagenet", "image_size": 224}
+    assert preset["model"]["architecture"] == "mrconvnext"
+
+
 def test_preset_keys_reach_the_mrconvnext_config():
     preset = load_preset(PRESET, ["model.kernel_type=[fourier, fourier, dilated, dilated]"])
     task = build_task_data({**preset["data"], **BARS})
