@@ -42,7 +42,9 @@ from .reparam import merge_branches
 
 # CPU: complex elements of the spectra transformed in one call. Temporaries up to 32 MiB are recycled by glibc's
 # allocator; larger ones are mapped afresh and page-faulted in on every call, which costs more than the transform.
-CPU_BLOCK_ELEMENTS = 2**22 - 2**18
+CPU_BLOCK_ELEMENTS = 2**18
+# branches with l_i <= L / EDGE_BRANCH_RATIO take the edge path (`edge_branches`) when there is no mask
+EDGE_BRANCH_RATIO = 4
 
 
 def circular_spectra(kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int) -> torch.Tensor:
@@ -75,18 +77,13 @@ def spans(size: int, step: int) -> list[slice]:
     return [slice(start, min(start + step, size)) for start in range(0, size, step)]
 
 
-def work_blocks(B: int, N: int, H: int, L: int, device: torch.device) -> tuple[list[slice], list[slice]]:
-    """Batch chunks and branch groups whose (chunk, group) products are transformed in one call.
-
-    Off CPU: the whole batch, one branch at a time. On CPU: blocks of at most `CPU_BLOCK_ELEMENTS` spectrum elements,
-    shaped to need the fewest calls.
+def batch_chunks(B: int, H: int, L: int, device: torch.device) -> list[slice]:
+    """Batch chunks transformed in one call: the whole batch off CPU; on CPU at most `CPU_BLOCK_ELEMENTS` spectrum
+    elements (at least one sample), so that the chunk's spectra stay in cache between the ops of a chunk.
     """
     if device.type != "cpu":
-        return [slice(0, B)], spans(N, 1)
-    units = max(1, CPU_BLOCK_ELEMENTS // (H * (L + 1)))  # (sample, branch) pairs per call
-    calls = {c: math.ceil(B / c) * math.ceil(N / min(N, units // c)) for c in range(1, min(B, units) + 1)}
-    c = min(calls, key=lambda c: (calls[c], -c))
-    return spans(B, c), spans(N, min(N, units // c))
+        return [slice(0, B)]
+    return spans(B, max(1, CPU_BLOCK_ELEMENTS // (H * (L + 1))))
 
 
 def scratch_view(scratch: torch.Tensor, *shape: int) -> torch.Tensor:
@@ -115,24 +112,76 @@ def combine_spectra(weights: torch.Tensor, spectra: torch.Tensor) -> torch.Tenso
     return combined
 
 
+def edge_branches(kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int, masked: bool) -> list[int]:
+    """Indices of the branches computed on the edges of u: kernel length l_i <= L / EDGE_BRANCH_RATIO, no mask."""
+    if masked:
+        return []
+    return [i for i, k in enumerate(kernels) if EDGE_BRANCH_RATIO * k.shape[-1] <= L]
+
+
+def branch_index(indices: list[int]) -> slice | list[int]:
+    """A slice when `indices` are consecutive (a view instead of a copy), else the list itself."""
+    if indices and indices == list(range(indices[0], indices[-1] + 1)):
+        return slice(indices[0], indices[-1] + 1)
+    return indices
+
+
+def edge_width(length: int) -> int:
+    """W: the power of two >= a kernel length l; the edge circle of the branch has 4W samples."""
+    return 1 << (length - 1).bit_length()
+
+
+def edge_signal(edges: torch.Tensor, W: int) -> torch.Tensor:
+    """Spectrum of [u[:W], u[L-W:], 0, 0] on the 4W circle from `edges` (..., 2 W_max) = [u[:W_max], u[L-W_max:]].
+
+    This circle is the 2L one cut down to the W samples either side of t = 0 and of t = L and rotated by W. For a
+    kernel of length l <= W <= L / 2 it holds, exactly, the part of the 2L-circular output that falls outside
+    [0, L) (`edge_outside`), and the adjoint convolution maps that part back onto u[:W] and u[L-W:].
+    """
+    W_max = edges.shape[-1] // 2
+    return torch.fft.rfft(torch.cat([edges[..., :W], edges[..., 2 * W_max - W :]], dim=-1), n=4 * W)  # (.. 2W+1)
+
+
+def edge_outside(E: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+    """The 4W-circle convolution of an `edge_signal` E with a kernel spectrum K (H, 2W + 1), kept where the 2L-circular
+    output lies outside [0, L): [2W, 3W) holds t = L .. L + W - 1 (the causal tail), [3W, 4W) holds t = 2L - W ..
+    2L - 1 (the anti-causal head of a bidirectional kernel); [0, 2W) is zeroed. (..., 4W) real.
+    """
+    out = torch.fft.irfft(E * K, n=2 * (E.shape[-1] - 1))
+    out[..., : out.shape[-1] // 2] = 0
+    return out
+
+
+def squared_magnitude(X: torch.Tensor) -> torch.Tensor:
+    """|X|^2 of a complex tensor, real."""
+    x = torch.view_as_real(X)
+    return x[..., 0].square() + x[..., 1].square()
+
+
 class MultiResConvFunction(torch.autograd.Function):
     """y = sum_i alpha_i BN_i(k_i * u) + D u with training-mode (batch) statistics; see the module docstring.
 
     `apply(u, alpha, weight, bias, skip, mask, eps, *kernels)`: u (B, H, L); alpha, weight, bias (N, H) branch weights
     and BatchNorm affine parameters; skip (H); mask (B, L) or None; eps; N kernels (S, H, l_i), all in u's (float32 or
     float64) dtype. Returns y (B, H, L) and the batch mean and biased variance (N, H), which are not differentiable.
-    Saved for backward: the spectrum of u (B, H, L + 1), the branch spectra (N, H, L + 1), (N, H) statistics and the
-    small inputs; no branch output.
+    Saved for backward: the spectrum of u (B, H, L + 1), the branch spectra (N, H, L + 1), the first and last W_max
+    samples of u (B, H, 2 W_max), the power spectrum of u (H, L + 1), (N, H) statistics and the small inputs; no
+    branch output.
 
     Cross spectra sum_b X_b conj(U_b) (H, L + 1) carry every batch-and-position sum of a product with u (Parseval):
-    the branch means, sum g z_i, and the kernel gradients. The variance is the exact second pass
-    sum m (z_i - mean_i)^2 over z_i, computed chunk by chunk of the batch and discarded.
+    the branch means, sum g z_i, and the kernel gradients. Long branches (every branch under a mask) take the exact
+    second pass sum m (z_i - mean_i)^2 over z_i, computed chunk by chunk of the batch and discarded, and recompute z_i
+    in the backward pass; short ones (`edge_branches`) need only the power spectrum of u and their output outside
+    [0, L), computed on small circles (`edge_signal`), in both passes.
     """
 
     @staticmethod
     def forward(ctx, u, alpha, weight, bias, skip, mask, eps, *kernels):
         B, H, L = u.shape
-        chunks, groups = work_blocks(B, len(kernels), H, L, u.device)
+        edge = edge_branches(kernels, L, mask is not None)
+        full = [i for i in range(len(kernels)) if i not in edge]
+        e = branch_index(edge)
+        chunks = batch_chunks(B, H, L, u.device)
         spectra = circular_spectra(kernels, L)  # (N H L+1)
         U = torch.empty(B, H, L + 1, dtype=spectra.dtype, device=u.device)  # (B H L+1) shared by every branch
         if mask is None:
@@ -145,23 +194,53 @@ class MultiResConvFunction(torch.autograd.Function):
         for chunk in chunks:
             torch.fft.rfft(u[chunk], n=2 * L, out=U[chunk])
             if mask is not None:
-                accumulate_products(P, M[chunk], U[chunk].conj_physical())
+                accumulate_products(P, M[chunk], U[chunk].conj())
         if mask is None:
-            P = M * U.sum(0).conj_physical_()
+            SU = U.sum(0)  # (H L+1)
+            P = M * SU.conj()
         w = parseval_weights(L, u.dtype, u.device)  # (L+1)
         mean = branch_inner(P.mul_(w), spectra) / count  # (N H) sum of m z_i over batch and positions / count
         squares = torch.zeros_like(mean)  # (N H) sum of m (z_i - mean_i)^2
-        scratch = U.new_empty((chunks[0].stop - chunks[0].start) * (groups[0].stop - groups[0].start) * H * (L + 1))
-        for chunk in chunks:
-            U_c = U[chunk, None]  # (b 1 H L+1)
-            for group in groups:
-                product = scratch_view(scratch, U_c.shape[0], group.stop - group.start, H, L + 1)
-                z = torch.fft.irfft(torch.mul(U_c, spectra[group], out=product), n=2 * L)[..., :L]  # (b n H L)
-                z.sub_(mean[group, :, None])
+        W_max = edge_width(max(kernels[i].shape[-1] for i in edge)) if edge else 0
+        edges = torch.cat([u[..., :W_max], u[..., L - W_max :]], dim=-1)  # (B H 2W_max)
+        edge_spectra = [
+            torch.fft.rfft(kernel_to_circular(kernels[i], 2 * edge_width(kernels[i].shape[-1]))) for i in edge
+        ]
+        power = u.new_zeros(0)
+        if edge:
+            # z_i = z'_i + c q_i with z'_i = k_i * (u - c) and q_i = k_i * 1: centred at the channel mean c of u,
+            # sum (z_i - mean_i)^2 = sum z'^2 + 2 sum r z' + sum r^2 (r = c q_i - mean_i) is a sum of small terms
+            c = u.mean((0, 2))  # (H)
+            MC = M * c[:, None]  # (H L+1) spectrum of c on [0, L)
+            acc = u.new_zeros(H, 2 * (L + 1))
+            for U_b in U:
+                d = torch.view_as_real(U_b - MC).flatten(-2)  # (H 2L+2)
+                acc.addcmul_(d, d)
+            power = acc.view(H, L + 1, 2).sum(-1)  # (H L+1) sum_b |U_b - MC|^2
+            SUC = SU - B * MC  # (H L+1) sum_b of the centred spectra
+            K = spectra[e]  # (n H L+1)
+            circle = torch.linalg.vecdot(
+                torch.view_as_real(K * (power * w)).flatten(-2), torch.view_as_real(K).flatten(-2)
+            )  # (n H) sum of z'^2 over the 2L circle (Parseval)
+            qz = torch.fft.irfft(torch.stack([K * M, K * SUC]), n=2 * L)[..., :L]  # (2 n H L) q_i, sum_b z'_i
+            r = c[:, None] * qz[0] - mean[e, :, None]  # (n H L)
+            squares[e] = circle + 2 * torch.linalg.vecdot(r, qz[1]) + B * torch.linalg.vecdot(r, r)
+            centred = edges - c[:, None]  # (B H 2W_max)
+            for i, K_i in zip(edge, edge_spectra, strict=True):
+                outside = edge_outside(edge_signal(centred, (K_i.shape[-1] - 1) // 2), K_i)  # (B H 4W) z'_i outside
+                squares[i] -= torch.linalg.vecdot(outside, outside).sum(0)
+            # the uncentred sum_b |U_b|^2, for the kernel gradients
+            power.add_(2 * c[:, None] * (SUC * M.conj()).real).add_(B * c[:, None].square() * squared_magnitude(M))
+        scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * (L + 1))
+        for i in full:
+            for chunk in chunks:
+                product = scratch_view(scratch, chunk.stop - chunk.start, H, L + 1)
+                z = torch.fft.irfft(torch.mul(U[chunk], spectra[i], out=product), n=2 * L)[..., :L]  # (b H L)
+                z.sub_(mean[i, :, None])
                 if mask is None:
-                    squares[group] += torch.linalg.vector_norm(z, dim=(0, 3)).square_()
+                    squares[i] += torch.linalg.vecdot(z, z).sum(0)
                 else:
-                    squares[group] += torch.einsum("bnhl,bl->nh", z.square_(), mask[chunk])
+                    squares[i] += torch.einsum("bhl,bl->h", z.square_(), mask[chunk])
         var = squares / count  # (N H) biased
         inv_std = torch.rsqrt(var + eps)  # (N H)
         scale = alpha * weight * inv_std  # (N H)
@@ -173,20 +252,28 @@ class MultiResConvFunction(torch.autograd.Function):
             product = scratch_view(scratch, U_c.shape[0], H, L + 1)
             z = torch.fft.irfft(torch.mul(U_c, combined, out=product), n=2 * L)[..., :L]  # (b H L)
             torch.add(z, shift[:, None], out=y[chunk])
-        ctx.save_for_backward(U, spectra, alpha, weight, bias, skip, mask, mean, inv_std, count)
+        ctx.save_for_backward(
+            U, spectra, edges, power, alpha, weight, bias, skip, mask, mean, inv_std, count, *edge_spectra
+        )
         ctx.kernel_shapes = [k.shape for k in kernels]
+        ctx.edge = edge
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
     @staticmethod
     def backward(ctx, grad_y, grad_mean, grad_var):
-        U, spectra, alpha, weight, bias, skip, mask, mean, inv_std, count = ctx.saved_tensors
+        U, spectra, edges, power, alpha, weight, bias, skip, mask, mean, inv_std, count, *edge_spectra = (
+            ctx.saved_tensors
+        )
         B, H, F = U.shape
         L = F - 1
-        chunks, groups = work_blocks(B, spectra.shape[0], H, L, U.device)
+        edge = ctx.edge
+        full = [i for i in range(spectra.shape[0]) if i not in edge]
+        e = branch_index(edge)
+        chunks = batch_chunks(B, H, L, U.device)
         if mask is None:
-            M = torch.fft.rfft(U.real.new_ones(L), n=2 * L).expand(B, 1, F)  # (B 1 L+1) all-valid mask spectrum
-            P = M[0] * U.sum(0).conj_physical_()  # (H L+1) sum_b M_b conj(U_b)
+            M = torch.fft.rfft(U.real.new_ones(L), n=2 * L)  # (L+1) all-valid mask spectrum
+            P = M * U.sum(0).conj_physical_()  # (H L+1) sum_b M_b conj(U_b)
         else:
             M = torch.fft.rfft(mask, n=2 * L)[:, None]  # (B 1 L+1)
             P = torch.zeros_like(U[0])
@@ -194,10 +281,9 @@ class MultiResConvFunction(torch.autograd.Function):
         Q = torch.zeros_like(U[0])  # (H L+1) sum_b GY_b conj(U_b)
         for chunk in chunks:
             torch.fft.rfft(grad_y[chunk], n=2 * L, out=GY[chunk])
-            U_conj = U[chunk].conj_physical()
-            accumulate_products(Q, GY[chunk], U_conj)
+            accumulate_products(Q, GY[chunk], U[chunk].conj())
             if mask is not None:
-                accumulate_products(P, M[chunk], U_conj)
+                accumulate_products(P, M[chunk], U[chunk].conj())
         w = parseval_weights(L, inv_std.dtype, U.device)  # (L+1)
         A = grad_y.sum((0, 2))  # (H) sum of g
         G = (branch_inner(Q * w, spectra) - mean * A) * inv_std  # (N H) sum of g * x_i
@@ -211,29 +297,52 @@ class MultiResConvFunction(torch.autograd.Function):
         # du: transposed convolutions of dz_i = s_i g - a_i m - b_i m z_i summed over the branches, in spectra
         combined = (combine_spectra(scale, spectra) + skip[:, None]).conj_physical_()  # (H L+1)
         mask_term = combine_spectra(a, spectra).conj_physical_()  # (H L+1)
-        branch_terms = spectra.conj_physical().mul_(b[..., None])  # (N H L+1)
-        S = torch.zeros_like(spectra)  # (N H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i
+        if mask is None:  # the a_i term is the same for every sample
+            offset = torch.fft.irfft(mask_term.mul_(M), n=2 * L)[..., :L]  # (H L)
+        if edge:  # m z_i = z_i on [0, L): b_i |K_i|^2 U here, minus the part outside [0, L) on the edges below
+            edge_term = combine_spectra(b[e], squared_magnitude(spectra[e]))  # (H L+1) real
         grad_u = torch.empty_like(grad_y, memory_format=torch.contiguous_format)  # (B H L)
-        scratch = U.new_empty((chunks[0].stop - chunks[0].start) * (groups[0].stop - groups[0].start) * H * F)
+        S = torch.zeros_like(spectra)  # (N H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i
+        if full:
+            branch_terms = spectra.conj_physical().mul_(b[..., None])  # (N H L+1)
+            scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * F)
         for chunk in chunks:
-            U_c = U[chunk, None]  # (b 1 H L+1)
-            U_conj = U_c.conj_physical()
             dU = GY[chunk].mul_(combined)  # (b H L+1), GY is not needed any more
-            dU.addcmul_(M[chunk], mask_term, value=-1)
-            for group in groups:
-                product = scratch_view(scratch, U_c.shape[0], group.stop - group.start, H, F)
-                z = torch.fft.irfft(torch.mul(U_c, spectra[group], out=product), n=2 * L)  # (b n H 2L) z_i again
+            if mask is not None:
+                dU.addcmul_(M[chunk], mask_term, value=-1)
+            if edge:
+                dU.addcmul_(U[chunk], edge_term, value=-1)
+            for i in full:
+                product = scratch_view(scratch, dU.shape[0], H, F)
+                z = torch.fft.irfft(torch.mul(U[chunk], spectra[i], out=product), n=2 * L)  # (b H 2L) z_i again
                 z[..., L:].zero_()
                 if mask is not None:
-                    z[..., :L].mul_(mask[chunk, None, None])
-                R = torch.fft.rfft(z)  # (b n H L+1) spectra of m z_i
-                accumulate_products(S[group], R, U_conj)
-                for j, term in enumerate(branch_terms[group]):
-                    dU.addcmul_(R[:, j], term, value=-1)
-            grad_u[chunk] = torch.fft.irfft(dU, n=2 * L)[..., :L]
+                    z[..., :L].mul_(mask[chunk, None])
+                R = torch.fft.rfft(z)  # (b H L+1) spectrum of m z_i
+                accumulate_products(S[i], R, U[chunk].conj())
+                dU.addcmul_(R, branch_terms[i], value=-1)
+            z = torch.fft.irfft(dU, n=2 * L)[..., :L]  # (b H L)
+            if mask is None:
+                torch.sub(z, offset, out=grad_u[chunk])
+            else:
+                grad_u[chunk] = z
         # kernel gradients: circular cross-correlations of dz_i with u, irfft(sum_b DZ_ib conj(U_b))
+        if edge:
+            S[e] = spectra[e] * power  # sum_b U_b K_i conj(U_b); minus the part outside [0, L) below
         grad_circular = S.mul_(-b[..., None]).addcmul_(scale[..., None], Q).addcmul_(a[..., None], P, value=-1)
-        grad_kernels = circular_to_kernels(torch.fft.irfft(grad_circular, n=2 * L), ctx.kernel_shapes)
+        grad_circular = torch.fft.irfft(grad_circular, n=2 * L)  # (N H 2L)
+        for i, K_i in zip(edge, edge_spectra, strict=True):
+            W = (K_i.shape[-1] - 1) // 2
+            E = edge_signal(edges, W)  # (B H 2W+1)
+            Y = torch.fft.rfft(edge_outside(E, K_i))  # (B H 2W+1) spectrum of z_i outside [0, L)
+            back = torch.fft.irfft(Y * K_i.conj(), n=4 * W)  # (B H 4W) k_i^T of it: u[:W] at [0, W), u[L-W:] next
+            grad_u[..., :W].addcmul_(back[..., :W], b[i, :, None])
+            grad_u[..., L - W :].addcmul_(back[..., W : 2 * W], b[i, :, None])
+            lags = torch.fft.irfft((Y * E.conj()).sum(0), n=4 * W)  # (H 4W) its cross-correlation with u
+            taps = ctx.kernel_shapes[i][-1]
+            grad_circular[i, :, :taps].addcmul_(lags[:, :taps], b[i, :, None])
+            grad_circular[i, :, 2 * L - taps :].addcmul_(lags[:, 4 * W - taps :], b[i, :, None])
+        grad_kernels = circular_to_kernels(grad_circular, ctx.kernel_shapes)
         return grad_u, grad_alpha, grad_weight, grad_bias, grad_skip, None, None, *grad_kernels
 
 
