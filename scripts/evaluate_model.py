@@ -46,8 +46,6 @@ from tasks.base import keys_for_other_sources
 from torch.utils.data import DataLoader
 from training import evaluate, load_preset, model_class
 
-from modeling_mrconv import MRConvConfig
-
 
 RESULTS_FILE = "eval_results.json"
 WRITTEN_BY = "scripts/evaluate_model.py"  # the marker key's value: files holding it may be replaced
@@ -60,11 +58,11 @@ def find_preset(model_dir: Path) -> Path:
     raise FileNotFoundError(f"No training_preset.yaml in or above {model_dir}; pass --config")
 
 
-def load_model(model_dir: Path, task) -> torch.nn.Module:
+def load_model(model_dir: Path, task, architecture: str | None = None) -> torch.nn.Module:
     """An export (from_pretrained) or an accelerate `save_state` folder (config.json + training-form weights)."""
-    cls = model_class(task)
+    cls = model_class(task, architecture)
     if (model_dir / "trainer_state.json").exists():  # written by scripts/train.py next to save_state's files
-        model = cls(MRConvConfig.from_pretrained(model_dir))
+        model = cls(cls.config_class.from_pretrained(model_dir))
         model.load_state_dict(load_file(model_dir / "model.safetensors"))
         return model.eval()
     return cls.from_pretrained(model_dir)
@@ -124,7 +122,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         data = data_file_config(data, Path(args.data_file), names)
     accelerator = Accelerator()
     task = build_task_data(data, seed=preset["train"]["seed"])
-    model = load_model(args.model_dir, task)
+    model = load_model(args.model_dir, task, preset["model"].get("architecture"))
     if model.config.num_labels != task.num_labels:
         raise ValueError(f"model has {model.config.num_labels} labels, the task {task.num_labels}")
     if args.sampling_rate_factor is not None:

@@ -209,3 +209,19 @@ def test_pipeline_on_pil_images_equals_the_trained_model_on_the_task_inputs(trai
         assert {s["label"]: s["score"] for s in scores} == pytest.approx(
             {names[i]: float(p[i]) for i in range(4)}, abs=1e-5
         )
+
+
+def test_evaluate_model_scores_the_export_and_the_checkpoint_alike(trained_export, tmp_path):
+    """scripts/evaluate_model.py picks the MRConvNeXt classes from the run's preset, for an export and a save_state."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "scripts")}
+    results = {}
+    for name, model_dir in (("export", trained_export), ("checkpoint", trained_export / "checkpoints" / "step_3")):
+        command = [sys.executable, str(ROOT / "scripts" / "evaluate_model.py"), "--model_dir", str(model_dir)]
+        result = subprocess.run(
+            [*command, "--output_dir", str(tmp_path / name)], env=env, cwd=ROOT, capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+        results[name] = json.loads((tmp_path / name / "eval_results.json").read_text())
+    expected = json.loads((trained_export / "all_results.json").read_text())["test_accuracy"]
+    assert results["export"]["test_accuracy"] == pytest.approx(expected, abs=1e-6)
+    assert results["checkpoint"]["test_accuracy"] == pytest.approx(expected, abs=1e-6)
