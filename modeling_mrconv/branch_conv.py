@@ -152,6 +152,20 @@ def edge_outside(E: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def ones_response(kernel: torch.Tensor, L: int) -> torch.Tensor:
+    """k * 1 on [0, L) for a (S, H, l) kernel with l < L (the output for a constant unit input): (H, L).
+
+    Partial sums of the taps that reach [0, L): sum_{s <= t} k_f[s] + sum_{j < L - 1 - t} k_b[j].
+    """
+    taps = kernel.cumsum(-1)  # (S H l)
+    l = kernel.shape[-1]
+    response = torch.cat([taps[0], taps[0, :, -1:].expand(-1, L - l)], dim=-1)  # (H L)
+    if kernel.shape[0] == 2:
+        backward = torch.cat([torch.zeros_like(taps[1, :, :1]), taps[1], taps[1, :, -1:].expand(-1, L - l - 1)], -1)
+        response = response + backward.flip(-1)
+    return response
+
+
 def squared_magnitude(X: torch.Tensor) -> torch.Tensor:
     """|X|^2 of a complex tensor, real."""
     x = torch.view_as_real(X)
@@ -206,7 +220,7 @@ class MultiResConvFunction(torch.autograd.Function):
         edge_spectra = [
             torch.fft.rfft(kernel_to_circular(kernels[i], 2 * edge_width(kernels[i].shape[-1]))) for i in edge
         ]
-        power = u.new_zeros(0)
+        power = magnitudes = u.new_zeros(0)
         if edge:
             # z_i = z'_i + c q_i with z'_i = k_i * (u - c) and q_i = k_i * 1: centred at the channel mean c of u,
             # sum (z_i - mean_i)^2 = sum z'^2 + 2 sum r z' + sum r^2 (r = c q_i - mean_i) is a sum of small terms
@@ -218,13 +232,11 @@ class MultiResConvFunction(torch.autograd.Function):
                 acc.addcmul_(d, d)
             power = acc.view(H, L + 1, 2).sum(-1)  # (H L+1) sum_b |U_b - MC|^2
             SUC = SU - B * MC  # (H L+1) sum_b of the centred spectra
-            K = spectra[e]  # (n H L+1)
-            circle = torch.linalg.vecdot(
-                torch.view_as_real(K * (power * w)).flatten(-2), torch.view_as_real(K).flatten(-2)
-            )  # (n H) sum of z'^2 over the 2L circle (Parseval)
-            qz = torch.fft.irfft(torch.stack([K * M, K * SUC]), n=2 * L)[..., :L]  # (2 n H L) q_i, sum_b z'_i
-            r = c[:, None] * qz[0] - mean[e, :, None]  # (n H L)
-            squares[e] = circle + 2 * torch.linalg.vecdot(r, qz[1]) + B * torch.linalg.vecdot(r, r)
+            magnitudes = squared_magnitude(spectra[e])  # (n H L+1) |K_i|^2
+            circle = torch.linalg.vecdot(magnitudes, power * w)  # (n H) sum of z'^2 over the 2L circle (Parseval)
+            z_sum = torch.fft.irfft(spectra[e] * SUC, n=2 * L)[..., :L]  # (n H L) sum_b z'_i
+            r = c[:, None] * torch.stack([ones_response(kernels[i], L) for i in edge]) - mean[e, :, None]  # (n H L)
+            squares[e] = circle + 2 * torch.linalg.vecdot(r, z_sum) + B * torch.linalg.vecdot(r, r)
             centred = edges - c[:, None]  # (B H 2W_max)
             for i, K_i in zip(edge, edge_spectra, strict=True):
                 outside = edge_outside(edge_signal(centred, (K_i.shape[-1] - 1) // 2), K_i)  # (B H 4W) z'_i outside
@@ -253,7 +265,7 @@ class MultiResConvFunction(torch.autograd.Function):
             z = torch.fft.irfft(torch.mul(U_c, combined, out=product), n=2 * L)[..., :L]  # (b H L)
             torch.add(z, shift[:, None], out=y[chunk])
         ctx.save_for_backward(
-            U, spectra, edges, power, alpha, weight, bias, skip, mask, mean, inv_std, count, *edge_spectra
+            U, spectra, edges, power, magnitudes, alpha, weight, bias, skip, mask, mean, inv_std, count, *edge_spectra
         )
         ctx.kernel_shapes = [k.shape for k in kernels]
         ctx.edge = edge
@@ -262,7 +274,7 @@ class MultiResConvFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y, grad_mean, grad_var):
-        U, spectra, edges, power, alpha, weight, bias, skip, mask, mean, inv_std, count, *edge_spectra = (
+        U, spectra, edges, power, magnitudes, alpha, weight, bias, skip, mask, mean, inv_std, count, *edge_spectra = (
             ctx.saved_tensors
         )
         B, H, F = U.shape
@@ -300,7 +312,7 @@ class MultiResConvFunction(torch.autograd.Function):
         if mask is None:  # the a_i term is the same for every sample
             offset = torch.fft.irfft(mask_term.mul_(M), n=2 * L)[..., :L]  # (H L)
         if edge:  # m z_i = z_i on [0, L): b_i |K_i|^2 U here, minus the part outside [0, L) on the edges below
-            edge_term = combine_spectra(b[e], squared_magnitude(spectra[e]))  # (H L+1) real
+            edge_term = combine_spectra(b[e], magnitudes)  # (H L+1) real
         grad_u = torch.empty_like(grad_y, memory_format=torch.contiguous_format)  # (B H L)
         S = torch.zeros_like(spectra)  # (N H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i
         if full:
