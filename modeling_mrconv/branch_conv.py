@@ -10,15 +10,28 @@ Given the batch statistics (mu_i, sigma_i) every BN_i is an affine map, so the s
     c = sum_i alpha_i (beta_i - gamma_i mu_i / sigma_i).
 
 The branch outputs are needed only for their statistics and for the BatchNorm backward. `MultiResConvFunction`
-computes them block by block from the shared spectrum of u, keeps two numbers per branch and channel, forms y with
-the combined spectrum (one inverse FFT), and recomputes each z_i in the backward pass. It saves the spectrum of u and
-the branch spectra instead of the several (B, N, H, L) tensors autograd keeps for the reference, whose N branch
-outputs also cost N passes of every BatchNorm op. Everything is exact: same statistics, same running-average updates,
-same gradients (checked in float64 against `reference_multires_forward`, which is the plain form kept as the oracle).
+reads the branch means off the shared spectrum of u, forms y with the combined spectrum (one inverse FFT) and keeps
+no branch output: it saves the spectrum of u, the branch spectra and the first and last W_max samples of u instead of
+the several (B, N, H, L) tensors autograd keeps for the reference, whose N branch outputs also cost N passes of every
+BatchNorm op. The second moments sum m (z_i - mu_i)^2 are taken in one of two exact ways:
 
-Cost per step and branch: 3 FFTs of the batch (one forward, two backward) against the reference's 2, each on blocks
-small enough to stay in cache and in recycled memory on CPU. Direct (non-FFT) convolution of the few-tap dilated
-branches does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
+- Long branches (l_i > L / 4), and every branch under a padding mask: z_i is computed chunk by chunk of the batch
+  for the two-pass variance and recomputed in the backward pass (3 FFTs of the batch per branch and step).
+- Short branches (l_i <= L / 4, no mask; `edge_branches`): on the 2L circle of the FFT, k_i * u is z_i on [0, L)
+  and, outside it, only the causal tail at t = L .. L + l_i - 2 and the anti-causal head at t = 2L - l_i .. 2L - 1.
+  So sum_t<L z_i^2 = sum_f w_f |K_i,f|^2 sum_b |U_b,f|^2 (Parseval on the circle) minus the energy of those two
+  pieces, which depend only on u[:W_i] and u[L-W_i:] (W_i >= l_i) and come from a 4 W_i circle (`edge_signal`).
+  The backward pass uses the same split: m z_i = k_i * u minus its outside part, so k_i^T (m z_i) is |K_i|^2 U
+  (folded into the one spectrum of du) minus an edge correction on u[:W_i], u[L-W_i:], and the kernel gradient's
+  sum_b R_i conj(U_b) is K_i sum_b |U_b|^2 minus l_i lags of the outside part correlated with u. All sums are
+  taken about the channel mean c of u (z_i = k_i * (u - c) + c k_i * 1), so the variance is a sum of small terms,
+  never E[z^2] - mu^2, and float32 keeps its precision when |mu| >> sigma.
+
+Cost per step: 4 FFTs of the batch shared by every branch (u, y, g, du: those of a single long convolution), 3 per
+long branch (2 at L = 1,024-4,096 with l0 = 16: l = L / 2 and L), 6 of (B, H, 4 W_i) per short branch (all short
+branches together move less data than 6 batch FFTs, as sum_i 4 W_i < 2L for l_i = l0 2^i), and O(N H L) work on the
+kernels, on chunks of the batch small enough to stay in cache on CPU. Direct (non-FFT) convolution of the few-tap dilated branches does not pay on
+CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
 
 Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x_i = (z_i - mu_i) / sigma_i):
 
@@ -26,7 +39,8 @@ Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x
     dz_i = s_i g - m (s_i / n) (A + x_i G_i) = s_i g - a_i m - b_i m z_i,
 
 so du = (sum_i s_i k_i + D)^T g - (sum_i a_i k_i)^T m - sum_i b_i k_i^T (m z_i). All sums over (batch, position) of
-products with u are read off the spectra (Parseval); only the last term needs z_i again.
+products with u are read off the spectra (Parseval); only the last term needs z_i again (long branches) or its part
+outside [0, L) (short branches).
 """
 
 import math
@@ -40,8 +54,8 @@ from .fftconv import compute_dtype, fft_conv, fft_conv_bias, kernel_spectrum, ke
 from .reparam import merge_branches
 
 
-# CPU: complex elements of the spectra transformed in one call. Temporaries up to 32 MiB are recycled by glibc's
-# allocator; larger ones are mapped afresh and page-faulted in on every call, which costs more than the transform.
+# CPU: complex elements of the spectra transformed in one call (2 MiB in complex64): the chunk's temporaries stay in
+# cache between the ops of a chunk and are recycled by the allocator (mapped afresh above 32 MiB).
 CPU_BLOCK_ELEMENTS = 2**18
 # branches with l_i <= L / EDGE_BRANCH_RATIO take the edge path (`edge_branches`) when there is no mask
 EDGE_BRANCH_RATIO = 4

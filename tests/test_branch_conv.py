@@ -10,11 +10,22 @@ from mrconv_testing import random_inputs, tiny_config, warmed_model
 from modeling_mrconv import MRConvForSequenceClassification, branch_conv, modeling_mrconv
 from modeling_mrconv.branch_conv import (
     MultiResConvFunction,
+    edge_branches,
+    edge_outside,
+    edge_signal,
+    edge_width,
     folded_multires_forward,
     multires_forward,
+    ones_response,
     reference_multires_forward,
 )
-from modeling_mrconv.fftconv import fft_conv, fft_conv_bias, kernel_spectrum
+from modeling_mrconv.fftconv import (
+    direct_conv_reference,
+    fft_conv,
+    fft_conv_bias,
+    kernel_spectrum,
+    kernel_to_circular,
+)
 from modeling_mrconv.modeling_mrconv import MRConvMultiResConv
 
 
@@ -121,6 +132,106 @@ def test_function_gradcheck(directions, masked):
 
     full = masked and directions == 2  # the other cases check random projections of the Jacobian (faster)
     assert torch.autograd.gradcheck(function, (u, alpha, weight, bias, skip, *kernels), fast_mode=not full)
+
+
+@pytest.mark.parametrize("directions", [1, 2])
+def test_edge_circle_holds_the_outside_part(directions):
+    """The 4W edge circle gives the 2L-circular output outside [0, L) and its adjoint on u[:W], u[L-W:], exactly."""
+    torch.manual_seed(0)
+    B, H, L, l = 2, 3, 24, 5
+    W = edge_width(l)
+    assert W == 8
+    u = torch.randn(B, H, L, dtype=torch.float64)
+    kernel = torch.randn(directions, H, l, dtype=torch.float64)
+    circular = torch.fft.irfft(torch.fft.rfft(u, n=2 * L) * kernel_spectrum(kernel, L), n=2 * L)  # (B H 2L)
+    K = torch.fft.rfft(kernel_to_circular(kernel, 2 * W))  # (H 2W+1)
+    W_max = 8
+    edges = torch.cat([u[..., :W_max], u[..., L - W_max :]], dim=-1)
+    outside = edge_outside(edge_signal(edges, W), K)  # (B H 4W)
+    torch.testing.assert_close(outside[..., :W], torch.zeros_like(outside[..., :W]))
+    torch.testing.assert_close(outside[..., 2 * W : 3 * W], circular[..., L : L + W], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(outside[..., 3 * W :], circular[..., 2 * L - W :], rtol=1e-12, atol=1e-12)
+    assert circular[..., L + W : 2 * L - W].abs().max() < 1e-12  # nothing else lies outside [0, L)
+    torch.testing.assert_close(circular[..., :L], direct_conv_reference(u, kernel), rtol=1e-12, atol=1e-12)
+    # adjoint: <k^T o, u> on the small circle equals <o, k * u> on the big one
+    o = torch.randn_like(outside)
+    o[..., : 2 * W] = 0
+    back = torch.fft.irfft(torch.fft.rfft(o) * K.conj(), n=4 * W)
+    big = torch.zeros(B, H, 2 * L, dtype=torch.float64)
+    big[..., L : L + W], big[..., 2 * L - W :] = o[..., 2 * W : 3 * W], o[..., 3 * W :]
+    expected = (big * circular).sum()
+    got = (back[..., :W] * u[..., :W]).sum() + (back[..., W : 2 * W] * u[..., L - W :]).sum()
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("directions", [1, 2])
+def test_ones_response(directions):
+    kernel = torch.randn(directions, 3, 6, dtype=torch.float64)
+    ones = torch.ones(1, 3, 20, dtype=torch.float64)
+    torch.testing.assert_close(ones_response(kernel, 20), direct_conv_reference(ones, kernel)[0])
+
+
+def test_edge_branch_selection():
+    kernels = [torch.zeros(2, 1, n) for n in (4, 8, 10, 40, 50)]
+    assert edge_branches(kernels, 39, masked=False) == [0, 1]  # l_i <= L / 4
+    assert edge_branches(kernels, 40, masked=False) == [0, 1, 2]
+    assert edge_branches(kernels, 37, masked=True) == []  # a mask takes the second pass for every branch
+    assert edge_branches(kernels, 3, masked=False) == []
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
+def test_edge_and_full_branches_match_reference(kernel_type, bidirectional):
+    """Long L with 8 branches from l = 4 to 300 > L, most of them on the edge path, float64 against the reference."""
+    fast = make_layer(kernel_type, bidirectional, H=3, max_length=300).train()
+    slow = copy.deepcopy(fast)
+    L = 260
+    kernels = fast.kernel()
+    assert [k.shape[-1] for k in kernels] == [4, 8, 16, 32, 64, 128, 256, 300]
+    assert edge_branches(kernels, L, masked=False) == [0, 1, 2, 3, 4]
+    x = padded_batch(2, 3, L, False)[0] * 3 + 2
+    x_fast, x_slow = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_fast, y_slow = fast(x_fast), reference(slow, x_slow, None)
+    torch.testing.assert_close(y_fast, y_slow, rtol=1e-10, atol=1e-10)
+    for g_fast, g_slow in zip(
+        grads(y_fast, [x_fast, *trainable(fast)]), grads(y_slow, [x_slow, *trainable(slow)]), strict=True
+    ):
+        torch.testing.assert_close(g_fast, g_slow, rtol=1e-9, atol=1e-10)
+    for name, buffer in fast.batch_norm.named_buffers():
+        torch.testing.assert_close(buffer, dict(slow.batch_norm.named_buffers())[name], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+def test_edge_statistics_float32_with_large_mean(offset):
+    """float32 batch variances stay accurate when |mean| >> std (centred sums, not E[z^2] - mean^2)."""
+    exact = make_layer("dilated", True, H=8, max_length=512).train()
+    fast = copy.deepcopy(exact).float()
+    assert len(edge_branches(fast.kernel(), 512, masked=False)) == 6
+    x = padded_batch(4, 8, 512, False)[0] + offset
+    y_exact, y_fast = reference(exact, x, None), fast(x.float())
+    torch.testing.assert_close(y_fast.double(), y_exact, rtol=1e-4, atol=1e-4)
+    bn_exact, bn_fast = exact.batch_norm, fast.batch_norm
+    torch.testing.assert_close(bn_fast.running_var.double(), bn_exact.running_var, rtol=2e-5, atol=0)
+    torch.testing.assert_close(bn_fast.running_mean.double(), bn_exact.running_mean, rtol=1e-5, atol=1e-5)
+
+
+def test_function_gradcheck_edge_branches():
+    """Several edge branches of different widths (W = 2, 4) beside a full one, causal and bidirectional kernels."""
+    torch.manual_seed(0)
+    B, H, L = 2, 2, 16
+    u = (torch.randn(B, H, L, dtype=torch.float64) + 1).requires_grad_()
+    alpha, weight, bias = (torch.randn(4, H, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    skip = torch.randn(H, dtype=torch.float64, requires_grad=True)
+    for directions in (1, 2):
+        kernels = [torch.randn(directions, H, n, dtype=torch.float64, requires_grad=True) for n in (2, 3, 4, 16)]
+        assert edge_branches(kernels, L, masked=False) == [0, 1, 2]
+
+        def function(*args):
+            u, alpha, weight, bias, skip, *kernels = args
+            return MultiResConvFunction.apply(u, alpha, weight, bias, skip, None, 1e-5, *kernels)[0]
+
+        inputs = (u, alpha, weight, bias, skip, *kernels)
+        assert torch.autograd.gradcheck(function, inputs, fast_mode=directions == 1)  # bidirectional: full Jacobian
 
 
 @pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
