@@ -4,7 +4,8 @@ ONNX has no complex type and onnxruntime refuses the graphs of `torch.fft` ops, 
 (paper section 3.2, one kernel of length K) is computed without them. The direct form (`fftconv.direct_conv_bias`,
 one depthwise `Conv`) costs O(L K) per channel at onnxruntime's depthwise-convolution speed; this module instead
 evaluates the same circular convolution as `fftconv.fft_conv` with a two-factor Cooley-Tukey DFT of length
-N = N1 N2 >= 2K made of real matrix products (GEMMs) and elementwise twiddles, O(N (N1 + N2)) per channel:
+N = N1 N2 >= 2K made of real matrix products (GEMMs; the twiddles are folded into the per-n2 matrices of the first
+stage), O(N (N1 + N2)) per channel:
 
     X[k1 + N1 k2] = sum_{n2} W_N2^{n2 k2} W_N^{n2 k1} sum_{n1} W_N1^{n1 k1} x[N2 n1 + n2],    W_M = exp(-2 pi i / M)
 
@@ -36,48 +37,57 @@ def dft_bases(N1: int, N2: int, rows: int) -> dict[str, torch.Tensor]:
     export they depend on constants only, so the exported graph's optimizer (and onnxruntime's) folds them.
 
     Returns:
-        f1: (N1, 2 N1) [Re F1 | Im F1], F1[n1, k1] = W_N1^{n1 k1} (symmetric).
-        twiddle_re, twiddle_im: (N2, N1), W_N^{n2 k1} indexed [n2, k1].
-        f2: (2 N2, 2 N2) [[Re F2, Im F2], [-Im F2, Re F2]]: [Re z | Im z] @ f2 = [Re | Im] of z F2.
-        f2_inverse: (2 N2, 2 N2) the same for conj(F2).
-        f1_inverse: (2 N1, rows) [[Re F1[:, :rows]], [Im F1[:, :rows]]]: the real part of conj(F1) products.
+        stage1: (N2, N1, 2 N1) per n2, [Re | Im] of F1[n1, k1] W_N^{n2 k1}: stage 1 with its twiddles.
+        stage2_re, stage2_im: (N2, 2 N2) [Re F2 | Im F2] and [-Im F2 | Re F2], F2[n2, k2] = W_N2^{n2 k2}:
+            Re(a) @ stage2_re + Im(a) @ stage2_im = [Re | Im] of a F2.
+        inverse1_re, inverse1_im: the same for conj(F2).
+        inverse2: (N2, 2 N1, rows) per m2, [[Re], [Im]] of F1[k1, m1] W_N^{m2 k1} for m1 < rows: the real part of
+            the inverse's last stage, conj(F1 W) w, is [Re w | Im w] @ inverse2.
     """
     N = N1 * N2
     n1, n2 = torch.arange(N1, dtype=torch.float64), torch.arange(N2, dtype=torch.float64)
-    angle1 = -2 * math.pi * torch.outer(n1, n1) / N1  # (N1 N1)
+    # angle of F1[n1, k1] W_N^{n2 k1} at [n2, n1, k1]
+    angle1 = -2 * math.pi * (n1[None, :, None] / N1 + n2[:, None, None] / N) * n1[None, None, :]  # (N2 N1 N1)
     angle2 = -2 * math.pi * torch.outer(n2, n2) / N2  # (N2 N2)
-    twiddle = -2 * math.pi * torch.outer(n2, n1) / N  # (N2 N1)
     f2_re, f2_im = angle2.cos(), angle2.sin()
+    m1 = n1[:rows]
+    # angle of F1[k1, m1] W_N^{m2 k1} at [m2, k1, m1]
+    inverse2 = -2 * math.pi * (n1[None, :, None] * m1[None, None, :] / N1 + n2[:, None, None] * n1[None, :, None] / N)
     return {
-        "f1": torch.cat([angle1.cos(), angle1.sin()], dim=1),
-        "twiddle_re": twiddle.cos(),
-        "twiddle_im": twiddle.sin(),
-        "f2": torch.cat([torch.cat([f2_re, f2_im], 1), torch.cat([-f2_im, f2_re], 1)], 0),
-        "f2_inverse": torch.cat([torch.cat([f2_re, -f2_im], 1), torch.cat([f2_im, f2_re], 1)], 0),
-        "f1_inverse": torch.cat([angle1.cos()[:, :rows], angle1.sin()[:, :rows]], 0),
+        "stage1": torch.cat([angle1.cos(), angle1.sin()], dim=-1),
+        "stage2_re": torch.cat([f2_re, f2_im], 1),
+        "stage2_im": torch.cat([-f2_im, f2_re], 1),
+        "inverse1_re": torch.cat([f2_re, -f2_im], 1),
+        "inverse1_im": torch.cat([f2_im, f2_re], 1),
+        "inverse2": torch.cat([inverse2.cos(), inverse2.sin()], dim=1),
     }
 
 
 def matmul_rdft(x: torch.Tensor, bases: dict[str, torch.Tensor], N1: int, N2: int) -> torch.Tensor:
-    """DFT of a real (..., N1 N2) signal: (..., N1, 2 N2) holding [Re | Im] of X[k1 + N1 k2] at [k1, k2]."""
-    x = x.unflatten(-1, (N1, N2)).transpose(-1, -2)  # (... N2 N1) x[N2 n1 + n2] at [n2, n1]
-    a = x @ bases["f1"]  # (... N2 2N1) stage 1 over n1
-    a_re, a_im = a[..., :N1], a[..., N1:]  # (... N2 N1)
-    t_re, t_im = bases["twiddle_re"], bases["twiddle_im"]
-    b_re, b_im = a_re * t_re - a_im * t_im, a_re * t_im + a_im * t_re  # (... N2 N1)
-    b = torch.cat([b_re.transpose(-1, -2), b_im.transpose(-1, -2)], dim=-1)  # (... N1 2N2)
-    return b @ bases["f2"]  # (... N1 2N2) stage 2 over n2
+    """DFT of real signals (R, N1 N2): (R, N1, 2 N2) holding [Re | Im] of X[k1 + N1 k2] at [k1, k2]."""
+    R = x.shape[0]
+    x = x.reshape(R, N1, N2).permute(2, 0, 1)  # (N2 R N1) x[N2 n1 + n2] at [n2, r, n1]
+    a = (x @ bases["stage1"]).permute(1, 2, 0)  # (R 2N1 N2) stage 1 over n1, twiddled, [Re; Im] rows
+    return a[:, :N1] @ bases["stage2_re"] + a[:, N1:] @ bases["stage2_im"]  # (R N1 2N2) stage 2 over n2
 
 
-def matmul_irdft_real(y: torch.Tensor, bases: dict[str, torch.Tensor], N1: int, N2: int) -> torch.Tensor:
-    """N times the real part of the inverse DFT of `matmul_rdft`'s layout: (..., rows N2), outputs 0 .. rows N2 - 1."""
-    z = y @ bases["f2_inverse"]  # (... N1 2N2) stage 1 over k2, indexed [k1, m2]
-    z_re, z_im = z[..., :N2], z[..., N2:]  # (... N1 N2)
-    t_re, t_im = bases["twiddle_re"].T, bases["twiddle_im"].T  # (N1 N2)
-    w_re, w_im = z_re * t_re + z_im * t_im, z_im * t_re - z_re * t_im  # times conj(twiddle)
-    w = torch.cat([w_re.transpose(-1, -2), w_im.transpose(-1, -2)], dim=-1)  # (... N2 2N1)
-    out = w @ bases["f1_inverse"]  # (... N2 rows) stage 2 over k1: y[N2 m1 + m2] at [m2, m1]
-    return out.transpose(-1, -2).flatten(-2)  # (... rows*N2)
+def matmul_irdft_real(
+    y: tuple[torch.Tensor, torch.Tensor], bases: dict[str, torch.Tensor], N1: int, N2: int
+) -> torch.Tensor:
+    """N times the real part of the inverse DFT of a spectrum in `matmul_rdft`'s layout.
+
+    Args:
+        y: (Re, Im) halves of the spectrum, each (R, N1, N2).
+
+    Returns:
+        (R, rows N2): the outputs at positions 0 .. rows N2 - 1.
+    """
+    y_re, y_im = y
+    R = y_re.shape[0]
+    z = y_re @ bases["inverse1_re"] + y_im @ bases["inverse1_im"]  # (R N1 2N2) over k2: [Re | Im] at [k1, m2]
+    w = torch.cat([z[..., :N2], z[..., N2:]], dim=1).permute(2, 0, 1)  # (N2 R 2N1) [m2, r, Re k1 | Im k1]
+    out = w @ bases["inverse2"]  # (N2 R rows) over k1, twiddled: y[N2 m1 + m2] at [m2, r, m1]
+    return out.permute(1, 2, 0).reshape(R, -1)  # (R rows*N2)
 
 
 def dft_conv_bias(u: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -97,12 +107,14 @@ def dft_conv_bias(u: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor) -> 
     N = N1 * N2  # even, >= 2K: the circle holds the forward taps, the flipped backward taps and zero padding
     rows = -(-K // N2)  # output rows m1 covering positions 0 .. K - 1
     bases = {name: value.to(dtype=dtype, device=u.device) for name, value in dft_bases(N1, N2, rows).items()}
+    H = kernel.shape[1]
     circle = kernel_to_circular(kernel.to(dtype), N // 2)  # (H N)
     spectrum = matmul_rdft(circle, bases, N1, N2)  # (H N1 2N2)
-    x = matmul_rdft(F.pad(u.to(dtype), (0, N - L)), bases, N1, N2)  # (B H N1 2N2)
+    x = F.pad(u.to(dtype), (0, N - L)).reshape(-1, N)  # (B*H N)
+    x = matmul_rdft(x, bases, N1, N2).unflatten(0, (-1, H))  # (B H N1 2N2)
     x_re, x_im, k_re, k_im = x[..., :N2], x[..., N2:], spectrum[..., :N2], spectrum[..., N2:]
-    product = torch.cat([x_re * k_re - x_im * k_im, x_re * k_im + x_im * k_re], dim=-1)  # (B H N1 2N2)
-    y = matmul_irdft_real(product, bases, N1, N2)[..., :L]  # (B H L), times N
+    product = (x_re * k_re - x_im * k_im).flatten(0, 1), (x_re * k_im + x_im * k_re).flatten(0, 1)  # (B*H N1 N2)
+    y = matmul_irdft_real(product, bases, N1, N2)[:, :L].unflatten(0, (-1, H))  # (B H L), times N
     return y * (1.0 / N) + bias.to(dtype)[:, None]  # (B H L)
 
 
