@@ -145,7 +145,8 @@ def make_step(
 
 def fork(cache: MRConvCache) -> MRConvCache:
     """A copy of `cache` that a streamed call can advance without changing the original (tensors are shared: the
-    streaming code never writes into a cached tensor). Kernels and spectra stay shared, as in a running stream."""
+    streaming code never writes into a cached tensor). Kernels, direct-path weights and spectra stay shared, as in a
+    running stream (they depend only on the model)."""
     new = copy.copy(cache)
     new.history, new.kernels = list(cache.history), list(cache.kernels)
     return new
