@@ -253,8 +253,10 @@ class MultiResConvFunction(torch.autograd.Function):
             squares[e] = circle + 2 * torch.linalg.vecdot(r, z_sum) + B * torch.linalg.vecdot(r, r)
             centred = edges - c[:, None]  # (B H 2W_max)
             for i, K_i in zip(edge, edge_spectra, strict=True):
-                outside = edge_outside(edge_signal(centred, (K_i.shape[-1] - 1) // 2), K_i)  # (B H 4W) z'_i outside
-                squares[i] -= torch.linalg.vecdot(outside, outside).sum(0)
+                W = (K_i.shape[-1] - 1) // 2
+                for chunk in batch_chunks(B, H, 2 * W, u.device):
+                    outside = edge_outside(edge_signal(centred[chunk], W), K_i)  # (b H 4W) z'_i outside [0, L)
+                    squares[i] -= torch.linalg.vecdot(outside, outside).sum(0)
             # the uncentred sum_b |U_b|^2, for the kernel gradients
             power.add_(2 * c[:, None] * (SUC * M.conj()).real).add_(B * c[:, None].square() * squared_magnitude(M))
         scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * (L + 1))
@@ -295,7 +297,7 @@ class MultiResConvFunction(torch.autograd.Function):
         L = F - 1
         edge = ctx.edge
         full = [i for i in range(spectra.shape[0]) if i not in edge]
-        e = branch_index(edge)
+        e, f = branch_index(edge), branch_index(full)
         chunks = batch_chunks(B, H, L, U.device)
         if mask is None:
             M = torch.fft.rfft(U.real.new_ones(L), n=2 * L)  # (L+1) all-valid mask spectrum
@@ -328,9 +330,9 @@ class MultiResConvFunction(torch.autograd.Function):
         if edge:  # m z_i = z_i on [0, L): b_i |K_i|^2 U here, minus the part outside [0, L) on the edges below
             edge_term = combine_spectra(b[e], magnitudes)  # (H L+1) real
         grad_u = torch.empty_like(grad_y, memory_format=torch.contiguous_format)  # (B H L)
-        S = torch.zeros_like(spectra)  # (N H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i
+        S = torch.zeros_like(spectra[f])  # (n H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i
         if full:
-            branch_terms = spectra.conj_physical().mul_(b[..., None])  # (N H L+1)
+            branch_terms = spectra[f].conj_physical().mul_(b[f, :, None])  # (n H L+1)
             scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * F)
         for chunk in chunks:
             dU = GY[chunk].mul_(combined)  # (b H L+1), GY is not needed any more
@@ -338,33 +340,38 @@ class MultiResConvFunction(torch.autograd.Function):
                 dU.addcmul_(M[chunk], mask_term, value=-1)
             if edge:
                 dU.addcmul_(U[chunk], edge_term, value=-1)
-            for i in full:
+            for j, i in enumerate(full):
                 product = scratch_view(scratch, dU.shape[0], H, F)
                 z = torch.fft.irfft(torch.mul(U[chunk], spectra[i], out=product), n=2 * L)  # (b H 2L) z_i again
                 z[..., L:].zero_()
                 if mask is not None:
                     z[..., :L].mul_(mask[chunk, None])
                 R = torch.fft.rfft(z)  # (b H L+1) spectrum of m z_i
-                accumulate_products(S[i], R, U[chunk].conj())
-                dU.addcmul_(R, branch_terms[i], value=-1)
+                accumulate_products(S[j], R, U[chunk].conj())
+                dU.addcmul_(R, branch_terms[j], value=-1)
             z = torch.fft.irfft(dU, n=2 * L)[..., :L]  # (b H L)
             if mask is None:
                 torch.sub(z, offset, out=grad_u[chunk])
             else:
                 grad_u[chunk] = z
         # kernel gradients: circular cross-correlations of dz_i with u, irfft(sum_b DZ_ib conj(U_b))
-        if edge:
-            S[e] = spectra[e] * power  # sum_b U_b K_i conj(U_b); minus the part outside [0, L) below
-        grad_circular = S.mul_(-b[..., None]).addcmul_(scale[..., None], Q).addcmul_(a[..., None], P, value=-1)
+        grad_circular = (scale[..., None] * Q).addcmul_(a[..., None], P, value=-1)  # (N H L+1)
+        if full:
+            grad_circular[f] -= b[f, :, None] * S
+        if edge:  # sum_b U_b K_i conj(U_b); minus the part outside [0, L) below
+            grad_circular[e] -= spectra[e] * (b[e, :, None] * power)
         grad_circular = torch.fft.irfft(grad_circular, n=2 * L)  # (N H 2L)
         for i, K_i in zip(edge, edge_spectra, strict=True):
             W = (K_i.shape[-1] - 1) // 2
-            E = edge_signal(edges, W)  # (B H 2W+1)
-            Y = torch.fft.rfft(edge_outside(E, K_i))  # (B H 2W+1) spectrum of z_i outside [0, L)
-            back = torch.fft.irfft(Y * K_i.conj(), n=4 * W)  # (B H 4W) k_i^T of it: u[:W] at [0, W), u[L-W:] next
-            grad_u[..., :W].addcmul_(back[..., :W], b[i, :, None])
-            grad_u[..., L - W :].addcmul_(back[..., W : 2 * W], b[i, :, None])
-            lags = torch.fft.irfft((Y * E.conj()).sum(0), n=4 * W)  # (H 4W) its cross-correlation with u
+            lag_spectrum = torch.zeros_like(K_i)  # (H 2W+1)
+            for chunk in batch_chunks(B, H, 2 * W, U.device):
+                E = edge_signal(edges[chunk], W)  # (b H 2W+1)
+                Y = torch.fft.rfft(edge_outside(E, K_i))  # (b H 2W+1) spectrum of z_i outside [0, L)
+                back = torch.fft.irfft(Y * K_i.conj(), n=4 * W)  # (b H 4W) k_i^T of it: u[:W] at [0, W), u[L-W:] next
+                grad_u[chunk, :, :W].addcmul_(back[..., :W], b[i, :, None])
+                grad_u[chunk, :, L - W :].addcmul_(back[..., W : 2 * W], b[i, :, None])
+                accumulate_products(lag_spectrum, Y, E.conj())
+            lags = torch.fft.irfft(lag_spectrum, n=4 * W)  # (H 4W) its cross-correlation with u
             taps = ctx.kernel_shapes[i][-1]
             grad_circular[i, :, :taps].addcmul_(lags[:, :taps], b[i, :, None])
             grad_circular[i, :, 2 * L - taps :].addcmul_(lags[:, 4 * W - taps :], b[i, :, None])
