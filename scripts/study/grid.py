@@ -1,0 +1,156 @@
+"""The study grid: which runs, in which order, on how many processes; results appended as each run finishes.
+
+Peers first run their learning-rate sweep on seed 0; once a task's sweep of a peer is complete, the remaining seeds
+run at the rate with the best validation accuracy (ties: lower validation loss, then the smaller rate). MRConv
+variants and ablations use the preset's rate. Every finished run is one line of `runs.jsonl`; a rerun skips the
+keys already there, so an interrupted study resumes where it stopped.
+"""
+
+import concurrent.futures as futures
+import heapq
+import json
+import multiprocessing
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from study.models import family
+from study.runner import RunSpec, preset_of, run
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    """The records of `runs.jsonl` (none if it does not exist yet)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def append_record(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+        f.flush()
+
+
+def sweep_specs(task: str, model: str, quick: bool) -> list[RunSpec]:
+    rates = preset_of(RunSpec(task, model, 0, 0.0, quick=quick)).peer_learning_rates
+    return [RunSpec(task, model, 0, lr, "sweep", quick) for lr in rates]
+
+
+def best_learning_rate(records: list[dict[str, Any]]) -> float:
+    """The sweep's rate: best validation accuracy, then lower validation loss, then the smaller rate."""
+
+    def rank(r: dict[str, Any]) -> tuple:
+        loss = r["validation"]["loss"]
+        return (-r["validation"]["accuracy"], loss if loss == loss else float("inf"), r["learning_rate"])
+
+    return min(records, key=rank)["learning_rate"]
+
+
+def task_models(task: str, models: list[str], quick: bool) -> list[str]:
+    """`models` without those the task's preset excludes (`TaskPreset.excluded`)."""
+    excluded = preset_of(RunSpec(task, models[0], 0, 0.0, quick=quick)).excluded
+    return [m for m in models if m not in excluded]
+
+
+def initial_specs(tasks: list[str], models: list[str], seeds: int, quick: bool) -> list[RunSpec]:
+    """Every run that does not wait for a sweep: MRConv runs of all seeds and the peers' sweeps."""
+    specs = []
+    for task in tasks:
+        for model in task_models(task, models, quick):
+            if family(model) == "peer":
+                specs += sweep_specs(task, model, quick)
+            else:
+                lr = preset_of(RunSpec(task, model, 0, 0.0, quick=quick)).learning_rate
+                specs += [RunSpec(task, model, seed, lr, "main", quick) for seed in range(seeds)]
+    return specs
+
+
+def chosen_rates(records: list[dict[str, Any]], tasks: list[str], models: list[str], quick: bool) -> dict:
+    """{(task, peer): rate} for every peer whose sweep is complete in `records`."""
+    by_key = {r["key"]: r for r in records}
+    chosen = {}
+    for task in tasks:
+        for model in task_models(task, models, quick):
+            if family(model) != "peer":
+                continue
+            sweep = [by_key.get(s.key) for s in sweep_specs(task, model, quick)]
+            if all(sweep):
+                chosen[task, model] = best_learning_rate(sweep)
+    return chosen
+
+
+def followup_specs(chosen: dict, seeds: int, quick: bool) -> list[RunSpec]:
+    """The main runs of seeds 1.. of each peer at its chosen rate (seed 0 is the sweep run at that rate)."""
+    return [
+        RunSpec(task, model, seed, lr, "main", quick)
+        for (task, model), lr in chosen.items()
+        for seed in range(1, seeds)
+    ]
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_grid(
+    tasks: list[str],
+    models: list[str],
+    seeds: int,
+    results_path: Path,
+    workers: int = 2,
+    quick: bool = False,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    run_fn: Callable[[RunSpec], dict[str, Any]] = run,
+) -> list[dict[str, Any]]:
+    """Run every missing run of the grid, `workers` at a time (in-process when 1); returns all records of the file.
+
+    Runs start in task order, so an interrupted study has its first tasks complete.
+    """
+    records = load_records(results_path)
+    done = {r["key"] for r in records}
+    order = {task: i for i, task in enumerate(tasks)}
+    queue: list[tuple] = []
+    queued: set[str] = set()
+
+    def push(specs: Iterable[RunSpec]) -> None:
+        for spec in specs:
+            if spec.key not in done and spec.key not in queued:
+                queued.add(spec.key)
+                heapq.heappush(queue, (order[spec.task], spec.phase != "sweep", len(queued), spec))
+
+    def finish(record: dict[str, Any]) -> None:
+        append_record(results_path, record)
+        records.append(record)
+        done.add(record["key"])
+        push(followup_specs(chosen_rates(records, tasks, models, quick), seeds, quick))
+        if on_record is not None:
+            on_record(record)
+
+    push(initial_specs(tasks, models, seeds, quick))
+    push(followup_specs(chosen_rates(records, tasks, models, quick), seeds, quick))
+    if workers <= 1:
+        while queue:
+            finish(run_fn(heapq.heappop(queue)[-1]))
+        return records
+    context = multiprocessing.get_context("spawn")
+    with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+        running: set[futures.Future] = set()
+        while queue or running:
+            while queue and len(running) < workers:
+                running.add(pool.submit(run_fn, heapq.heappop(queue)[-1]))
+            finished, running = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+            for future in finished:
+                finish(future.result())
+    return records
+
+
+def planned_runs(tasks: list[str], models: list[str], seeds: int, quick: bool) -> int:
+    """Number of runs the grid needs (sweeps + main), known before any sweep finished."""
+    count = 0
+    for task in tasks:
+        for model in task_models(task, models, quick):
+            count += len(sweep_specs(task, model, quick)) + seeds - 1 if family(model) == "peer" else seeds
+    return count

@@ -1,0 +1,113 @@
+"""scripts/compare.py --quick end to end (a fresh process, offline), resumption, and the grid's scheduling rules."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from study.grid import best_learning_rate, initial_specs, planned_runs, run_grid
+from study.runner import RunSpec
+
+
+ROOT = Path(__file__).resolve().parents[3]
+QUICK_MODELS = {"mrconv_fourier_l0small", "no_branch_bn", "s4d"}
+
+
+def run_compare(output_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--quick", "--output_dir", str(output_dir)]
+    result = subprocess.run([*command, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_quick_study_writes_results_and_resumes(tmp_path: Path):
+    first = run_compare(tmp_path, "--workers", "2")
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["meta"]["quick"] is True and payload["meta"]["tasks"] == ["digits"]
+    assert "scripts/compare.py --quick" in payload["meta"]["command"]
+    runs = payload["runs"]
+    # 2 MRConv runs (1 seed) + the s4d sweep (2 rates on seed 0, the chosen one is its main run)
+    assert len(runs) == 4 and len({r["key"] for r in runs}) == 4
+    for r in runs:
+        for split in ("train", "validation", "test"):
+            assert 0.0 <= r[split]["accuracy"] <= 1.0 and math.isfinite(r[split]["loss"])
+        assert r["parameters"] > 0 and r["steps"] == 4 and r["seconds_per_step"] > 0 and r["threads"] == 1
+    summary = {row["model"]: row for row in payload["summary"]}
+    assert set(summary) == QUICK_MODELS
+    assert summary["s4d"]["learning_rate"] in (1e-3, 1e-2) and summary["s4d"]["seeds"] == [0]
+    chosen = [s for s in payload["sweep"] if s["chosen"]]
+    assert len(payload["sweep"]) == 2 and len(chosen) == 1
+    assert chosen[0]["learning_rate"] == summary["s4d"]["learning_rate"]
+
+    table = (tmp_path / "results.md").read_text()
+    assert "scripts/compare.py --quick" in table and "Runs finished: 4 of 4 planned" in table
+    for name, row in summary.items():
+        line = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        assert f"{row['parameters']:,}" in line and f"{100 * row['test_accuracy_mean']:.1f} ±" in line
+    assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "4 runs planned" in first.stdout
+
+    # a rerun trains nothing: every key is in runs.jsonl already
+    lines = (tmp_path / "runs.jsonl").read_text()
+    second = run_compare(tmp_path, "--workers", "1")
+    assert (tmp_path / "runs.jsonl").read_text() == lines
+    assert "records" not in second.stdout  # no run finished
+
+
+def fake_run(spec: RunSpec) -> dict:
+    """A run record whose validation accuracy peaks at lr 3e-3 (no training)."""
+    accuracy = 0.9 if spec.learning_rate == 3e-3 else 0.5
+    return {
+        **spec.__dict__,
+        "key": spec.key,
+        "validation": {"accuracy": accuracy, "loss": 1.0},
+        "test": {"accuracy": accuracy, "loss": 1.0},
+    }
+
+
+def test_grid_sweeps_peers_first_then_runs_their_seeds_at_the_best_rate(tmp_path: Path):
+    calls = []
+
+    def recording_run(spec: RunSpec) -> dict:
+        calls.append(spec)
+        return fake_run(spec)
+
+    path = tmp_path / "runs.jsonl"
+    records = run_grid(["digits"], ["dense_kernel", "bert"], 3, path, workers=1, run_fn=recording_run)
+    keys = [c.key for c in calls]
+    assert len(keys) == len(set(keys)) == 3 + 3 + 2  # dense x 3 seeds, bert sweep x 3 rates, bert seeds 1 and 2
+    assert [c.phase for c in calls[:3]] == ["sweep"] * 3
+    followups = [c for c in calls if c.model == "bert" and c.phase == "main"]
+    assert [(c.seed, c.learning_rate) for c in followups] == [(1, 3e-3), (2, 3e-3)]
+    assert len(records) == 8 and len(path.read_text().splitlines()) == 8
+    # resumable: nothing left to run
+    calls.clear()
+    run_grid(["digits"], ["dense_kernel", "bert"], 3, path, workers=1, run_fn=recording_run)
+    assert calls == []
+
+
+def test_best_learning_rate_ties_and_nan():
+    records = [
+        {"learning_rate": 1e-2, "validation": {"accuracy": 0.8, "loss": float("nan")}},
+        {"learning_rate": 3e-3, "validation": {"accuracy": 0.8, "loss": 0.7}},
+        {"learning_rate": 1e-3, "validation": {"accuracy": 0.8, "loss": 0.7}},
+    ]
+    assert best_learning_rate(records) == 1e-3
+    assert best_learning_rate(records[:2]) == 3e-3
+
+
+def test_initial_specs_use_preset_rates_and_exclusions():
+    specs = initial_specs(["digits"], ["mrconv_dilated_l0small", "mamba"], 3, quick=False)
+    assert [(s.model, s.seed, s.phase) for s in specs[:3]] == [("mrconv_dilated_l0small", i, "main") for i in range(3)]
+    assert {s.learning_rate for s in specs[:3]} == {5e-3}
+    assert [(s.model, s.learning_rate, s.phase) for s in specs[3:]] == [
+        ("mamba", lr, "sweep") for lr in (1e-3, 3e-3, 1e-2)
+    ]
+    # the sequence preset excludes Mamba (too slow on CPU): no run, and the plan counts none
+    assert [s.model for s in initial_specs(["sequence"], ["mamba", "s4d"], 3, quick=False)] == ["s4d"] * 3
+    assert planned_runs(["sequence", "digits"], ["mamba", "dense_kernel"], 3, quick=False) == 3 + 5 + 3
