@@ -328,7 +328,7 @@ class MultiResConvFunction(torch.autograd.Function):
         if mask is None:  # the a_i term is the same for every sample
             offset = torch.fft.irfft(mask_term.mul_(M), n=2 * L)[..., :L]  # (H L)
         if edge:  # m z_i = z_i on [0, L): b_i |K_i|^2 U here, minus the part outside [0, L) on the edges below
-            edge_term = combine_spectra(b[e], magnitudes)  # (H L+1) real
+            edge_term = combine_spectra(b[e], magnitudes).to(U.dtype)  # (H L+1), complex: no cast per chunk
         grad_u = torch.empty_like(grad_y, memory_format=torch.contiguous_format)  # (B H L)
         S = torch.zeros_like(spectra[f])  # (n H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i
         if full:
@@ -355,12 +355,21 @@ class MultiResConvFunction(torch.autograd.Function):
             else:
                 grad_u[chunk] = z
         # kernel gradients: circular cross-correlations of dz_i with u, irfft(sum_b DZ_ib conj(U_b))
-        grad_circular = (scale[..., None] * Q).addcmul_(a[..., None], P, value=-1)  # (N H L+1)
+        shapes = ctx.kernel_shapes
+        grad_kernels = [None] * len(shapes)
+        # kernel gradients: circular cross-correlations of dz_i with u, irfft(sum_b DZ_ib conj(U_b)) on the 2L circle
+        grad_spectra = torch.empty_like(S)  # (n H L+1), branch by branch (in cache)
+        for j, i in enumerate(full):
+            out = torch.mul(Q, scale[i, :, None], out=grad_spectra[j]).addcmul_(P, a[i, :, None], value=-1)
+            out.addcmul_(S[j], b[i, :, None], value=-1)
         if full:
-            grad_circular[f] -= b[f, :, None] * S
-        if edge:  # sum_b U_b K_i conj(U_b); minus the part outside [0, L) below
-            grad_circular[e] -= spectra[e] * (b[e, :, None] * power)
-        grad_circular = torch.fft.irfft(grad_circular, n=2 * L)  # (N H 2L)
+            circular = torch.fft.irfft(grad_spectra, n=2 * L)  # (n H 2L)
+            for i, grad in zip(full, circular_to_kernels(circular, [shapes[i] for i in full]), strict=True):
+                grad_kernels[i] = grad
+        if edge:
+            # short kernels need l_i lags only: those of irfft(Q), irfft(P) and k_i * irfft(sum_b |U_b|^2), read on a
+            # 4W circle of the lags within 2W of 0, plus the cross-correlation of the outside part with u
+            shared = torch.fft.irfft(torch.stack([Q, P, power.to(U.dtype)]), n=2 * L)  # (3 H 2L)
         for i, K_i in zip(edge, edge_spectra, strict=True):
             W = (K_i.shape[-1] - 1) // 2
             lag_spectrum = torch.zeros_like(K_i)  # (H 2W+1)
@@ -371,11 +380,10 @@ class MultiResConvFunction(torch.autograd.Function):
                 grad_u[chunk, :, :W].addcmul_(back[..., :W], b[i, :, None])
                 grad_u[chunk, :, L - W :].addcmul_(back[..., W : 2 * W], b[i, :, None])
                 accumulate_products(lag_spectrum, Y, E.conj())
-            lags = torch.fft.irfft(lag_spectrum, n=4 * W)  # (H 4W) its cross-correlation with u
-            taps = ctx.kernel_shapes[i][-1]
-            grad_circular[i, :, :taps].addcmul_(lags[:, :taps], b[i, :, None])
-            grad_circular[i, :, 2 * L - taps :].addcmul_(lags[:, 4 * W - taps :], b[i, :, None])
-        grad_kernels = circular_to_kernels(grad_circular, ctx.kernel_shapes)
+            near = torch.cat([shared[..., : 2 * W], shared[..., 2 * L - 2 * W :]], dim=-1)  # (3 H 4W) lags -2W .. 2W-1
+            lags = torch.fft.irfft(torch.stack([torch.fft.rfft(near[2]) * K_i, lag_spectrum]), n=4 * W)  # (2 H 4W)
+            small = near[0] * scale[i, :, None] - near[1] * a[i, :, None] - (lags[0] - lags[1]) * b[i, :, None]
+            grad_kernels[i] = circular_to_kernels(small[None], [shapes[i]])[0]
         return grad_u, grad_alpha, grad_weight, grad_bias, grad_skip, None, None, *grad_kernels
 
 
