@@ -62,8 +62,17 @@ EDGE_BRANCH_RATIO = 4
 
 
 def circular_spectra(kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int) -> torch.Tensor:
-    """Spectra of N branch kernels (S, H, l_i) on the 2L circle (`fftconv.kernel_to_circular`): (N, H, L + 1)."""
-    return torch.fft.rfft(torch.stack([kernel_to_circular(k, L) for k in kernels]))  # (N H L+1)
+    """Spectra of N branch kernels (S, H, l_i) on the 2L circle (`fftconv.kernel_to_circular`): (N, H, L + 1).
+
+    The taps are written into one zeroed (N, H, 2L) buffer (no autograd inside the Function).
+    """
+    circular = kernels[0].new_zeros(len(kernels), kernels[0].shape[1], 2 * L)  # (N H 2L)
+    for out, kernel in zip(circular, kernels, strict=True):
+        taps = min(kernel.shape[-1], L)
+        out[:, :taps] = kernel[0, :, :taps]
+        if kernel.shape[0] == 2:
+            out[:, 2 * L - taps :] = kernel[1, :, :taps].flip(-1)
+    return torch.fft.rfft(circular)  # (N H L+1)
 
 
 def circular_to_kernels(circular: torch.Tensor, shapes: list[torch.Size]) -> list[torch.Tensor]:
@@ -115,15 +124,15 @@ def accumulate_products(out: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> 
 def branch_inner(X: torch.Tensor, spectra: torch.Tensor) -> torch.Tensor:
     """Re(sum_f conj(X_f) K_i,f) for X (H, F) and every branch spectrum K_i of spectra (N, H, F): (N, H) real."""
     x = torch.view_as_real(X).flatten(-2)  # (H 2F): Re(conj(X) K) = Xr Kr + Xi Ki
-    return torch.stack([torch.linalg.vecdot(x, torch.view_as_real(k).flatten(-2)) for k in spectra])
+    k = torch.view_as_real(spectra).flatten(-2).transpose(0, 1)  # (H N 2F), a strided view
+    return torch.bmm(k, x[..., None])[..., 0].T  # one pass over the spectra
 
 
 def combine_spectra(weights: torch.Tensor, spectra: torch.Tensor) -> torch.Tensor:
-    """sum_i weights_i K_i for real weights (N, H) and spectra (N, H, F): (H, F)."""
-    combined = torch.zeros_like(spectra[0])
-    for weight, spectrum in zip(weights, spectra, strict=True):
-        combined.addcmul_(spectrum, weight[:, None])
-    return combined
+    """sum_i weights_i K_i for real weights (N, H) and spectra (N, H, F), complex or real: (H, F)."""
+    k = (torch.view_as_real(spectra).flatten(-2) if spectra.is_complex() else spectra).transpose(0, 1)  # (H N F')
+    combined = torch.bmm(weights.T[:, None, :], k)[:, 0]  # (H F') one pass over the spectra
+    return torch.view_as_complex(combined.view(*spectra.shape[1:], 2)) if spectra.is_complex() else combined
 
 
 def edge_branches(kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int, masked: bool) -> list[int]:
