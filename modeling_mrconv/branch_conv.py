@@ -202,14 +202,15 @@ class MultiResConvFunction(torch.autograd.Function):
     and BatchNorm affine parameters; skip (H); mask (B, L) or None; eps; N kernels (S, H, l_i), all in u's (float32 or
     float64) dtype. Returns y (B, H, L) and the batch mean and biased variance (N, H), which are not differentiable.
     Saved for backward: the spectrum of u (B, H, L + 1), the branch spectra (N, H, L + 1), the first and last W_max
-    samples of u (B, H, 2 W_max), the power spectrum of u (H, L + 1), (N, H) statistics and the small inputs; no
-    branch output.
+    samples of u (B, H, 2 W_max), the power spectrum of u (H, L + 1), |K_i|^2 of the short branches, (N, H)
+    statistics and the small inputs; no branch output.
 
     Cross spectra sum_b X_b conj(U_b) (H, L + 1) carry every batch-and-position sum of a product with u (Parseval):
     the branch means, sum g z_i, and the kernel gradients. Long branches (every branch under a mask) take the exact
     second pass sum m (z_i - mean_i)^2 over z_i, computed chunk by chunk of the batch and discarded, and recompute z_i
     in the backward pass; short ones (`edge_branches`) need only the power spectrum of u and their output outside
-    [0, L), computed on small circles (`edge_signal`), in both passes.
+    [0, L), computed on small circles (`edge_signal`), in both passes, and their kernel gradients are read off the
+    l_i lags they need on such a circle, without a 2L transform per branch.
     """
 
     @staticmethod
@@ -363,7 +364,6 @@ class MultiResConvFunction(torch.autograd.Function):
                 torch.sub(z, offset, out=grad_u[chunk])
             else:
                 grad_u[chunk] = z
-        # kernel gradients: circular cross-correlations of dz_i with u, irfft(sum_b DZ_ib conj(U_b))
         shapes = ctx.kernel_shapes
         grad_kernels = [None] * len(shapes)
         # kernel gradients: circular cross-correlations of dz_i with u, irfft(sum_b DZ_ib conj(U_b)) on the 2L circle
@@ -459,11 +459,17 @@ def multires_forward(
 ) -> torch.Tensor:
     """`reference_multires_forward` computed the cheap way: `MultiResConvFunction` in training mode (running
     statistics updated identically), the folded kernel in eval mode, the reference under synchronized BatchNorm.
+
+    On CPU a mask without padding (all ones, as a tokenizer returns for equal lengths) is dropped before the Function,
+    which gives the same numbers and lets the short branches take the edge path; elsewhere the check would cost a
+    device sync (and a graph break under torch.compile), so the mask is passed on.
     """
     if not batch_norm.training:
         return folded_multires_forward(x, kernels, batch_norm, alpha, skip)
     if uses_sync_batch_norm(batch_norm):
         return reference_multires_forward(x, kernels, batch_norm, alpha, skip, mask)
+    if mask is not None and x.device.type == "cpu" and not torch.compiler.is_compiling() and bool((mask == 1).all()):
+        mask = None
     dtype = compute_dtype(x.dtype)
     with torch.autocast(x.device.type, enabled=False):
         u = x.to(dtype)

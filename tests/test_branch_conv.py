@@ -361,6 +361,25 @@ def test_multires_forward_dispatch(monkeypatch):
     assert y.dtype == torch.float32 and not calls
 
 
+def test_all_valid_mask_is_dropped(monkeypatch):
+    """An all-ones mask gives the Function no mask (edge path), with the numbers of the unmasked call."""
+    layer = make_layer("dilated", True).train()
+    other = copy.deepcopy(layer)
+    x = padded_batch(3, 4, 37, False)[0]
+    masks = []
+    apply = MultiResConvFunction.apply
+    monkeypatch.setattr(MultiResConvFunction, "apply", lambda *args: masks.append(args[5]) or apply(*args))
+    y = multires_forward(x, layer.kernel(), layer.batch_norm, layer.alpha, layer.skip, torch.ones(3, 37))
+    expected = multires_forward(x, other.kernel(), other.batch_norm, other.alpha, other.skip)
+    assert masks == [None, None]
+    torch.testing.assert_close(y, expected, rtol=0, atol=0)
+    torch.testing.assert_close(layer.batch_norm.running_var, other.batch_norm.running_var, rtol=0, atol=0)
+    mask = torch.ones(3, 37)
+    mask[0, -1] = 0
+    multires_forward(x * mask[:, None], layer.kernel(), layer.batch_norm, layer.alpha, layer.skip, mask)
+    assert masks[-1] is not None
+
+
 def test_fft_conv_bias_matches_fft_conv():
     u = torch.randn(2, 3, 21)
     kernel = torch.randn(2, 3, 21, requires_grad=True)
