@@ -30,8 +30,12 @@ BatchNorm op. The second moments sum m (z_i - mu_i)^2 are taken in one of two ex
 Cost per step: 4 FFTs of the batch shared by every branch (u, y, g, du: those of a single long convolution), 3 per
 long branch (2 at L = 1,024-4,096 with l0 = 16: l = L / 2 and L), 6 of (B, H, 4 W_i) per short branch (all short
 branches together move less data than 6 batch FFTs, as sum_i 4 W_i < 2L for l_i = l0 2^i), and O(N H L) work on the
-kernels, on chunks of the batch small enough to stay in cache on CPU. Direct (non-FFT) convolution of the few-tap dilated branches does not pay on
-CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
+kernels (batched matmuls for the inner products and combined spectra; the short kernels' gradients from their l_i
+lags on a 4 W_i circle), on chunks of the batch small enough to stay in cache on CPU. Measured on CPU (1 thread,
+`scripts/benchmark.py`, benchmarks/cpu_training_cost/), a training step of a 1-layer model costs 1.9-2.3x the
+single-kernel model at batch 8 and 1.3-1.6x at batch 32 (hidden 32-128, L = 1,024-4,096), against 3.7-4.5x and
+2.0-3.5x before. Direct (non-FFT) convolution of the few-tap dilated branches does not pay on CPU: a 16-tap
+depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
 
 Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x_i = (z_i - mu_i) / sigma_i):
 
