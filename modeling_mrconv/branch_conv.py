@@ -32,8 +32,8 @@ long branch (2 at L = 1,024-4,096 with l0 = 16: l = L / 2 and L), 6 of (B, H, 4 
 branches together move less data than 6 batch FFTs, as sum_i 4 W_i < 2L for l_i = l0 2^i), and O(N H L) work on the
 kernels (batched matmuls for the inner products and combined spectra; the short kernels' gradients from their l_i
 lags on a 4 W_i circle), on chunks of the batch small enough to stay in cache on CPU. Measured on CPU (1 thread,
-`scripts/benchmark.py`, benchmarks/cpu_training_cost/), a training step of a 1-layer model costs 1.9-2.3x the
-single-kernel model at batch 8 and 1.3-1.6x at batch 32 (hidden 32-128, L = 1,024-4,096), against 3.7-4.5x and
+`scripts/benchmark.py`, benchmarks/cpu_training_cost/), a training step of a 1-layer model costs 1.7-2.3x the
+single-kernel model at batch 8 and 1.2-1.6x at batch 32 (hidden 32-128, L = 1,024-4,096), against 3.0-4.5x and
 2.0-3.5x before. Direct (non-FFT) convolution of the few-tap dilated branches does not pay on CPU: a 16-tap
 depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
 
