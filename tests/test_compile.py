@@ -25,7 +25,7 @@ def test_compiled_merged_inference_equals_eager():
 
 
 def test_compiled_training_step_equals_eager_outputs_gradients_and_statistics():
-    # static shapes: with dynamic (symbolic) sizes, branch_conv.work_blocks' `min(calls, key=...)` is unsupported
+    # static shapes keep the suite fast (a dynamic-shape compile of this step takes about a minute on CPU)
     torch._dynamo.reset()
     eager = warmed_model(tiny_config(bidirectional=False, kernel_type="fourier_sparse")).train()
     compiled_model = copy.deepcopy(eager)
