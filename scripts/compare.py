@@ -13,6 +13,7 @@ Commands (from the repository root):
 """
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -72,6 +73,10 @@ def main(argv: list[str] | None = None) -> None:
     results_path = output_dir / "runs.jsonl"
     env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "HF_HUB_OFFLINE") if k in os.environ)
     command = " ".join(filter(None, [env, "python", shlex.join(["scripts/compare.py", *(argv or sys.argv[1:])])]))
+    previous = output_dir / "results.json"
+    if args.report_only and previous.exists():
+        # the report describes the runs: keep the command that trained them
+        command = json.loads(previous.read_text())["meta"]["command"]
     meta = study_meta(command, tasks, models, seeds, args.workers, args.quick)
     expected = planned_runs(tasks, models, seeds, args.quick)
     started = time.perf_counter()

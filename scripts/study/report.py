@@ -14,7 +14,7 @@ import torch
 from study.grid import best_learning_rate, chosen_rates, sweep_specs
 from study.models import family, model_names
 from study.presets import TaskPreset
-from study.runner import RunSpec, preset_of
+from study.runner import RunSpec, preset_of, task_data
 
 
 FAMILY_COLORS = {"mrconv": "tab:blue", "ablation": "tab:orange", "peer": "tab:green"}
@@ -100,6 +100,13 @@ def write_json(path: Path, records: list[dict], summary: list[dict], sweep: list
     path.write_text(json.dumps(payload, indent=1) + "\n")
 
 
+def majority_baseline(task: str, quick: bool) -> float:
+    """Test accuracy of always predicting the most frequent training label."""
+    data = task_data(task, quick)
+    train, test = data.train.labels, np.asarray(data.test.labels)
+    return float((test == np.bincount(np.asarray(train)).argmax()).mean())
+
+
 def study_meta(command: str, tasks: list[str], models: list[str], seeds: int, workers: int, quick: bool) -> dict:
     return {
         "command": command,
@@ -114,6 +121,7 @@ def study_meta(command: str, tasks: list[str], models: list[str], seeds: int, wo
         "machine": platform.machine(),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "presets": {task: _preset_dict(preset_of_task(task, quick)) for task in tasks},
+        "majority_baseline": {task: majority_baseline(task, quick) for task in tasks},
     }
 
 
@@ -123,6 +131,34 @@ def _preset_dict(preset: TaskPreset) -> dict[str, Any]:
 
 def _fmt_acc(mean: float, std: float) -> str:
     return f"{100 * mean:.1f} ± {100 * std:.1f}"
+
+
+def _verdict(ref: dict, other: dict) -> str:
+    diff = 100 * (ref["test_accuracy_mean"] - other["test_accuracy_mean"])
+    margin = 100 * (ref["test_accuracy_std"] + other["test_accuracy_std"])
+    verdict = "MRConv wins" if diff > margin else "MRConv loses" if -diff > margin else "within noise"
+    return f"`{other['model']}` {diff:+.1f} ({verdict})"
+
+
+def comparison_lines(rows: list[dict], baseline: float, base_model: str) -> list[str]:
+    """Differences of mean test accuracy in points, called a win or a loss only when larger than the sum of the two
+    standard deviations: the ablations against the variant they modify, the peers against the MRConv variant with
+    the best validation accuracy (chosen without looking at test)."""
+    by_name = {r["model"]: r for r in rows}
+    variants = [r for r in rows if r["family"] == "mrconv"]
+    lines = []
+    ablations = [r for r in rows if r["family"] == "ablation"]
+    if base_model in by_name and ablations:
+        verdicts = "; ".join(_verdict(by_name[base_model], r) for r in ablations)
+        lines.append(f"- Base variant `{base_model}` vs its ablations: {verdicts}.")
+    peers = [r for r in rows if r["family"] == "peer"]
+    if variants and peers:
+        best = max(variants, key=lambda r: r["validation_accuracy_mean"])
+        verdicts = "; ".join(_verdict(best, r) for r in peers)
+        lines.append(f"- Best-validation variant `{best['model']}` vs the peers: {verdicts}.")
+    if rows and max(r["test_accuracy_mean"] for r in rows) - baseline < 0.05:
+        lines.append("- Every model is within 5 points of the majority class: this budget does not separate them.")
+    return lines
 
 
 def markdown(summary: list[dict], sweep: list[dict], meta: dict[str, Any], expected_runs: int, done_runs: int) -> str:
@@ -156,7 +192,7 @@ def markdown(summary: list[dict], sweep: list[dict], meta: dict[str, Any], expec
             f"{preset['notes']}. {rows[0]['steps']} steps of batch {rows[0]['batch_size']}; MRConv width "
             f"{preset['arch']['hidden_size']}, {preset['arch']['num_layers']} layers, l0 small/large "
             f"{preset['arch']['l0_small']}/{preset['arch']['l0_large']}, ablations on `{preset['arch']['base_kernel']}` "
-            "at the small l0.",
+            f"at the small l0. Majority-class baseline: {100 * meta['majority_baseline'][task]:.1f}% test accuracy.",
             "",
             "| model | family | params | width | lr | test acc % | val acc % | train acc % | s/step | wall s/run |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -174,10 +210,11 @@ def markdown(summary: list[dict], sweep: list[dict], meta: dict[str, Any], expec
                 f"{acc} | {100 * r['validation_accuracy_mean']:.1f} | {100 * r['train_accuracy_mean']:.1f} | "
                 f"{r['seconds_per_step']:.3f} | {r['wall_seconds']:.0f} |"
             )
+        base = f"mrconv_{preset['arch']['base_kernel']}_l0small"
+        lines += ["", *comparison_lines(rows, meta["majority_baseline"][task], base), ""]
         for model, reason in preset["excluded"].items():
             if model in meta["models"]:
-                lines.append(f"Not run: `{model}`: {reason}.")
-        lines.append("")
+                lines += [f"Not run: `{model}`: {reason}.", ""]
     if sweep:
         lines += [
             "## Peer learning-rate sweep (seed 0, validation accuracy %)",
@@ -196,7 +233,7 @@ def markdown(summary: list[dict], sweep: list[dict], meta: dict[str, Any], expec
     return "\n".join(lines)
 
 
-def plot(summary: list[dict], tasks: list[str], path: Path) -> None:
+def plot(summary: list[dict], tasks: list[str], path: Path, baselines: dict[str, float] | None = None) -> None:
     """accuracy.png: per task, test accuracy (mean ± std over seeds) of every model, colored by family."""
     import matplotlib
 
@@ -214,6 +251,8 @@ def plot(summary: list[dict], tasks: list[str], path: Path) -> None:
         stds = [100 * rows[n]["test_accuracy_std"] if n in rows else 0.0 for n in names]
         colors = [FAMILY_COLORS[family(n)] for n in names]
         ax.barh(y, means, xerr=stds, color=colors, capsize=2)
+        if baselines and task in baselines:
+            ax.axvline(100 * baselines[task], color="black", linestyle="--", linewidth=1)
         ax.set_title(task)
         ax.set_xlabel("test accuracy %")
         ax.set_xlim(0, 100)
@@ -221,7 +260,9 @@ def plot(summary: list[dict], tasks: list[str], path: Path) -> None:
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in FAMILY_COLORS.values()]
-    fig.legend(handles, list(FAMILY_COLORS), loc="lower center", ncol=3, frameon=False)
+    handles.append(plt.Line2D([0], [0], color="black", linestyle="--", linewidth=1))
+    labels = [*FAMILY_COLORS, "majority class"]
+    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -241,7 +282,7 @@ def write_report(
     write_json(output_dir / "results.json", records, summary, sweep, meta)
     (output_dir / "results.md").write_text(markdown(summary, sweep, meta, expected_runs, len(records)))
     if with_plot and summary:
-        plot(summary, tasks, output_dir / "accuracy.png")
+        plot(summary, tasks, output_dir / "accuracy.png", meta.get("majority_baseline"))
     return summary, sweep
 
 

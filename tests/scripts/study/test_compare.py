@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from study.grid import best_learning_rate, initial_specs, planned_runs, run_grid
+from study.report import comparison_lines
 from study.runner import RunSpec
 
 
@@ -57,6 +58,10 @@ def test_quick_study_writes_results_and_resumes(tmp_path: Path):
     second = run_compare(tmp_path, "--workers", "1")
     assert (tmp_path / "runs.jsonl").read_text() == lines
     assert "records" not in second.stdout  # no run finished
+    # --report_only rewrites the report from runs.jsonl and keeps the command that trained the runs
+    run_compare(tmp_path, "--report_only")
+    table = (tmp_path / "results.md").read_text()
+    assert "--workers 1" in table and "--report_only" not in table
 
 
 def fake_run(spec: RunSpec) -> dict:
@@ -111,3 +116,25 @@ def test_initial_specs_use_preset_rates_and_exclusions():
     # the sequence preset excludes Mamba (too slow on CPU): no run, and the plan counts none
     assert [s.model for s in initial_specs(["sequence"], ["mamba", "s4d"], 3, quick=False)] == ["s4d"] * 3
     assert planned_runs(["sequence", "digits"], ["mamba", "dense_kernel"], 3, quick=False) == 3 + 5 + 3
+
+
+def test_comparison_lines_call_wins_losses_and_noise():
+    def row(model, fam, test, std, val):
+        return {"model": model, "family": fam, "test_accuracy_mean": test, "test_accuracy_std": std,
+                "validation_accuracy_mean": val}  # fmt: skip
+
+    rows = [
+        row("mrconv_fourier_l0small", "mrconv", 0.90, 0.01, 0.80),
+        row("mrconv_fourier_l0large", "mrconv", 0.95, 0.01, 0.70),
+        row("dense_kernel", "ablation", 0.96, 0.02, 0.9),
+        row("no_branch_bn", "ablation", 0.80, 0.01, 0.9),
+        row("s4d", "peer", 0.895, 0.01, 0.9),
+    ]
+    lines = comparison_lines(rows, baseline=0.1, base_model="mrconv_fourier_l0small")
+    assert lines == [
+        "- Base variant `mrconv_fourier_l0small` vs its ablations: `dense_kernel` -6.0 (MRConv loses); "
+        "`no_branch_bn` +10.0 (MRConv wins).",
+        # the peer is compared with the variant of best validation accuracy, not of best test accuracy
+        "- Best-validation variant `mrconv_fourier_l0small` vs the peers: `s4d` +0.5 (within noise).",
+    ]
+    assert comparison_lines(rows, baseline=0.93, base_model="mrconv_fourier_l0small")[-1].startswith("- Every model")
