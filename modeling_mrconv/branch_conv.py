@@ -15,17 +15,25 @@ no branch output: it saves the spectrum of u, the branch spectra and the first a
 the several (B, N, H, L) tensors autograd keeps for the reference, whose N branch outputs also cost N passes of every
 BatchNorm op. The second moments sum m (z_i - mu_i)^2 are taken in one of two exact ways:
 
-- Long branches (l_i > L / 4), and every branch under a padding mask: z_i is computed chunk by chunk of the batch
-  for the two-pass variance and recomputed in the backward pass (3 FFTs of the batch per branch and step).
-- Short branches (l_i <= L / 4, no mask; `edge_branches`): on the 2L circle of the FFT, k_i * u is z_i on [0, L)
-  and, outside it, only the causal tail at t = L .. L + l_i - 2 and the anti-causal head at t = 2L - l_i .. 2L - 1.
-  So sum_t<L z_i^2 = sum_f w_f |K_i,f|^2 sum_b |U_b,f|^2 (Parseval on the circle) minus the energy of those two
-  pieces, which depend only on u[:W_i] and u[L-W_i:] (W_i >= l_i) and come from a 4 W_i circle (`edge_signal`).
+- Long branches (l_i > L / 4), and every branch under a mask other than right padding (holes, left padding): z_i
+  is computed chunk by chunk of the batch for the two-pass variance and recomputed in the backward pass (3 FFTs of
+  the batch per branch and step).
+- Short branches (l_i <= L / 4, no mask or right padding; `edge_branches`): on the 2L circle of the FFT, k_i * u
+  is z_i on [0, L) and, outside it, only the causal tail at t = L .. L + l_i - 2 and the anti-causal head at
+  t = 2L - l_i .. 2L - 1. So sum_t<L z_i^2 = sum_f w_f |K_i,f|^2 sum_b |U_b,f|^2 (Parseval on the circle) minus
+  the energy of those two pieces, which depend only on u[:W_i] and u[L-W_i:] (W_i >= l_i) and come from a 4 W_i
+  circle (`edge_signal`).
   The backward pass uses the same split: m z_i = k_i * u minus its outside part, so k_i^T (m z_i) is |K_i|^2 U
   (folded into the one spectrum of du) minus an edge correction on u[:W_i], u[L-W_i:], and the kernel gradient's
   sum_b R_i conj(U_b) is K_i sum_b |U_b|^2 minus l_i lags of the outside part correlated with u. All sums are
   taken about the channel mean c of u (z_i = k_i * (u - c) + c k_i * 1), so the variance is a sum of small terms,
   never E[z^2] - mu^2, and float32 keeps its precision when |mu| >> sigma.
+- Right padding (m_b = 1 on [0, n_b), u zero beyond n_b; `right_padded_lengths`, checked once per call on CPU):
+  the same split with the tail at t = n_b per sequence, from the edge windows u[:W_i] and u[n_b-W_i : n_b]
+  (gathered), W_i >= 2 l_i. Centred at the valid mean c, z_i = k_i * ((u - c) m_b) + c k_i * m_b, whose second
+  part differs from c sum(k_i) only within l_i of t = 0 and of t = n_b (`right_padded_edge_squares`). In the
+  backward pass m z_i = k_i * u minus the outside part, whose k_i^T lands on u[:W_i] and on u[n_b-W_i : n_b+W_i]
+  (padded positions included, as in the reference).
 
 Cost per step: 4 FFTs of the batch shared by every branch (u, y, g, du: those of a single long convolution), 3 per
 long branch (2 at L = 1,024-4,096 with l0 = 16: l = L / 2 and L), 6 of (B, H, 4 W_i) per short branch (all short
@@ -139,11 +147,17 @@ def combine_spectra(weights: torch.Tensor, spectra: torch.Tensor) -> torch.Tenso
     return torch.view_as_complex(combined.view(*spectra.shape[1:], 2)) if spectra.is_complex() else combined
 
 
-def edge_branches(kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int, masked: bool) -> list[int]:
-    """Indices of the branches computed on the edges of u: kernel length l_i <= L / EDGE_BRANCH_RATIO, no mask."""
+def edge_branches(
+    kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int, masked: bool, right_padded: bool = False
+) -> list[int]:
+    """Indices of the branches computed on the edges of u: kernel length l_i <= L / EDGE_BRANCH_RATIO, none under a
+    `masked` batch (a mask other than right padding). Under right padding (`right_padded_lengths`) the edge circle
+    is twice as wide (`edge_widths`) and must still fit: 2 W_i <= L.
+    """
     if masked:
         return []
-    return [i for i, k in enumerate(kernels) if EDGE_BRANCH_RATIO * k.shape[-1] <= L]
+    short = [i for i, k in enumerate(kernels) if EDGE_BRANCH_RATIO * k.shape[-1] <= L]
+    return [i for i in short if 2 * edge_width(2 * kernels[i].shape[-1]) <= L] if right_padded else short
 
 
 def branch_index(indices: list[int]) -> slice | list[int]:
@@ -151,6 +165,33 @@ def branch_index(indices: list[int]) -> slice | list[int]:
     if indices and indices == list(range(indices[0], indices[-1] + 1)):
         return slice(indices[0], indices[-1] + 1)
     return indices
+
+
+def right_padded_lengths(u: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
+    """The lengths n_b (B) when the (B, L) mask is right padding (m[b, t] = 1 exactly for t < n_b) and u is zero
+    beyond n_b, as `MRConvBlock` passes it; else None (no mask, other masks, and off CPU or under torch.compile,
+    where the check would cost a device sync or a graph break). The one dispatch point of the masked edge path.
+    """
+    if mask is None or u.device.type != "cpu" or torch.compiler.is_compiling():
+        return None
+    lengths = (mask != 0).sum(-1)  # (B)
+    valid = torch.arange(mask.shape[-1], device=mask.device) < lengths[:, None]  # (B L)
+    if not bool((mask == valid).all()) or bool(u.masked_select(~valid[:, None]).any()):
+        return None
+    return lengths
+
+
+def mask_response(kernel: torch.Tensor, lengths: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """(k * m_b)[t] for the right-padding masks m_b = 1 on [0, n_b): (B, H, P) at positions (B, P), 0 <= t < n_b.
+
+    The causal taps reaching t from [0, t] and the anti-causal ones from (t, n_b): partial sums of the taps.
+    """
+    l = kernel.shape[-1]
+    forward = kernel[0].cumsum(-1)[:, positions.clamp(0, l - 1)]  # (H B P)
+    if kernel.shape[0] == 2:
+        backward = F.pad(kernel[1].cumsum(-1), (1, 0))  # (H l+1): sums of the first j anti-causal taps
+        forward = forward + backward[:, (lengths[:, None] - 1 - positions).clamp(0, l)]
+    return forward.transpose(0, 1)
 
 
 def edge_width(length: int) -> int:
@@ -199,6 +240,82 @@ def squared_magnitude(X: torch.Tensor) -> torch.Tensor:
     return x[..., 0].square() + x[..., 1].square()
 
 
+def right_padded_edge_squares(
+    u: torch.Tensor,
+    U: torch.Tensor,
+    M: torch.Tensor,
+    mask: torch.Tensor,
+    lengths: torch.Tensor,
+    edges: torch.Tensor,
+    spectra: torch.Tensor,
+    kernels: list[torch.Tensor],
+    edge: list[int],
+    edge_spectra: list[torch.Tensor],
+    mean: torch.Tensor,
+    count: torch.Tensor,
+    squares: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Writes sum m (z_i - mean_i)^2 of the short branches into `squares` for right-padded masks (u zero beyond n_b).
+
+    Centred at the mean c of u over valid positions: z_i = z'_i + c q_ib on [0, n_b), z'_i = k_i * ((u - c) m_b),
+    q_ib = k_i * m_b. With rho_i = c sum(k_i) - mean_i and e_ib = c (q_ib - sum(k_i)), zero but within l_i of t = 0
+    and of t = n_b, r_ib = c q_ib - mean_i = rho_i + e_ib and
+
+        sum m (z_i - mean_i)^2 = sum m z'^2 + 2 rho_i sum m z' + 2 sum e z' + n rho_i^2 + 2 rho_i sum e + sum e^2.
+
+    sum m z'^2 is the 2L-circle energy (Parseval) minus that of the tail after n_b and the head before 0, sum m z'
+    is read off sum_b M_b conj(U'_b), and the e terms need z' near the edges only: all from the 4W edge circle of
+    [u'[:W], u'[n_b-W : n_b]] (W >= 2 l_i; [0, W/2) holds t < W / 2, [3W/2, 2W) holds t = n_b - W/2 .. n_b - 1).
+
+    Returns the uncentred sum_b |U_b|^2 (H, L + 1), for the kernel gradients, and |K_i|^2 (n, H, L + 1).
+    """
+    B, H, L = u.shape
+    e = branch_index(edge)
+    w = parseval_weights(L, u.dtype, u.device)  # (L+1)
+    c = u.sum((0, 2)) / count  # (H) mean over the valid positions
+    centred_power, uncentred_power = u.new_zeros(H, 2 * (L + 1)), u.new_zeros(H, 2 * (L + 1))
+    PC = torch.zeros_like(U[0])  # (H L+1) sum_b M_b conj(U'_b)
+    for U_b, M_b in zip(U, M, strict=True):
+        D_b = U_b - M_b * c[:, None]  # (H L+1) spectrum of (u_b - c) m_b
+        d, x = torch.view_as_real(D_b).flatten(-2), torch.view_as_real(U_b).flatten(-2)  # (H 2L+2)
+        centred_power.addcmul_(d, d)
+        uncentred_power.addcmul_(x, x)
+        PC.addcmul_(M_b, D_b.conj())
+    magnitudes = squared_magnitude(spectra[e])  # (n H L+1) |K_i|^2
+    centred_power = centred_power.view(H, L + 1, 2).sum(-1)
+    circle = torch.linalg.vecdot(magnitudes, centred_power * w)  # (n H) sum of z'^2 over the 2L circle
+    valid_sum = branch_inner(PC * w, spectra[e])  # (n H) sum m z'
+    W_max = edges.shape[-1] // 2
+    tail = lengths[:, None] - W_max + torch.arange(W_max, device=u.device)  # (B W_max)
+    valid_edges = torch.cat([mask[:, :W_max], (tail >= 0).to(u.dtype)], dim=-1)  # (B 2W_max)
+    centred = (edges - c[:, None]) * valid_edges[:, None]  # (B H 2W_max) edges of (u - c) m
+    n = lengths.sum().to(u.dtype)
+    for j, (i, kernel, K_i) in enumerate(zip(edge, kernels, edge_spectra, strict=True)):
+        W = (K_i.shape[-1] - 1) // 2
+        half = torch.arange(W // 2, device=u.device)
+        start, end = half.expand(B, -1), lengths[:, None] - W // 2 + half  # (B W/2) positions t near 0 and n_b
+        kappa = kernel.sum((0, 2))  # (H)
+        rho = c * kappa - mean[i]  # (H)
+        # e_ib on [0, W/2) and [n_b - W/2, n_b), each position counted once: t < n_b in the first, t >= W/2 in the last
+        e_start = c[:, None] * (mask_response(kernel, lengths, start) - kappa[:, None])  # (B H W/2)
+        e_start *= (start < lengths[:, None])[:, None]
+        e_end = c[:, None] * (mask_response(kernel, lengths, end) - kappa[:, None])  # (B H W/2)
+        e_end *= (end >= W // 2)[:, None]
+        e_sum = e_start.sum((0, 2)) + e_end.sum((0, 2))  # (H)
+        e_squares = torch.linalg.vecdot(e_start, e_start).sum(0) + torch.linalg.vecdot(e_end, e_end).sum(0)
+        outside_energy, cross = torch.zeros_like(rho), torch.zeros_like(rho)
+        for chunk in batch_chunks(B, H, 2 * W, u.device):
+            z = torch.fft.irfft(edge_signal(centred[chunk], W) * K_i, n=4 * W)  # (b H 4W) z'_i on the edge circle
+            outside = z[..., 2 * W :]  # the tail after n_b, the head before 0
+            outside_energy += torch.linalg.vecdot(outside, outside).sum(0)
+            cross += torch.linalg.vecdot(z[..., : W // 2], e_start[chunk]).sum(0)
+            cross += torch.linalg.vecdot(z[..., 3 * W // 2 : 2 * W], e_end[chunk]).sum(0)
+        squares[i] = (
+            circle[j] - outside_energy + 2 * (rho * valid_sum[j] + cross) + n * rho.square() + 2 * rho * e_sum
+        ) + e_squares
+    return uncentred_power.view(H, L + 1, 2).sum(-1), magnitudes
+
+
 class MultiResConvFunction(torch.autograd.Function):
     """y = sum_i alpha_i BN_i(k_i * u) + D u with training-mode (batch) statistics; see the module docstring.
 
@@ -210,7 +327,8 @@ class MultiResConvFunction(torch.autograd.Function):
     statistics and the small inputs; no branch output.
 
     Cross spectra sum_b X_b conj(U_b) (H, L + 1) carry every batch-and-position sum of a product with u (Parseval):
-    the branch means, sum g z_i, and the kernel gradients. Long branches (every branch under a mask) take the exact
+    the branch means, sum g z_i, and the kernel gradients. Long branches (every branch under a mask that is not
+    right padding) take the exact
     second pass sum m (z_i - mean_i)^2 over z_i, computed chunk by chunk of the batch and discarded, and recompute z_i
     in the backward pass; short ones (`edge_branches`) need only the power spectrum of u and their output outside
     [0, L), computed on small circles (`edge_signal`), in both passes, and their kernel gradients are read off the
@@ -220,7 +338,8 @@ class MultiResConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, u, alpha, weight, bias, skip, mask, eps, *kernels):
         B, H, L = u.shape
-        edge = edge_branches(kernels, L, mask is not None)
+        lengths = right_padded_lengths(u, mask)  # (B) or None
+        edge = edge_branches(kernels, L, mask is not None and lengths is None, lengths is not None)
         full = [i for i in range(len(kernels)) if i not in edge]
         e = branch_index(edge)
         chunks = batch_chunks(B, H, L, u.device)
@@ -243,13 +362,23 @@ class MultiResConvFunction(torch.autograd.Function):
         w = parseval_weights(L, u.dtype, u.device)  # (L+1)
         mean = branch_inner(P.mul_(w), spectra) / count  # (N H) sum of m z_i over batch and positions / count
         squares = torch.zeros_like(mean)  # (N H) sum of m (z_i - mean_i)^2
-        W_max = edge_width(max(kernels[i].shape[-1] for i in edge)) if edge else 0
-        edges = torch.cat([u[..., :W_max], u[..., L - W_max :]], dim=-1)  # (B H 2W_max)
-        edge_spectra = [
-            torch.fft.rfft(kernel_to_circular(kernels[i], 2 * edge_width(kernels[i].shape[-1]))) for i in edge
-        ]
+        # masked: W_i >= 2 l_i, so that the edge circle also holds z_i within l_i of t = 0 and of t = n_b
+        widths = [edge_width(kernels[i].shape[-1] * (1 if lengths is None else 2)) for i in edge]
+        W_max = max(widths, default=0)
+        if lengths is None:
+            edges = torch.cat([u[..., :W_max], u[..., L - W_max :]], dim=-1)  # (B H 2W_max)
+        else:  # [u[:W_max], u[n_b - W_max : n_b]], zero before t = 0
+            tail = lengths[:, None] - W_max + torch.arange(W_max, device=u.device)  # (B W_max)
+            ends = u.gather(-1, tail.clamp_min(0)[:, None].expand(B, H, W_max)) * (tail >= 0)[:, None]
+            edges = torch.cat([u[..., :W_max], ends], dim=-1)  # (B H 2W_max)
+        edge_spectra = [torch.fft.rfft(kernel_to_circular(kernels[i], 2 * W)) for i, W in zip(edge, widths)]
         power = magnitudes = u.new_zeros(0)
-        if edge:
+        if edge and lengths is not None:
+            edge_kernels = [kernels[i] for i in edge]
+            power, magnitudes = right_padded_edge_squares(
+                u, U, M, mask, lengths, edges, spectra, edge_kernels, edge, edge_spectra, mean, count, squares
+            )
+        elif edge:
             # z_i = z'_i + c q_i with z'_i = k_i * (u - c) and q_i = k_i * 1: centred at the channel mean c of u,
             # sum (z_i - mean_i)^2 = sum z'^2 + 2 sum r z' + sum r^2 (r = c q_i - mean_i) is a sum of small terms
             c = u.mean((0, 2))  # (H)
@@ -295,7 +424,8 @@ class MultiResConvFunction(torch.autograd.Function):
             z = torch.fft.irfft(torch.mul(U_c, combined, out=product), n=2 * L)[..., :L]  # (b H L)
             torch.add(z, shift[:, None], out=y[chunk])
         ctx.save_for_backward(
-            U, spectra, edges, power, magnitudes, alpha, weight, bias, skip, mask, mean, inv_std, count, *edge_spectra
+            *(U, spectra, edges, power, magnitudes, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count),
+            *edge_spectra,
         )
         ctx.kernel_shapes = [k.shape for k in kernels]
         ctx.edge = edge
@@ -304,9 +434,10 @@ class MultiResConvFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y, grad_mean, grad_var):
-        U, spectra, edges, power, magnitudes, alpha, weight, bias, skip, mask, mean, inv_std, count, *edge_spectra = (
+        U, spectra, edges, power, magnitudes, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, *rest = (
             ctx.saved_tensors
         )
+        edge_spectra = rest
         B, H, F = U.shape
         L = F - 1
         edge = ctx.edge
@@ -391,7 +522,12 @@ class MultiResConvFunction(torch.autograd.Function):
                 Y = torch.fft.rfft(edge_outside(E, K_i))  # (b H 2W+1) spectrum of z_i outside [0, L)
                 back = torch.fft.irfft(Y * K_i.conj(), n=4 * W)  # (b H 4W) k_i^T of it: u[:W] at [0, W), u[L-W:] next
                 grad_u[chunk, :, :W].addcmul_(back[..., :W], b[i, :, None])
-                grad_u[chunk, :, L - W :].addcmul_(back[..., W : 2 * W], b[i, :, None])
+                if lengths is None:
+                    grad_u[chunk, :, L - W :].addcmul_(back[..., W : 2 * W], b[i, :, None])
+                else:  # [W, 3W) holds t = n_b - W .. n_b + W - 1; padded positions before L get a gradient too
+                    at = lengths[chunk, None] - W + torch.arange(2 * W, device=U.device)  # (b 2W)
+                    part = back[..., W : 3 * W] * b[i, :, None] * ((at >= 0) & (at < L))[:, None]  # (b H 2W)
+                    grad_u[chunk].scatter_add_(-1, at.clamp(0, L - 1)[:, None].expand_as(part), part)
                 accumulate_products(lag_spectrum, Y, E.conj())
             near = torch.cat([shared[..., : 2 * W], shared[..., 2 * L - 2 * W :]], dim=-1)  # (3 H 4W) lags -2W .. 2W-1
             lags = torch.fft.irfft(torch.stack([torch.fft.rfft(near[2]) * K_i, lag_spectrum]), n=4 * W)  # (2 H 4W)

@@ -15,9 +15,11 @@ from modeling_mrconv.branch_conv import (
     edge_signal,
     edge_width,
     folded_multires_forward,
+    mask_response,
     multires_forward,
     ones_response,
     reference_multires_forward,
+    right_padded_lengths,
 )
 from modeling_mrconv.fftconv import (
     direct_conv_reference,
@@ -177,6 +179,138 @@ def test_edge_branch_selection():
     assert edge_branches(kernels, 40, masked=False) == [0, 1, 2]
     assert edge_branches(kernels, 37, masked=True) == []  # a mask takes the second pass for every branch
     assert edge_branches(kernels, 3, masked=False) == []
+    # right padding: also 2 edge_width(2 l_i) <= L (W = 8, 16, 32 for l = 4, 8, 10)
+    assert edge_branches(kernels, 40, masked=False, right_padded=True) == [0, 1]
+    assert edge_branches(kernels, 63, masked=False, right_padded=True) == [0, 1]
+    assert edge_branches(kernels, 64, masked=False, right_padded=True) == [0, 1, 2]
+
+
+def right_padding(lengths: list[int], L: int) -> torch.Tensor:
+    return (torch.arange(L)[None] < torch.tensor(lengths)[:, None]).double()  # (B L)
+
+
+def test_right_padded_lengths():
+    """The dispatch: lengths exactly for right padding with u zero beyond n_b; None for anything else."""
+    mask = right_padding([6, 1, 0, 4], 6)
+    u = torch.randn(4, 2, 6, dtype=torch.float64) * mask[:, None]
+    assert right_padded_lengths(u, mask).tolist() == [6, 1, 0, 4]
+    assert right_padded_lengths(u, None) is None
+    holes = mask.clone()
+    holes[0, 2] = 0
+    assert right_padded_lengths(u * holes[:, None], holes) is None  # a hole
+    left = mask.flip(-1)
+    assert right_padded_lengths(u.flip(-1), left) is None  # left padding
+    unmasked_u = u.clone()
+    unmasked_u[3, 1, 5] = 1.0
+    assert right_padded_lengths(unmasked_u, mask) is None  # u not zero at a padded position
+    half = mask.clone()
+    half[0, 0] = 0.5
+    assert right_padded_lengths(u, half) is None  # not a 0/1 mask
+
+
+@pytest.mark.parametrize("directions", [1, 2])
+def test_mask_response(directions):
+    """k * m_b on [0, n_b) for right-padding masks, against the direct convolution."""
+    kernel = torch.randn(directions, 3, 6, dtype=torch.float64)
+    lengths = torch.tensor([20, 1, 4, 9])
+    mask = right_padding(lengths.tolist(), 20)
+    expected = direct_conv_reference(mask[:, None].expand(-1, 3, -1), kernel)  # (B H L)
+    positions = torch.arange(20).expand(4, -1)
+    got = mask_response(kernel, lengths, positions) * mask[:, None]
+    torch.testing.assert_close(got, expected * mask[:, None], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("block", [1000, branch_conv.CPU_BLOCK_ELEMENTS])
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
+def test_right_padded_edge_path_matches_reference(kernel_type, bidirectional, block, monkeypatch):
+    """Right padding (a full row, a length-1 row): short branches on the edge path, long ones (l up to 300 > L) on
+    the second pass; outputs, every gradient and the running statistics against the float64 reference.
+    """
+    monkeypatch.setattr(branch_conv, "CPU_BLOCK_ELEMENTS", block)
+    calls = []
+    edge_squares = branch_conv.right_padded_edge_squares
+    monkeypatch.setattr(branch_conv, "right_padded_edge_squares", lambda *a: calls.append(a[8]) or edge_squares(*a))
+    fast = make_layer(kernel_type, bidirectional, H=3, max_length=300).train()
+    slow = copy.deepcopy(fast)
+    L = 260
+    mask = right_padding([L, 1, 200, 37, 250], L)
+    x = (padded_batch(5, 3, L, False)[0] * 3 + 2) * mask[:, None]
+    x_fast, x_slow = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_fast, y_slow = fast(x_fast, mask), reference(slow, x_slow, mask)
+    assert calls == [[0, 1, 2, 3, 4]]  # l = 4 .. 64 on the edges; 128, 256, 300 take the second pass
+    torch.testing.assert_close(y_fast, y_slow, rtol=1e-10, atol=1e-10)
+    for g_fast, g_slow in zip(
+        grads(y_fast, [x_fast, *trainable(fast)]), grads(y_slow, [x_slow, *trainable(slow)]), strict=True
+    ):
+        assert g_slow.abs().max() > 0
+        torch.testing.assert_close(g_fast, g_slow, rtol=1e-9, atol=1e-10)
+    for name, buffer in fast.batch_norm.named_buffers():
+        torch.testing.assert_close(buffer, dict(slow.batch_norm.named_buffers())[name], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+def test_right_padded_edge_statistics_float32_with_large_mean(offset):
+    """float32 batch statistics under right padding stay accurate when |mean| >> std (centred sums)."""
+    exact = make_layer("dilated", True, H=8, max_length=512).train()
+    fast = copy.deepcopy(exact).float()
+    assert len(edge_branches(fast.kernel(), 512, masked=False, right_padded=True)) == 6
+    mask = right_padding([512, 1, 300, 411], 512)
+    x = (padded_batch(4, 8, 512, False)[0] + offset) * mask[:, None]
+    y_exact, y_fast = reference(exact, x, mask), fast(x.float(), mask.float())
+    torch.testing.assert_close(y_fast.double(), y_exact, rtol=1e-4, atol=1e-4)
+    bn_exact, bn_fast = exact.batch_norm, fast.batch_norm
+    torch.testing.assert_close(bn_fast.running_var.double(), bn_exact.running_var, rtol=2e-5, atol=0)
+    torch.testing.assert_close(bn_fast.running_mean.double(), bn_exact.running_mean, rtol=1e-5, atol=1e-5)
+
+
+def test_function_gradcheck_right_padded_edge_branches():
+    """Right padding with a full row and a length-1 row: edge branches (W = 4, 8) around a full one."""
+    torch.manual_seed(0)
+    B, H, L = 3, 2, 16
+    mask = right_padding([16, 1, 9], L)
+    u = ((torch.randn(B, H, L, dtype=torch.float64) + 1) * mask[:, None]).requires_grad_()
+    alpha, weight, bias = (torch.randn(4, H, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    skip = torch.randn(H, dtype=torch.float64, requires_grad=True)
+    assert right_padded_lengths(u, mask) is not None
+    for directions in (1, 2):
+        kernels = [torch.randn(directions, H, n, dtype=torch.float64, requires_grad=True) for n in (2, 16, 3, 4)]
+        assert edge_branches(kernels, L, masked=False, right_padded=True) == [0, 2, 3]
+
+        def function(*args):
+            u, alpha, weight, bias, skip, *kernels = args
+            return MultiResConvFunction.apply(u, alpha, weight, bias, skip, mask, 1e-5, *kernels)[0]
+
+        inputs = (u, alpha, weight, bias, skip, *kernels)
+        assert torch.autograd.gradcheck(function, inputs, fast_mode=directions == 1)  # bidirectional: full Jacobian
+
+
+@pytest.mark.parametrize("padding", ["hole", "left"])
+def test_other_masks_take_the_second_pass(padding, monkeypatch):
+    """A mask with a hole or left padding is not right padding: every branch takes the second pass, exactly."""
+    calls = []
+    edge_squares = branch_conv.right_padded_edge_squares
+    monkeypatch.setattr(branch_conv, "right_padded_edge_squares", lambda *a: calls.append(a) or edge_squares(*a))
+    fast = make_layer("dilated", True, H=3, max_length=300).train()
+    slow = copy.deepcopy(fast)
+    L = 260
+    mask = right_padding([L, 100, 200], L)
+    if padding == "hole":
+        mask[0, 50:60] = 0
+    else:
+        mask = mask.flip(-1)
+    x = (padded_batch(3, 3, L, False)[0] + 2) * mask[:, None]
+    assert right_padded_lengths(x, mask) is None
+    x_fast, x_slow = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_fast, y_slow = fast(x_fast, mask), reference(slow, x_slow, mask)
+    assert not calls
+    torch.testing.assert_close(y_fast, y_slow, rtol=1e-10, atol=1e-10)
+    for g_fast, g_slow in zip(
+        grads(y_fast, [x_fast, *trainable(fast)]), grads(y_slow, [x_slow, *trainable(slow)]), strict=True
+    ):
+        torch.testing.assert_close(g_fast, g_slow, rtol=1e-9, atol=1e-10)
+    for name, buffer in fast.batch_norm.named_buffers():
+        torch.testing.assert_close(buffer, dict(slow.batch_norm.named_buffers())[name], rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
