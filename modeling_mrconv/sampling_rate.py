@@ -34,7 +34,7 @@ from torch import nn
 
 from .kernels import MRConvFourierKernel, MRConvFourierSparseKernel, MRConvKernel
 from .modeling_mrconv import MRConvMultiResConv
-from .reparam import merge_branches
+from .reparam import merge_branches, merge_kernels
 
 
 HALF_BAND_HALF_WIDTH = 31  # taps on each side of the half-band filter (odd lags only are non-zero)
@@ -129,7 +129,12 @@ def change_layer_sampling_rate(layer: MRConvMultiResConv, steps: int) -> MRConvM
     else:
         dtype = layer.alpha.dtype
         kernels = branch_kernels_at_rate(layer.kernel, steps)
-        kernel, bias = merge_branches(kernels, layer.alpha, layer.batch_norm, layer.skip, new_length)
+        if layer.batch_norm is None:  # branch_batch_norm=False: sum_i alpha_i k_i + D delta, no bias
+            kernel = merge_kernels(kernels, layer.alpha.double(), new_length)  # (S H L')
+            kernel[0, :, 0] += layer.skip.double()  # D on the forward lag-0 tap, as merge_branches
+            bias = kernel.new_zeros(kernel.shape[1])  # (H)
+        else:
+            kernel, bias = merge_branches(kernels, layer.alpha, layer.batch_norm, layer.skip, new_length)
     layer.merged_kernel = nn.Parameter(F.pad(kernel, (0, new_length - kernel.shape[-1])).to(dtype))
     layer.merged_bias = nn.Parameter(bias.to(dtype))
     layer.kernel = layer.batch_norm = layer.alpha = layer.skip = None

@@ -97,6 +97,24 @@ def test_dilated_branches_halve_their_dilation_exactly():
         torch.testing.assert_close(changed(x[..., ::2]), expected, rtol=1e-5, atol=1e-6)  # fp32 parameters
 
 
+
+def test_layer_without_branch_batch_norm_halves_its_dilation_exactly():
+    """branch_batch_norm=False (sum_i alpha_i k_i + D delta, no bias): the same exactness as with BatchNorm."""
+    config = MRConvConfig(hidden_size=4, max_sequence_length=64, kernel_size=4, bidirectional=False, branch_batch_norm=False)
+    layer = MRConvMultiResConv(config)
+    layer.kernel.reset_parameters()
+    layer.reset_parameters()
+    with torch.no_grad():
+        layer.alpha[0] = 0.0  # branch 0 has odd-lag taps
+        layer.skip.normal_()
+    layer.eval()
+    x = torch.randn(2, 4, 64, dtype=torch.float64)
+    with torch.no_grad():
+        expected = layer(x)[..., ::2]
+        changed = change_layer_sampling_rate(copy.deepcopy(layer), 1)
+        assert changed.merged_kernel.shape == (1, 4, 32) and not changed.merged_bias.any()
+        torch.testing.assert_close(changed(x[..., ::2]), expected, rtol=1e-5, atol=1e-6)
+
 def fourier_model() -> MRConvForSequenceClassification:
     config = MRConvConfig(
         input_dim=1, hidden_size=16, num_hidden_layers=2, max_sequence_length=512, kernel_size=32,
