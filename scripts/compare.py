@@ -8,7 +8,7 @@ appended to `<output_dir>/runs.jsonl` as each run finishes (a rerun skips finish
 Commands (from the repository root):
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python scripts/compare.py --tasks all --seeds 3 --workers 2
     python scripts/compare.py --tasks digits --models mrconv_fourier_l0small,dense_kernel,bert
-    python scripts/compare.py --quick --output_dir /tmp/study_quick        # seconds: CI smoke test
+    python scripts/compare.py --quick                                        # seconds (runs/compare_quick): CI smoke test
     python scripts/compare.py --report_only                                 # rewrite the report from runs.jsonl
 """
 
@@ -47,7 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--models", default="all", help=f"'all' or a comma list of {model_names()}")
     parser.add_argument("--seeds", type=int, default=3, help="seeds per model (>= 3 for mean ± std)")
     parser.add_argument("--workers", type=int, default=2, help="training processes, 1 thread each")
-    parser.add_argument("--output_dir", default="benchmarks/accuracy")
+    parser.add_argument(
+        "--output_dir", default=None, help="default: benchmarks/accuracy, or runs/compare_quick with --quick"
+    )
     parser.add_argument("--quick", action="store_true", help=f"seconds: {QUICK_TASK}, {QUICK_MODELS}, 1 seed, 4 steps")
     parser.add_argument("--report_only", action="store_true", help="no training: rewrite the report from runs.jsonl")
     args = parser.parse_args(argv)
@@ -68,9 +70,16 @@ def main(argv: list[str] | None = None) -> None:
         tasks = parse_list(args.tasks, list(PRESETS), "tasks")
         models = parse_list(args.models, model_names(), "models")
         seeds = args.seeds
-    output_dir = Path(args.output_dir)
+    output_dir = Path(args.output_dir or ("runs/compare_quick" if args.quick else "benchmarks/accuracy"))
     output_dir.mkdir(parents=True, exist_ok=True)
     results_path = output_dir / "runs.jsonl"
+    mixed = [r["key"] for r in load_records(results_path) if bool(r.get("quick")) != args.quick]
+    if mixed:  # the report would average smoke runs with study runs, and overwrite the study's results
+        kind = "full-study" if args.quick else "--quick"
+        raise SystemExit(
+            f"{results_path} holds {len(mixed)} {kind} run(s) (e.g. {mixed[0]}); use another --output_dir for "
+            f"{'--quick' if args.quick else 'the full study'}"
+        )
     env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "HF_HUB_OFFLINE") if k in os.environ)
     command = " ".join(filter(None, [env, "python", shlex.join(["scripts/compare.py", *(argv or sys.argv[1:])])]))
     previous = output_dir / "results.json"

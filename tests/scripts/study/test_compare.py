@@ -138,3 +138,15 @@ def test_comparison_lines_call_wins_losses_and_noise():
         "- Best-validation variant `mrconv_fourier_l0small` vs the peers: `s4d` +0.5 (within noise).",
     ]
     assert comparison_lines(rows, baseline=0.93, base_model="mrconv_fourier_l0small")[-1].startswith("- Every model")
+
+
+def test_quick_runs_never_mix_with_study_runs(tmp_path: Path):
+    """--quick into a folder of full-study runs (or the reverse) is refused before anything is written."""
+    record = {"key": "digits/s4d/seed0/lr0.01", "quick": False, "test": {"accuracy": 0.9}}
+    (tmp_path / "runs.jsonl").write_text(json.dumps(record) + "\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--quick", "--output_dir", str(tmp_path)]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "holds 1 full-study run(s) (e.g. digits/s4d/seed0/lr0.01); use another --output_dir for --quick" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.jsonl"]
