@@ -71,6 +71,8 @@ from .reparam import merge_branches
 CPU_BLOCK_ELEMENTS = 2**18
 # branches with l_i <= L / EDGE_BRANCH_RATIO take the edge path (`edge_branches`) when there is no mask
 EDGE_BRANCH_RATIO = 4
+# under right padding, those with edge width W_i = edge_width(2 l_i) <= L / RIGHT_PADDED_EDGE_RATIO
+RIGHT_PADDED_EDGE_RATIO = 8
 
 
 def circular_spectra(kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int) -> torch.Tensor:
@@ -152,12 +154,13 @@ def edge_branches(
 ) -> list[int]:
     """Indices of the branches computed on the edges of u: kernel length l_i <= L / EDGE_BRANCH_RATIO, none under a
     `masked` batch (a mask other than right padding). Under right padding (`right_padded_lengths`) the edge circle
-    is twice as wide (`edge_widths`) and must still fit: 2 W_i <= L.
+    is twice as wide (W_i = `edge_width`(2 l_i)) and must cost no more than without padding: W_i <= L / 4.
     """
     if masked:
         return []
-    short = [i for i, k in enumerate(kernels) if EDGE_BRANCH_RATIO * k.shape[-1] <= L]
-    return [i for i in short if 2 * edge_width(2 * kernels[i].shape[-1]) <= L] if right_padded else short
+    if right_padded:
+        return [i for i, k in enumerate(kernels) if RIGHT_PADDED_EDGE_RATIO * edge_width(2 * k.shape[-1]) <= L]
+    return [i for i, k in enumerate(kernels) if EDGE_BRANCH_RATIO * k.shape[-1] <= L]
 
 
 def branch_index(indices: list[int]) -> slice | list[int]:
@@ -175,8 +178,9 @@ def right_padded_lengths(u: torch.Tensor, mask: torch.Tensor | None) -> torch.Te
     if mask is None or u.device.type != "cpu" or torch.compiler.is_compiling():
         return None
     lengths = (mask != 0).sum(-1)  # (B)
-    valid = torch.arange(mask.shape[-1], device=mask.device) < lengths[:, None]  # (B L)
-    if not bool((mask == valid).all()) or bool(u.masked_select(~valid[:, None]).any()):
+    if not bool((mask == (torch.arange(mask.shape[-1], device=mask.device) < lengths[:, None])).all()):
+        return None
+    if any(bool(u[b, :, n:].any()) for b, n in enumerate(lengths.tolist())):
         return None
     return lengths
 
@@ -241,58 +245,46 @@ def squared_magnitude(X: torch.Tensor) -> torch.Tensor:
 
 
 def right_padded_edge_squares(
-    u: torch.Tensor,
-    U: torch.Tensor,
-    M: torch.Tensor,
+    c: torch.Tensor,
+    centred_power: torch.Tensor,
+    valid_spectrum: torch.Tensor,
     mask: torch.Tensor,
     lengths: torch.Tensor,
     edges: torch.Tensor,
     spectra: torch.Tensor,
+    magnitudes: torch.Tensor,
     kernels: list[torch.Tensor],
     edge: list[int],
     edge_spectra: list[torch.Tensor],
     mean: torch.Tensor,
-    count: torch.Tensor,
     squares: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> None:
     """Writes sum m (z_i - mean_i)^2 of the short branches into `squares` for right-padded masks (u zero beyond n_b).
 
-    Centred at the mean c of u over valid positions: z_i = z'_i + c q_ib on [0, n_b), z'_i = k_i * ((u - c) m_b),
+    Centred at the mean c (H) of u over valid positions: z_i = z'_i + c q_ib on [0, n_b), z'_i = k_i * ((u - c) m_b),
     q_ib = k_i * m_b. With rho_i = c sum(k_i) - mean_i and e_ib = c (q_ib - sum(k_i)), zero but within l_i of t = 0
     and of t = n_b, r_ib = c q_ib - mean_i = rho_i + e_ib and
 
         sum m (z_i - mean_i)^2 = sum m z'^2 + 2 rho_i sum m z' + 2 sum e z' + n rho_i^2 + 2 rho_i sum e + sum e^2.
 
-    sum m z'^2 is the 2L-circle energy (Parseval) minus that of the tail after n_b and the head before 0, sum m z'
-    is read off sum_b M_b conj(U'_b), and the e terms need z' near the edges only: all from the 4W edge circle of
-    [u'[:W], u'[n_b-W : n_b]] (W >= 2 l_i; [0, W/2) holds t < W / 2, [3W/2, 2W) holds t = n_b - W/2 .. n_b - 1).
-
-    Returns the uncentred sum_b |U_b|^2 (H, L + 1), for the kernel gradients, and |K_i|^2 (n, H, L + 1).
+    sum m z'^2 is the 2L-circle energy, `magnitudes` |K_i|^2 against `centred_power` sum_b |U'_b|^2 (Parseval), minus
+    that of the tail after n_b and the head before 0; sum m z' is read off `valid_spectrum` sum_b M_b conj(U'_b); the
+    e terms need z' near the edges only. All from the 4W edge circle of [u'[:W], u'[n_b-W : n_b]] (`edges`, W >= 2
+    l_i): [0, W/2) holds t < W / 2, [3W/2, 2W) holds t = n_b - W/2 .. n_b - 1 and [2W, 4W) the outside part.
     """
-    B, H, L = u.shape
-    e = branch_index(edge)
-    w = parseval_weights(L, u.dtype, u.device)  # (L+1)
-    c = u.sum((0, 2)) / count  # (H) mean over the valid positions
-    centred_power, uncentred_power = u.new_zeros(H, 2 * (L + 1)), u.new_zeros(H, 2 * (L + 1))
-    PC = torch.zeros_like(U[0])  # (H L+1) sum_b M_b conj(U'_b)
-    for U_b, M_b in zip(U, M, strict=True):
-        D_b = U_b - M_b * c[:, None]  # (H L+1) spectrum of (u_b - c) m_b
-        d, x = torch.view_as_real(D_b).flatten(-2), torch.view_as_real(U_b).flatten(-2)  # (H 2L+2)
-        centred_power.addcmul_(d, d)
-        uncentred_power.addcmul_(x, x)
-        PC.addcmul_(M_b, D_b.conj())
-    magnitudes = squared_magnitude(spectra[e])  # (n H L+1) |K_i|^2
-    centred_power = centred_power.view(H, L + 1, 2).sum(-1)
+    B, H = edges.shape[:2]
+    L = centred_power.shape[-1] - 1
+    w = parseval_weights(L, c.dtype, c.device)  # (L+1)
     circle = torch.linalg.vecdot(magnitudes, centred_power * w)  # (n H) sum of z'^2 over the 2L circle
-    valid_sum = branch_inner(PC * w, spectra[e])  # (n H) sum m z'
+    valid_sum = branch_inner(valid_spectrum * w, spectra)  # (n H) sum m z'
     W_max = edges.shape[-1] // 2
-    tail = lengths[:, None] - W_max + torch.arange(W_max, device=u.device)  # (B W_max)
-    valid_edges = torch.cat([mask[:, :W_max], (tail >= 0).to(u.dtype)], dim=-1)  # (B 2W_max)
+    tail = lengths[:, None] - W_max + torch.arange(W_max, device=c.device)  # (B W_max)
+    valid_edges = torch.cat([mask[:, :W_max], (tail >= 0).to(c.dtype)], dim=-1)  # (B 2W_max)
     centred = (edges - c[:, None]) * valid_edges[:, None]  # (B H 2W_max) edges of (u - c) m
-    n = lengths.sum().to(u.dtype)
+    n = lengths.sum().to(c.dtype)
     for j, (i, kernel, K_i) in enumerate(zip(edge, kernels, edge_spectra, strict=True)):
         W = (K_i.shape[-1] - 1) // 2
-        half = torch.arange(W // 2, device=u.device)
+        half = torch.arange(W // 2, device=c.device)
         start, end = half.expand(B, -1), lengths[:, None] - W // 2 + half  # (B W/2) positions t near 0 and n_b
         kappa = kernel.sum((0, 2))  # (H)
         rho = c * kappa - mean[i]  # (H)
@@ -304,7 +296,7 @@ def right_padded_edge_squares(
         e_sum = e_start.sum((0, 2)) + e_end.sum((0, 2))  # (H)
         e_squares = torch.linalg.vecdot(e_start, e_start).sum(0) + torch.linalg.vecdot(e_end, e_end).sum(0)
         outside_energy, cross = torch.zeros_like(rho), torch.zeros_like(rho)
-        for chunk in batch_chunks(B, H, 2 * W, u.device):
+        for chunk in batch_chunks(B, H, 2 * W, c.device):
             z = torch.fft.irfft(edge_signal(centred[chunk], W) * K_i, n=4 * W)  # (b H 4W) z'_i on the edge circle
             outside = z[..., 2 * W :]  # the tail after n_b, the head before 0
             outside_energy += torch.linalg.vecdot(outside, outside).sum(0)
@@ -313,7 +305,6 @@ def right_padded_edge_squares(
         squares[i] = (
             circle[j] - outside_energy + 2 * (rho * valid_sum[j] + cross) + n * rho.square() + 2 * rho * e_sum
         ) + e_squares
-    return uncentred_power.view(H, L + 1, 2).sum(-1), magnitudes
 
 
 class MultiResConvFunction(torch.autograd.Function):
@@ -352,15 +343,30 @@ class MultiResConvFunction(torch.autograd.Function):
             count = mask.sum().clamp_min(1.0)
             M = torch.fft.rfft(mask, n=2 * L)[:, None]  # (B 1 L+1)
             P = torch.zeros_like(U[0])  # (H L+1) sum_b M_b conj(U_b)
+        right_padded_edge = bool(edge) and lengths is not None
+        if right_padded_edge:  # sums of the spectra of (u_b - c) m_b, c the mean of u over valid positions
+            c = u.sum((0, 2)) / count  # (H)
+            M_conj = M.conj_physical()  # (B 1 L+1)
+            centred_power = u.new_zeros(H, 2 * (L + 1))  # sum_b |U_b - c M_b|^2, real and imaginary parts
+            PC = torch.zeros_like(U[0])  # (H L+1) sum_b conj(M_b) (U_b - c M_b)
         for chunk in chunks:
             torch.fft.rfft(u[chunk], n=2 * L, out=U[chunk])
-            if mask is not None:
+            if right_padded_edge:
+                for b in range(chunk.start, chunk.stop):
+                    D_b = torch.addcmul(U[b], M[b], c[:, None], value=-1)  # (H L+1)
+                    d = torch.view_as_real(D_b).flatten(-2)  # (H 2L+2)
+                    centred_power.addcmul_(d, d)
+                    PC.addcmul_(M_conj[b], D_b)
+            elif mask is not None:
                 accumulate_products(P, M[chunk], U[chunk].conj())
+        if right_padded_edge:
+            mask_power = squared_magnitude(M).sum(0)  # (1 L+1) sum_b |M_b|^2
+            P = (PC + c[:, None] * mask_power).conj_physical_()
         if mask is None:
             SU = U.sum(0)  # (H L+1)
             P = M * SU.conj()
         w = parseval_weights(L, u.dtype, u.device)  # (L+1)
-        mean = branch_inner(P.mul_(w), spectra) / count  # (N H) sum of m z_i over batch and positions / count
+        mean = branch_inner(P * w, spectra) / count  # (N H) sum of m z_i over batch and positions / count
         squares = torch.zeros_like(mean)  # (N H) sum of m (z_i - mean_i)^2
         # masked: W_i >= 2 l_i, so that the edge circle also holds z_i within l_i of t = 0 and of t = n_b
         widths = [edge_width(kernels[i].shape[-1] * (1 if lengths is None else 2)) for i in edge]
@@ -373,11 +379,27 @@ class MultiResConvFunction(torch.autograd.Function):
             edges = torch.cat([u[..., :W_max], ends], dim=-1)  # (B H 2W_max)
         edge_spectra = [torch.fft.rfft(kernel_to_circular(kernels[i], 2 * W)) for i, W in zip(edge, widths)]
         power = magnitudes = u.new_zeros(0)
-        if edge and lengths is not None:
+        if right_padded_edge:
+            magnitudes = squared_magnitude(spectra[e])  # (n H L+1) |K_i|^2
+            centred_power = centred_power.view(H, L + 1, 2).sum(-1)  # (H L+1)
             edge_kernels = [kernels[i] for i in edge]
-            power, magnitudes = right_padded_edge_squares(
-                u, U, M, mask, lengths, edges, spectra, edge_kernels, edge, edge_spectra, mean, count, squares
+            right_padded_edge_squares(
+                c,
+                centred_power,
+                PC.conj(),
+                mask,
+                lengths,
+                edges,
+                spectra[e],
+                magnitudes,
+                edge_kernels,
+                edge,
+                edge_spectra,
+                mean,
+                squares,
             )
+            # the uncentred sum_b |U_b|^2, for the kernel gradients
+            power = centred_power.add_(2 * c[:, None] * PC.real).add_(c[:, None].square() * mask_power)
         elif edge:
             # z_i = z'_i + c q_i with z'_i = k_i * (u - c) and q_i = k_i * 1: centred at the channel mean c of u,
             # sum (z_i - mean_i)^2 = sum z'^2 + 2 sum r z' + sum r^2 (r = c q_i - mean_i) is a sum of small terms
@@ -425,6 +447,7 @@ class MultiResConvFunction(torch.autograd.Function):
             torch.add(z, shift[:, None], out=y[chunk])
         ctx.save_for_backward(
             *(U, spectra, edges, power, magnitudes, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count),
+            P if lengths is not None else None,
             *edge_spectra,
         )
         ctx.kernel_shapes = [k.shape for k in kernels]
@@ -437,7 +460,7 @@ class MultiResConvFunction(torch.autograd.Function):
         U, spectra, edges, power, magnitudes, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, *rest = (
             ctx.saved_tensors
         )
-        edge_spectra = rest
+        saved_P, *edge_spectra = rest
         B, H, F = U.shape
         L = F - 1
         edge = ctx.edge
@@ -449,13 +472,13 @@ class MultiResConvFunction(torch.autograd.Function):
             P = M * U.sum(0).conj_physical_()  # (H L+1) sum_b M_b conj(U_b)
         else:
             M = torch.fft.rfft(mask, n=2 * L)[:, None]  # (B 1 L+1)
-            P = torch.zeros_like(U[0])
+            P = torch.zeros_like(U[0]) if saved_P is None else saved_P  # right padding: kept from the forward pass
         GY = torch.empty_like(U)  # (B H L+1) spectrum of g
         Q = torch.zeros_like(U[0])  # (H L+1) sum_b GY_b conj(U_b)
         for chunk in chunks:
             torch.fft.rfft(grad_y[chunk], n=2 * L, out=GY[chunk])
             accumulate_products(Q, GY[chunk], U[chunk].conj())
-            if mask is not None:
+            if mask is not None and saved_P is None:
                 accumulate_products(P, M[chunk], U[chunk].conj())
         w = parseval_weights(L, inv_std.dtype, U.device)  # (L+1)
         A = grad_y.sum((0, 2))  # (H) sum of g

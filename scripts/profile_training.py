@@ -21,6 +21,12 @@ other processes on the machine hits all models alike; only ratios from the same 
     python scripts/profile_training.py                                  # batch 8, hidden 128, 1-2 layers, L 4096 16384
     python scripts/profile_training.py --lengths 4096 --layers 1 --repeats 5 --kernel_type fourier
     python scripts/profile_training.py --reference                      # also time the plain reference path
+    python scripts/profile_training.py --padding 0.25 --second_pass     # right-padded batches, edge vs two-pass
+
+`--padding p` trains on right-padded batches (the first sequence full, the others of lengths drawn uniformly from
+[L (1 - 2p), L], p L padded positions on average; the merged and floor forwards stay unpadded). `--second_pass` also
+times the multi-branch model with `branch_conv.right_padded_lengths` disabled: every branch on the two-pass path,
+as right-padded batches were computed before the edge path handled them.
 """
 
 import argparse
@@ -39,6 +45,9 @@ from bench.measure import peak_bytes, saved_bytes  # noqa: E402
 from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification, branch_conv, modeling_mrconv  # noqa: E402
 
 
+right_padded_lengths = branch_conv.right_padded_lengths
+
+
 def build(args: argparse.Namespace, layers: int, L: int, device: torch.device) -> dict:
     """The step functions of every model at (layers, L), keyed by name."""
     config = {
@@ -52,13 +61,20 @@ def build(args: argparse.Namespace, layers: int, L: int, device: torch.device) -
     }
     input_ids = torch.randint(1, 259, (args.batch_size, L), device=device)
     labels = torch.randint(0, 10, (args.batch_size,), device=device)
+    attention_mask = None
+    if args.padding > 0:
+        generator = torch.Generator().manual_seed(0)
+        lengths = torch.randint(round(L * (1 - 2 * args.padding)), L + 1, (args.batch_size,), generator=generator)
+        lengths[0] = L
+        attention_mask = (torch.arange(L)[None] < lengths[:, None]).long().to(device)  # (B L) right padding
+        input_ids = input_ids * attention_mask
     models = {}
 
     def trainer(model):
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
         def step():
-            loss = F.cross_entropy(model(input_ids=input_ids).logits, labels)
+            loss = F.cross_entropy(model(input_ids=input_ids, attention_mask=attention_mask).logits, labels)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -88,6 +104,18 @@ def build(args: argparse.Namespace, layers: int, L: int, device: torch.device) -
                 modeling_mrconv.multires_forward = branch_conv.multires_forward
 
         models["reference"] = (reference_step, reference)
+    if args.second_pass:
+        two_pass = MRConvForSequenceClassification(MRConvConfig(**config)).to(device).train()
+        step_two_pass = trainer(two_pass)
+
+        def second_pass_step():  # no right-padding lengths: every branch of a padded batch on the second pass
+            branch_conv.right_padded_lengths = lambda u, mask: None
+            try:
+                step_two_pass()
+            finally:
+                branch_conv.right_padded_lengths = right_padded_lengths
+
+        models["two_pass"] = (second_pass_step, two_pass)
     single = MRConvForSequenceClassification(MRConvConfig(**config, reparameterized=True)).to(device).train()
     models["single"] = (trainer(single), single)
     merged = MRConvForSequenceClassification(MRConvConfig(**config)).to(device)
@@ -137,21 +165,27 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--reference", action="store_true", help="also time the plain reference training path")
+    parser.add_argument("--padding", type=float, default=0.0, help="mean fraction of right padding (0 to 0.5)")
+    parser.add_argument("--second_pass", action="store_true", help="also time the two-pass path on the same batch")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
+    if not 0 <= args.padding <= 0.5:
+        parser.error(f"--padding: got {args.padding}, expected a fraction from 0 to 0.5")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(
         f"batch {args.batch_size}, hidden {args.hidden_size}, kernel {args.kernel_type} l0={args.kernel_size}, "
         f"{'causal' if args.causal else 'bidirectional'}, {torch.get_num_threads()} threads, device {device}, "
-        f"{args.repeats} interleaved rounds, torch {torch.__version__}"
+        f"{args.repeats} interleaved rounds, padding {args.padding:.2f}, torch {torch.__version__}"
     )
     header = f"{'layers':>6} {'L':>6} {'N':>3} | {'mrconv':>8} {'single':>8} {'train time':>10} "
     header += f"{'saved MiB':>11} {'saved':>6} {'peak':>6}"
     header += f" | {'merged':>8} {'floor':>8} {'merged/floor':>12}"
     if args.reference:
         header += f" | {'reference':>9} {'ref/single':>10} {'ref saved':>9}"
+    if args.second_pass:
+        header += f" | {'two_pass':>8} {'2pass/single':>12} {'2pass/mrconv':>12}"
     print(header)
     for L in args.lengths:
         for layers in args.layers:
@@ -171,6 +205,11 @@ def main() -> None:
                 line += (
                     f" | {ms['reference']:>7.0f}ms {ms['reference'] / ms['single']:>9.2f}x "
                     f"{r['reference']['saved'] / r['single']['saved']:>8.2f}x"
+                )
+            if args.second_pass:
+                line += (
+                    f" | {ms['two_pass']:>6.0f}ms {ms['two_pass'] / ms['single']:>11.2f}x "
+                    f"{ms['two_pass'] / ms['mrconv']:>11.2f}x"
                 )
             print(line, flush=True)
             del models

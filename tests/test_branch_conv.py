@@ -179,10 +179,12 @@ def test_edge_branch_selection():
     assert edge_branches(kernels, 40, masked=False) == [0, 1, 2]
     assert edge_branches(kernels, 37, masked=True) == []  # a mask takes the second pass for every branch
     assert edge_branches(kernels, 3, masked=False) == []
-    # right padding: also 2 edge_width(2 l_i) <= L (W = 8, 16, 32 for l = 4, 8, 10)
-    assert edge_branches(kernels, 40, masked=False, right_padded=True) == [0, 1]
-    assert edge_branches(kernels, 63, masked=False, right_padded=True) == [0, 1]
-    assert edge_branches(kernels, 64, masked=False, right_padded=True) == [0, 1, 2]
+    # right padding: W_i = edge_width(2 l_i) <= L / 8 (W = 8, 16, 32, 128 for l = 4, 8, 10, 40)
+    assert branch_conv.RIGHT_PADDED_EDGE_RATIO == 8
+    assert edge_branches(kernels, 127, masked=False, right_padded=True) == [0]
+    assert edge_branches(kernels, 128, masked=False, right_padded=True) == [0, 1]
+    assert edge_branches(kernels, 256, masked=False, right_padded=True) == [0, 1, 2]
+    assert edge_branches(kernels, 1024, masked=False, right_padded=True) == [0, 1, 2, 3, 4]
 
 
 def right_padding(lengths: list[int], L: int) -> torch.Tensor:
@@ -220,17 +222,19 @@ def test_mask_response(directions):
     torch.testing.assert_close(got, expected * mask[:, None], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("block", [1000, branch_conv.CPU_BLOCK_ELEMENTS])
+@pytest.mark.parametrize(("block", "ratio", "expected"), [(1000, 2, [0, 1, 2, 3, 4]), (10**9, 8, [0, 1, 2])])
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
-def test_right_padded_edge_path_matches_reference(kernel_type, bidirectional, block, monkeypatch):
-    """Right padding (a full row, a length-1 row): short branches on the edge path, long ones (l up to 300 > L) on
-    the second pass; outputs, every gradient and the running statistics against the float64 reference.
+def test_right_padded_edge_path_matches_reference(kernel_type, bidirectional, block, ratio, expected, monkeypatch):
+    """Right padding (a full row, a length-1 row): short branches on the edge path (W_i = 2 l_i up to the widest
+    that fits, L / 2), long ones (l up to 300 > L) on the second pass; outputs, every gradient and the running
+    statistics against the float64 reference.
     """
     monkeypatch.setattr(branch_conv, "CPU_BLOCK_ELEMENTS", block)
+    monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", ratio)
     calls = []
     edge_squares = branch_conv.right_padded_edge_squares
-    monkeypatch.setattr(branch_conv, "right_padded_edge_squares", lambda *a: calls.append(a[8]) or edge_squares(*a))
+    monkeypatch.setattr(branch_conv, "right_padded_edge_squares", lambda *a: calls.append(a[9]) or edge_squares(*a))
     fast = make_layer(kernel_type, bidirectional, H=3, max_length=300).train()
     slow = copy.deepcopy(fast)
     L = 260
@@ -238,7 +242,7 @@ def test_right_padded_edge_path_matches_reference(kernel_type, bidirectional, bl
     x = (padded_batch(5, 3, L, False)[0] * 3 + 2) * mask[:, None]
     x_fast, x_slow = x.clone().requires_grad_(), x.clone().requires_grad_()
     y_fast, y_slow = fast(x_fast, mask), reference(slow, x_slow, mask)
-    assert calls == [[0, 1, 2, 3, 4]]  # l = 4 .. 64 on the edges; 128, 256, 300 take the second pass
+    assert calls == [expected]  # l = 4, 8, 16 (, 32, 64) on the edges
     torch.testing.assert_close(y_fast, y_slow, rtol=1e-10, atol=1e-10)
     for g_fast, g_slow in zip(
         grads(y_fast, [x_fast, *trainable(fast)]), grads(y_slow, [x_slow, *trainable(slow)]), strict=True
@@ -249,12 +253,14 @@ def test_right_padded_edge_path_matches_reference(kernel_type, bidirectional, bl
         torch.testing.assert_close(buffer, dict(slow.batch_norm.named_buffers())[name], rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize(("ratio", "edges"), [(2, 6), (8, 4)])
 @pytest.mark.parametrize("offset", [0.0, 100.0])
-def test_right_padded_edge_statistics_float32_with_large_mean(offset):
+def test_right_padded_edge_statistics_float32_with_large_mean(offset, ratio, edges, monkeypatch):
     """float32 batch statistics under right padding stay accurate when |mean| >> std (centred sums)."""
+    monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", ratio)
     exact = make_layer("dilated", True, H=8, max_length=512).train()
     fast = copy.deepcopy(exact).float()
-    assert len(edge_branches(fast.kernel(), 512, masked=False, right_padded=True)) == 6
+    assert len(edge_branches(fast.kernel(), 512, masked=False, right_padded=True)) == edges
     mask = right_padding([512, 1, 300, 411], 512)
     x = (padded_batch(4, 8, 512, False)[0] + offset) * mask[:, None]
     y_exact, y_fast = reference(exact, x, mask), fast(x.float(), mask.float())
@@ -264,8 +270,9 @@ def test_right_padded_edge_statistics_float32_with_large_mean(offset):
     torch.testing.assert_close(bn_fast.running_mean.double(), bn_exact.running_mean, rtol=1e-5, atol=1e-5)
 
 
-def test_function_gradcheck_right_padded_edge_branches():
+def test_function_gradcheck_right_padded_edge_branches(monkeypatch):
     """Right padding with a full row and a length-1 row: edge branches (W = 4, 8) around a full one."""
+    monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", 2)  # the widest edge circles, W <= L / 2
     torch.manual_seed(0)
     B, H, L = 3, 2, 16
     mask = right_padding([16, 1, 9], L)
