@@ -42,8 +42,12 @@ kernels (batched matmuls for the inner products and combined spectra; the short 
 lags on a 4 W_i circle), on chunks of the batch small enough to stay in cache on CPU. Measured on CPU (1 thread,
 `scripts/benchmark.py`, benchmarks/cpu_training_cost/), a training step of a 1-layer model costs 1.7-2.3x the
 single-kernel model at batch 8 and 1.2-1.6x at batch 32 (hidden 32-128, L = 1,024-4,096), against 3.0-4.5x and
-2.0-3.5x before. Direct (non-FFT) convolution of the few-tap dilated branches does not pay on CPU: a 16-tap
-depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
+2.0-3.5x before. With about 25% right padding (`scripts/profile_training.py --padding 0.25 --second_pass`, hidden
+64, L = 1,024-2,048) it costs 2.0-2.2x at batch 8 and 1.3-1.8x at batch 32, against 2.2-2.7x and 1.7-2.2x with
+every branch on the second pass; under right padding the edge circles are twice as wide (W_i >= 2 l_i), so only
+branches with W_i <= L / 8 take them (`RIGHT_PADDED_EDGE_RATIO`). Direct (non-FFT) convolution of the few-tap
+dilated branches does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT
+work.
 
 Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x_i = (z_i - mu_i) / sigma_i):
 
@@ -208,7 +212,9 @@ def edge_signal(edges: torch.Tensor, W: int) -> torch.Tensor:
 
     This circle is the 2L one cut down to the W samples either side of t = 0 and of t = L and rotated by W. For a
     kernel of length l <= W <= L / 2 it holds, exactly, the part of the 2L-circular output that falls outside
-    [0, L) (`edge_outside`), and the adjoint convolution maps that part back onto u[:W] and u[L-W:].
+    [0, L) (`edge_outside`), and the adjoint convolution maps that part back onto u[:W] and u[L-W:]. Under right
+    padding `edges` holds u[n_b-W_max : n_b] (zero before t = 0) in place of u[L-W_max:], and the circle the output
+    around t = 0 and t = n_b.
     """
     W_max = edges.shape[-1] // 2
     return torch.fft.rfft(torch.cat([edges[..., :W], edges[..., 2 * W_max - W :]], dim=-1), n=4 * W)  # (.. 2W+1)
@@ -313,17 +319,18 @@ class MultiResConvFunction(torch.autograd.Function):
     `apply(u, alpha, weight, bias, skip, mask, eps, *kernels)`: u (B, H, L); alpha, weight, bias (N, H) branch weights
     and BatchNorm affine parameters; skip (H); mask (B, L) or None; eps; N kernels (S, H, l_i), all in u's (float32 or
     float64) dtype. Returns y (B, H, L) and the batch mean and biased variance (N, H), which are not differentiable.
-    Saved for backward: the spectrum of u (B, H, L + 1), the branch spectra (N, H, L + 1), the first and last W_max
-    samples of u (B, H, 2 W_max), the power spectrum of u (H, L + 1), |K_i|^2 of the short branches, (N, H)
-    statistics and the small inputs; no branch output.
+    Saved for backward: the spectrum of u (B, H, L + 1), the branch spectra (N, H, L + 1), the first W_max samples of
+    u and the last W_max before L (or before n_b under right padding) (B, H, 2 W_max), the power spectrum of u and,
+    under right padding, sum_b M_b conj(U_b) (H, L + 1), |K_i|^2 of the short branches, (N, H) statistics and the
+    small inputs; no branch output.
 
     Cross spectra sum_b X_b conj(U_b) (H, L + 1) carry every batch-and-position sum of a product with u (Parseval):
     the branch means, sum g z_i, and the kernel gradients. Long branches (every branch under a mask that is not
-    right padding) take the exact
-    second pass sum m (z_i - mean_i)^2 over z_i, computed chunk by chunk of the batch and discarded, and recompute z_i
-    in the backward pass; short ones (`edge_branches`) need only the power spectrum of u and their output outside
-    [0, L), computed on small circles (`edge_signal`), in both passes, and their kernel gradients are read off the
-    l_i lags they need on such a circle, without a 2L transform per branch.
+    right padding, `right_padded_lengths`) take the exact second pass sum m (z_i - mean_i)^2 over z_i, computed chunk
+    by chunk of the batch and discarded, and recompute z_i in the backward pass; short ones (`edge_branches`) need
+    only the power spectrum of u and their output outside [0, L) (or [0, n_b)), computed on small circles
+    (`edge_signal`), in both passes, and their kernel gradients are read off the l_i lags they need on such a circle,
+    without a 2L transform per branch.
     """
 
     @staticmethod

@@ -61,7 +61,7 @@ def build(args: argparse.Namespace, layers: int, L: int, device: torch.device) -
     }
     input_ids = torch.randint(1, 259, (args.batch_size, L), device=device)
     labels = torch.randint(0, 10, (args.batch_size,), device=device)
-    attention_mask = None
+    attention_mask, predictor_ids = None, input_ids  # the merged and floor forwards: unpadded
     if args.padding > 0:
         generator = torch.Generator().manual_seed(0)
         lengths = torch.randint(round(L * (1 - 2 * args.padding)), L + 1, (args.batch_size,), generator=generator)
@@ -84,7 +84,7 @@ def build(args: argparse.Namespace, layers: int, L: int, device: torch.device) -
     def predictor(model):
         def step():
             with torch.no_grad():
-                out = model(input_ids=input_ids)
+                out = model(input_ids=predictor_ids)
             return out.logits if hasattr(out, "logits") else out
 
         return step
@@ -120,7 +120,7 @@ def build(args: argparse.Namespace, layers: int, L: int, device: torch.device) -
     models["single"] = (trainer(single), single)
     merged = MRConvForSequenceClassification(MRConvConfig(**config)).to(device)
     with torch.no_grad():  # move the running statistics away from their init before merging
-        merged(input_ids=input_ids)
+        merged(input_ids=predictor_ids)
     merged.eval().reparameterize()
     models["merged"] = (predictor(merged), merged)
     floor = build_floor_model(MRConvConfig(**config, reparameterized=True)).to(device).eval()
