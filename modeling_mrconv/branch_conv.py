@@ -43,11 +43,11 @@ lags on a 4 W_i circle), on chunks of the batch small enough to stay in cache on
 `scripts/benchmark.py`, benchmarks/cpu_training_cost/), a training step of a 1-layer model costs 1.7-2.3x the
 single-kernel model at batch 8 and 1.2-1.6x at batch 32 (hidden 32-128, L = 1,024-4,096), against 3.0-4.5x and
 2.0-3.5x before. With about 25% right padding (`scripts/profile_training.py --padding 0.25 --second_pass`, hidden
-64, L = 1,024-2,048) it costs 2.0-2.2x at batch 8 and 1.3-1.8x at batch 32, against 2.2-2.7x and 1.7-2.2x with
-every branch on the second pass; under right padding the edge circles are twice as wide (W_i >= 2 l_i), so only
-branches with W_i <= L / 8 take them (`RIGHT_PADDED_EDGE_RATIO`). Direct (non-FFT) convolution of the few-tap
-dilated branches does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT
-work.
+64, L = 1,024-2,048, two runs) it costs 2.0-2.3x at batch 8 and 1.3-1.8x at batch 32, against 2.2-2.8x and
+1.7-2.2x with every branch on the second pass; under right padding the edge circles are twice as wide
+(W_i >= 2 l_i), so only branches with W_i <= L / 8 take them (`RIGHT_PADDED_EDGE_RATIO`). Direct (non-FFT)
+convolution of the few-tap dilated branches does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x
+as long as the branch's FFT work.
 
 Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x_i = (z_i - mu_i) / sigma_i):
 
@@ -158,7 +158,8 @@ def edge_branches(
 ) -> list[int]:
     """Indices of the branches computed on the edges of u: kernel length l_i <= L / EDGE_BRANCH_RATIO, none under a
     `masked` batch (a mask other than right padding). Under right padding (`right_padded_lengths`) the edge circle
-    is twice as wide (W_i = `edge_width`(2 l_i)) and must cost no more than without padding: W_i <= L / 4.
+    is twice as wide, W_i = `edge_width`(2 l_i), and pays for branches with W_i <= L / RIGHT_PADDED_EDGE_RATIO (it
+    must stay <= L / 2 for the kernel-gradient lags of the edge circle to be those of the 2L one).
     """
     if masked:
         return []
@@ -375,7 +376,7 @@ class MultiResConvFunction(torch.autograd.Function):
         w = parseval_weights(L, u.dtype, u.device)  # (L+1)
         mean = branch_inner(P * w, spectra) / count  # (N H) sum of m z_i over batch and positions / count
         squares = torch.zeros_like(mean)  # (N H) sum of m (z_i - mean_i)^2
-        # masked: W_i >= 2 l_i, so that the edge circle also holds z_i within l_i of t = 0 and of t = n_b
+        # right padding: W_i >= 2 l_i, so that the edge circle also holds z_i within l_i of t = 0 and of t = n_b
         widths = [edge_width(kernels[i].shape[-1] * (1 if lengths is None else 2)) for i in edge]
         W_max = max(widths, default=0)
         if lengths is None:
