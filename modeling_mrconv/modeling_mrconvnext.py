@@ -82,7 +82,9 @@ class MRConvNextLayer(nn.Module):
         self.act = ACT2FN[config.hidden_act]
         self.pwconv2 = nn.Linear(4 * dim, dim)
         self.layer_scale_parameter = (
-            nn.Parameter(config.layer_scale_init_value * torch.ones(dim)) if config.layer_scale_init_value > 0 else None
+            nn.Parameter(config.layer_scale_init_value * torch.ones(dim))
+            if config.layer_scale_init_value > 0
+            else None
         )
         self.drop_path = ConvNextDropPath(drop_path) if drop_path > 0.0 else nn.Identity()
 

@@ -145,7 +145,9 @@ def run_stage(name: str, command: list[str], timeout: float, output_dir: Path, e
     start = time.perf_counter()
     with log_path.open("w") as log:
         try:
-            rc = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout).returncode
+            rc = subprocess.run(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout
+            ).returncode
             timed_out = False
         except subprocess.TimeoutExpired:  # subprocess.run kills the child
             rc, timed_out = None, True

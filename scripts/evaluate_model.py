@@ -162,7 +162,9 @@ def main() -> None:
     parser.add_argument("--split", choices=["train", "validation", "test"], default=None, help="default: test")
     parser.add_argument("--data_file", type=Path, default=None, help="score this file as the task's test split")
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument("--output_dir", type=Path, default=None, help=f"where {RESULTS_FILE} goes (default: model_dir)")
+    parser.add_argument(
+        "--output_dir", type=Path, default=None, help=f"where {RESULTS_FILE} goes (default: model_dir)"
+    )
     parser.add_argument("--output_file", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument(
         "--sampling_rate_factor",

@@ -110,7 +110,9 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     )
     if cfg.num_threads is not None:
         if cfg.num_threads < 1:
-            raise ValueError(f"train.num_threads: expected a positive number of threads or null, got {cfg.num_threads}")
+            raise ValueError(
+                f"train.num_threads: expected a positive number of threads or null, got {cfg.num_threads}"
+            )
         torch.set_num_threads(cfg.num_threads)
     set_seed(cfg.seed)
     if accelerator.is_main_process:
@@ -121,7 +123,9 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
             (output_dir / "metrics.jsonl").unlink(missing_ok=True)
     if trackers:
         run_name = {"name": output_dir.name}
-        accelerator.init_trackers("mrconv", config=flat_preset(preset), init_kwargs={"wandb": run_name, "trackio": run_name})
+        accelerator.init_trackers(
+            "mrconv", config=flat_preset(preset), init_kwargs={"wandb": run_name, "trackio": run_name}
+        )
     log = MetricsLog(output_dir / "metrics.jsonl", accelerator.is_main_process, accelerator)
     accelerator.print(f"effective preset (saved as training_preset.yaml):\n{yaml.safe_dump(preset, sort_keys=False)}")
 
@@ -216,7 +220,9 @@ def train(preset: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
                     "train_accuracy": running["correct"] / running["count"],
                 }
                 progress.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.3f}")
-                log.write(step=step, epoch=state["epoch"], lr={g["name"]: g["lr"] for g in optimizer.param_groups}, **record)
+                log.write(
+                    step=step, epoch=state["epoch"], lr={g["name"]: g["lr"] for g in optimizer.param_groups}, **record
+                )
                 running = {"loss": 0.0, "batches": 0, "correct": 0, "count": 0}
             if step % eval_every == 0 or step == total_steps:
                 metrics = evaluate(model, val_loader, accelerator, task.num_labels)
@@ -281,7 +287,11 @@ def main() -> None:
     parser.add_argument("--mixed_precision", choices=["no", "bf16", "fp16"], default=None)
     parser.add_argument("--max_steps", type=int, default=None, help="shortcut for --set train.max_steps=N")
     parser.add_argument("--cpu", action="store_true", help="train on CPU even when a GPU is present")
-    parser.add_argument("--overwrite_output_dir", action="store_true", help="replace an output_dir written by an earlier run of this script")
+    parser.add_argument(
+        "--overwrite_output_dir",
+        action="store_true",
+        help="replace an output_dir written by an earlier run of this script",
+    )
     args = parser.parse_args()
     overrides = list(args.set) + ([f"train.max_steps={args.max_steps}"] if args.max_steps else [])
     preset = load_preset(args.config, overrides)

@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_fully_shard_export_equals_single_process_training(tmp_path):
     run_two_processes(Path(__file__).parent / "fsdp_script.py", str(tmp_path))
-    assert (tmp_path / "classes.txt").read_text() == "FSDPMRConvForSequenceClassification MRConvForSequenceClassification"
+    assert (
+        tmp_path / "classes.txt"
+    ).read_text() == "FSDPMRConvForSequenceClassification MRConvForSequenceClassification"
     assert int((tmp_path / "sharded_count.txt").read_text()) > 0  # the parameters were DTensor shards
     export_dir = tmp_path / "export"
     assert not list(export_dir.glob("_fsdp*.py"))  # the export ships this repository's code, not torch's
@@ -56,7 +58,9 @@ def test_accelerate_launch_fsdp_config_exports_a_loadable_model(tmp_path):
     try:
         result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     except subprocess.TimeoutExpired as error:
-        raise AssertionError(f"accelerate launch timed out; stderr tail:\n{str(error.stderr or '')[-4000:]}") from error
+        raise AssertionError(
+            f"accelerate launch timed out; stderr tail:\n{str(error.stderr or '')[-4000:]}"
+        ) from error
     assert result.returncode == 0, result.stderr[-4000:]
     results = json.loads((tmp_path / "all_results.json").read_text())
     assert results["num_processes"] == 2 and results["train_steps"] == 4

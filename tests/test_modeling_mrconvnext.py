@@ -59,8 +59,14 @@ def test_stage_token_counts_and_presets():
     config = MRConvNextConfig.tiny()
     assert [config.stage_config(s).max_sequence_length for s in range(4)] == [3136, 784, 196, 49]
     assert [config.stage_config(s).kernel_size for s in range(4)] == [56, 28, 14, 7]  # one row per side
-    assert (MRConvNextConfig.small().depths, MRConvNextConfig.small().hidden_sizes) == ([3, 3, 27, 3], [96, 192, 384, 768])
-    assert (MRConvNextConfig.base().depths, MRConvNextConfig.base().hidden_sizes) == ([3, 3, 27, 3], [128, 256, 512, 1024])
+    assert (MRConvNextConfig.small().depths, MRConvNextConfig.small().hidden_sizes) == (
+        [3, 3, 27, 3],
+        [96, 192, 384, 768],
+    )
+    assert (MRConvNextConfig.base().depths, MRConvNextConfig.base().hidden_sizes) == (
+        [3, 3, 27, 3],
+        [128, 256, 512, 1024],
+    )
 
 
 @pytest.mark.parametrize("size", ["tiny", "small", "base"])
@@ -178,7 +184,9 @@ def test_config_round_trip_and_validation(tmp_path):
 
 def test_bad_pixel_values_name_the_shape():
     model = MRConvNextForImageClassification(tiny_config()).eval()
-    with pytest.raises(ValueError, match=r"pixel_values must have shape \(batch, 3, height, width\), got \(2, 1, 32, 32\)"):
+    with pytest.raises(
+        ValueError, match=r"pixel_values must have shape \(batch, 3, height, width\), got \(2, 1, 32, 32\)"
+    ):
         model(torch.randn(2, 1, 32, 32))
 
 
@@ -202,8 +210,15 @@ def test_trainer_fine_tuning_lowers_the_loss(tmp_path):
     model = MRConvNextForImageClassification(tiny_config())
     data = ImageDataset()
     args = TrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=8, num_train_epochs=4, learning_rate=3e-3,
-        logging_steps=1, save_strategy="no", report_to=[], use_cpu=True, disable_tqdm=True,
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        num_train_epochs=4,
+        learning_rate=3e-3,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
     )
     trainer = Trainer(model=model, args=args, train_dataset=data)
     trainer.train()

@@ -84,7 +84,9 @@ def test_continuous_pipeline_in_process_errors_and_truncation(tmp_path):
     with pytest.raises(ValueError, match="pass truncation=True"):
         pipe(np.zeros(100, dtype=np.float32))
     assert len(pipe(np.zeros(100, dtype=np.float32), truncation=True, top_k=2)) == 2
-    with pytest.raises(ValueError, match=re.escape("expected a series of shape (length,) or (length, 1), got shape (10, 3)")):
+    with pytest.raises(
+        ValueError, match=re.escape("expected a series of shape (length,) or (length, 1), got shape (10, 3)")
+    ):
         pipe(np.zeros((10, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="length 0"):
         pipe(np.zeros((0, 1), dtype=np.float32))

@@ -47,7 +47,9 @@ def test_continuous_kernel_sampled_at_both_rates():
     torch.testing.assert_close(new[0, 0], 2 * gaussian(2 * t_new), rtol=0, atol=1e-4)
     torch.testing.assert_close(new[1, 0], gaussian(2 * t_new + 2), rtol=0, atol=1e-4)
     quarter = decimate_kernel(kernel, 2)
-    torch.testing.assert_close(quarter[0, 0], 4 * gaussian(4 * torch.arange(50.0, dtype=torch.float64)), rtol=0, atol=1e-3)
+    torch.testing.assert_close(
+        quarter[0, 0], 4 * gaussian(4 * torch.arange(50.0, dtype=torch.float64)), rtol=0, atol=1e-3
+    )
 
 
 def test_impulses_at_even_lags_move_exactly():
@@ -63,7 +65,9 @@ def test_impulses_at_even_lags_move_exactly():
 
 @pytest.mark.parametrize("bidirectional", [True, False])
 def test_fourier_branches_regenerated_exactly(bidirectional):
-    config = MRConvConfig(hidden_size=3, max_sequence_length=128, kernel_size=16, fourier_modes=4, bidirectional=bidirectional)
+    config = MRConvConfig(
+        hidden_size=3, max_sequence_length=128, kernel_size=16, fourier_modes=4, bidirectional=bidirectional
+    )
     kernel = MRConvFourierKernel(config)
     kernel.reset_parameters()
     old = [k.double() for k in kernel()]
@@ -97,10 +101,11 @@ def test_dilated_branches_halve_their_dilation_exactly():
         torch.testing.assert_close(changed(x[..., ::2]), expected, rtol=1e-5, atol=1e-6)  # fp32 parameters
 
 
-
 def test_layer_without_branch_batch_norm_halves_its_dilation_exactly():
     """branch_batch_norm=False (sum_i alpha_i k_i + D delta, no bias): the same exactness as with BatchNorm."""
-    config = MRConvConfig(hidden_size=4, max_sequence_length=64, kernel_size=4, bidirectional=False, branch_batch_norm=False)
+    config = MRConvConfig(
+        hidden_size=4, max_sequence_length=64, kernel_size=4, bidirectional=False, branch_batch_norm=False
+    )
     layer = MRConvMultiResConv(config)
     layer.kernel.reset_parameters()
     layer.reset_parameters()
@@ -115,10 +120,17 @@ def test_layer_without_branch_batch_norm_halves_its_dilation_exactly():
         assert changed.merged_kernel.shape == (1, 4, 32) and not changed.merged_bias.any()
         torch.testing.assert_close(changed(x[..., ::2]), expected, rtol=1e-5, atol=1e-6)
 
+
 def fourier_model() -> MRConvForSequenceClassification:
     config = MRConvConfig(
-        input_dim=1, hidden_size=16, num_hidden_layers=2, max_sequence_length=512, kernel_size=32,
-        kernel_type="fourier", fourier_modes=4, num_labels=3,
+        input_dim=1,
+        hidden_size=16,
+        num_hidden_layers=2,
+        max_sequence_length=512,
+        kernel_size=32,
+        kernel_type="fourier",
+        fourier_modes=4,
+        num_labels=3,
     )
     model = MRConvForSequenceClassification(config).train()
     with torch.no_grad():

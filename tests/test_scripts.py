@@ -115,8 +115,11 @@ def test_too_few_training_batches_are_refused_before_training(tmp_path):
     """drop_last with fewer examples than one optimizer step used to loop forever without a step."""
     config = ROOT / "configuration" / "tiny.yaml"
     preset = load_preset(config, ["data.num_train=24", "train.batch_size=16", "train.gradient_accumulation_steps=2"])
-    with pytest.raises(ValueError, match=r"train split: 24 examples give 1 full batches of train.batch_size=16 per "
-                       r"process \(1 process\(es\)\), fewer than the 2 micro-batch\(es\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"train split: 24 examples give 1 full batches of train.batch_size=16 per "
+        r"process \(1 process\(es\)\), fewer than the 2 micro-batch\(es\)",
+    ):
         train(preset, run_args(tmp_path, config))
     assert not (tmp_path / "checkpoints").exists()
 

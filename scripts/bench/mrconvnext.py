@@ -22,9 +22,7 @@ from bench.measure import code_fingerprint, device_name, time_fn
 from modeling_mrconv import MRConvNextConfig, MRConvNextForImageClassification
 
 
-def build_models(
-    mrconvnext_config: MRConvNextConfig, convnext_config: ConvNextConfig
-) -> dict[str, nn.Module]:
+def build_models(mrconvnext_config: MRConvNextConfig, convnext_config: ConvNextConfig) -> dict[str, nn.Module]:
     """Eval-mode models: MRConvNeXt in training form (unmerged), its merged copy, and transformers' ConvNeXt."""
     unmerged = MRConvNextForImageClassification(mrconvnext_config).eval()
     merged = copy.deepcopy(unmerged).reparameterize()
@@ -110,7 +108,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     mrconvnext_config = getattr(MRConvNextConfig, args.size)(image_size=args.image_size)
-    sizes = {k: mrconvnext_config.to_dict()[k] for k in ("num_stages", "depths", "hidden_sizes")}  # tiny: ConvNextConfig()'s
+    sizes = {
+        k: mrconvnext_config.to_dict()[k] for k in ("num_stages", "depths", "hidden_sizes")
+    }  # tiny: ConvNextConfig()'s
     models = build_models(mrconvnext_config, ConvNextConfig(**sizes, image_size=args.image_size))
     rows = benchmark(models, args.image_size, tuple(args.batch_sizes), args.repeats, args.warmup)
     meta = {

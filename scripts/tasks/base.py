@@ -299,8 +299,9 @@ def check_task_keys(data_cfg: dict) -> TaskSpec:
     """
     task = data_cfg.get("task")
     if task not in TASKS:
-        raise ValueError(f"data.task: unknown data task {task!r}; {did_you_mean(str(task), list(TASKS))}"
-                         f"choose from {sorted(TASKS)}")
+        raise ValueError(
+            f"data.task: unknown data task {task!r}; {did_you_mean(str(task), list(TASKS))}choose from {sorted(TASKS)}"
+        )
     spec = TASKS[task]
     fields = [f.name for f in dataclasses.fields(spec.config_cls)]
     for key in data_cfg:

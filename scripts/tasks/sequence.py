@@ -402,7 +402,8 @@ def _build_sequence(cfg: dict, seed: int) -> TaskData:
         kwargs = {k: cfg[k] for k in keys if cfg.get(k) is not None}
         counts = [int(_get(cfg, f"num_{s}", 0)) for s in SPLITS]
         raw = {
-            s: generate_timeseries(n, seed=[seed, i], **kwargs) for i, (s, n) in enumerate(zip(SPLITS, counts, strict=True))
+            s: generate_timeseries(n, seed=[seed, i], **kwargs)
+            for i, (s, n) in enumerate(zip(SPLITS, counts, strict=True))
         }
         series = {s: list(v.astype(np.float64)) for s, (v, _) in raw.items()}
         labels = {s: y for s, (_, y) in raw.items()}

@@ -88,7 +88,11 @@ class SyntheticRetrievalConfig(TaskConfig):
 def _build_text(cfg: dict, seed: int) -> TaskData:
     max_length, column = int(_get(cfg, "max_length", 4096)), _get(cfg, "text_column", "text")
     out, names, where = _hf_labelled_splits(
-        cfg, seed, lambda ds: [byte_encode(t, max_length) for t in _column(ds, column)], "imdb", input_columns=(column,)
+        cfg,
+        seed,
+        lambda ds: [byte_encode(t, max_length) for t in _column(ds, column)],
+        "imdb",
+        input_columns=(column,),
     )
     if names in (None, ["neg", "pos"]) and int(out["train"][1].max()) < 2:  # IMDB's ClassLabel names
         names = ["negative", "positive"]

@@ -103,7 +103,9 @@ def resolve_trackers(report_to: str) -> list[str]:
         return found
     package = TRACKER_PACKAGES[report_to]
     if not _installed(package):
-        raise ValueError(f"train.report_to={report_to}: the {package!r} package is not installed; pip install {package}")
+        raise ValueError(
+            f"train.report_to={report_to}: the {package!r} package is not installed; pip install {package}"
+        )
     return [report_to]
 
 

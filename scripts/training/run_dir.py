@@ -9,7 +9,9 @@ RUN_MARKER = ".mrconv_run"  # written by scripts/train.py into every output dire
 
 def mark_run_dir(output_dir: Path) -> None:
     """Mark `output_dir` as written by scripts/train.py, so `--overwrite_output_dir` may delete it later."""
-    (output_dir / RUN_MARKER).write_text("written by scripts/train.py; --overwrite_output_dir may delete this folder\n")
+    (output_dir / RUN_MARKER).write_text(
+        "written by scripts/train.py; --overwrite_output_dir may delete this folder\n"
+    )
 
 
 def prepare_output_dir(output_dir: Path, resume: str | None, overwrite: bool) -> None:

@@ -17,7 +17,15 @@ STAGES = ["tests", "bench_float32", "bench_bfloat16", "train_bf16"]
 @pytest.fixture(scope="module")
 def quick_report(tmp_path_factory) -> tuple[Path, dict, subprocess.CompletedProcess]:
     output_dir = tmp_path_factory.mktemp("device_check")
-    command = [sys.executable, "scripts/device_check.py", "--device", "cpu", "--quick", "--output_dir", str(output_dir)]
+    command = [
+        sys.executable,
+        "scripts/device_check.py",
+        "--device",
+        "cpu",
+        "--quick",
+        "--output_dir",
+        str(output_dir),
+    ]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     return output_dir, json.loads((output_dir / "report.json").read_text()), result
 

@@ -39,13 +39,13 @@ class MrconvClassification(evaluate.Metric):
             description=_DESCRIPTION,
             citation="",
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}),
+            features=datasets.Features(
+                {"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}
+            ),
             reference_urls=["https://scikit-learn.org/stable/modules/model_evaluation.html"],
         )
 
-    def _compute(
-        self, predictions, references, num_labels: int | None = None, confusion_matrix: bool = True
-    ) -> dict:
+    def _compute(self, predictions, references, num_labels: int | None = None, confusion_matrix: bool = True) -> dict:
         predictions, references = np.asarray(predictions, dtype=np.int64), np.asarray(references, dtype=np.int64)
         if len(references) == 0:
             raise ValueError("mrconv_classification: got no predictions/references to score")

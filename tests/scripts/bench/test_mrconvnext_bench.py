@@ -23,7 +23,10 @@ def test_benchmark_rows_on_tiny_models():
         assert row["parameters"] == sum(p.numel() for p in models[row["model"]].parameters())
         assert row["images_per_s"] == pytest.approx(row["batch_size"] / (row["time_ms"] / 1000))
     merged = [r for r in rows if r["model"] == "mrconvnext_merged"]
-    assert all(r["max_abs_diff_vs_unmerged"] < 1e-4 for r in merged) and models["mrconvnext_merged"].config.reparameterized
+    assert (
+        all(r["max_abs_diff_vs_unmerged"] < 1e-4 for r in merged)
+        and models["mrconvnext_merged"].config.reparameterized
+    )
     assert not models["mrconvnext_unmerged"].config.reparameterized
     # reference: the merged model's logits against the unmerged one in float64
     x = torch.randn(2, 3, 32, 32, dtype=torch.float64)

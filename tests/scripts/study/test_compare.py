@@ -148,5 +148,8 @@ def test_quick_runs_never_mix_with_study_runs(tmp_path: Path):
     command = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--quick", "--output_dir", str(tmp_path)]
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
-    assert "holds 1 full-study run(s) (e.g. digits/s4d/seed0/lr0.01); use another --output_dir for --quick" in result.stderr
+    assert (
+        "holds 1 full-study run(s) (e.g. digits/s4d/seed0/lr0.01); use another --output_dir for --quick"
+        in result.stderr
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.jsonl"]

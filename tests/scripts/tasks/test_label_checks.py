@@ -15,9 +15,13 @@ from tasks.base import SPLITS, check_labels
 
 def test_check_labels_messages():
     check_labels("test", np.array([0, 4, 2]), 5, "f.csv")
-    with pytest.raises(ValueError, match=re.escape("f.csv: test split row 2: label 7 is outside the 5 classes 0..4 (1 such row(s))")):
+    with pytest.raises(
+        ValueError, match=re.escape("f.csv: test split row 2: label 7 is outside the 5 classes 0..4 (1 such row(s))")
+    ):
         check_labels("test", np.array([0, 4, 7]), 5, "f.csv")
-    with pytest.raises(ValueError, match=re.escape("f.tsv: train split line 9: label -1 is outside the 2 classes 0..1 (2 such")):
+    with pytest.raises(
+        ValueError, match=re.escape("f.tsv: train split line 9: label -1 is outside the 2 classes 0..1 (2 such")
+    ):
         check_labels("train", [1, -1, 3], 2, "f.tsv", lines=[5, 9, 10])
     with pytest.raises(ValueError, match=re.escape("f.csv: the validation split is empty (no rows)")):
         check_labels("validation", [], 2, "f.csv")
@@ -42,8 +46,14 @@ def _listops_files(tmp_path: Path, test_lines: list[str] | None = None) -> dict:
 @pytest.mark.parametrize(
     ("lines", "message"),
     [
-        (["Source\tTarget\n", "[MAX 1 2 ]\t2\n", "[MIN 3 4 ]\n"], "line 3: expected 2 tab-separated fields (Source, Target), got 1"),
-        (["Source\tTarget\n", "[MAX 1 2 ]\t2\n", "[MIN 3 4 ]\t12\n"], ": test split line 3: label 12 is outside the 10 classes 0..9"),
+        (
+            ["Source\tTarget\n", "[MAX 1 2 ]\t2\n", "[MIN 3 4 ]\n"],
+            "line 3: expected 2 tab-separated fields (Source, Target), got 1",
+        ),
+        (
+            ["Source\tTarget\n", "[MAX 1 2 ]\t2\n", "[MIN 3 4 ]\t12\n"],
+            ": test split line 3: label 12 is outside the 10 classes 0..9",
+        ),
         (["Source\tTarget\n", "[MAX 1 2 ]\tx\n"], "line 2: Target must be an integer 0..9, got 'x'"),
         (["Source\tTarget\n"], ": empty test file (no rows after the header)"),
         ([], ": empty test file (no rows after the header)"),
@@ -67,7 +77,12 @@ def test_pathfinder_metadata_rows_are_checked(tmp_path):
     base = tmp_path / "curv_contour_length_14" / "metadata"
     base.mkdir(parents=True)
     (base / "0.npy").write_text("imgs/0 sample_0.png 0 1 14\nimgs/0 sample_1.png 1\n")
-    with pytest.raises(ValueError, match=re.escape(f"{base / '0.npy'} row 2: expected 'folder file_name index label(0|1) ...', got 'imgs/0 sample_1.png 1'")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"{base / '0.npy'} row 2: expected 'folder file_name index label(0|1) ...', got 'imgs/0 sample_1.png 1'"
+        ),
+    ):
         build_task_data({"task": "pathfinder", "source": "local", "root": str(tmp_path)})
 
 
@@ -87,16 +102,26 @@ def _text_files(tmp_path: Path, test_rows: list[dict], kind: str = "jsonl") -> d
 
 def test_text_test_label_outside_the_classes_fails_when_built(tmp_path):
     cfg = _text_files(tmp_path, [{"text": "a", "label": 1}, {"text": "b", "label": 7}])
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'test.jsonl'}: test split row 1: label 7 is outside the 5 classes 0..4")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"{tmp_path / 'test.jsonl'}: test split row 1: label 7 is outside the 5 classes 0..4"),
+    ):
         build_task_data(cfg)
 
 
 def test_text_label_that_is_not_a_class_id(tmp_path):
     cfg = _text_files(tmp_path, [{"text": "a", "label": 1}, {"text": "b", "label": 2.5}])
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'test.jsonl'}: test split row 1: label 2.5 is not an integer class id or a name")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"{tmp_path / 'test.jsonl'}: test split row 1: label 2.5 is not an integer class id or a name"
+        ),
+    ):
         build_task_data(cfg)
     cfg = _text_files(tmp_path, [{"text": "a", "label": 1}, {"text": "b", "label": None}])
-    with pytest.raises(ValueError, match=re.escape("test split row 1: label None is not an integer class id or a name")):
+    with pytest.raises(
+        ValueError, match=re.escape("test split row 1: label None is not an integer class id or a name")
+    ):
         build_task_data(cfg)
 
 
@@ -107,10 +132,18 @@ def test_text_unknown_label_string_missing_column_and_empty_file(tmp_path):
     for split in ("train", "validation"):
         Path(cfg[f"{split}_file"]).write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert build_task_data({**cfg, "test_file": cfg["train_file"]}).id2label == {0: "bad", 1: "good"}
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'test.jsonl'}: test split row 1: label 'meh' is not among the label names ['bad', 'good']")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"{tmp_path / 'test.jsonl'}: test split row 1: label 'meh' is not among the label names ['bad', 'good']"
+        ),
+    ):
         build_task_data(cfg)
     (tmp_path / "test.jsonl").write_text(json.dumps({"body": "a", "label": "good"}) + "\n")
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'test.jsonl'}: the test split has no column(s) ['text'] (data.label_column")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"{tmp_path / 'test.jsonl'}: the test split has no column(s) ['text'] (data.label_column"),
+    ):
         build_task_data(cfg)
     with pytest.raises(ValueError, match=re.escape("the train split has no column(s) ['target']")):
         build_task_data({**cfg, "label_column": "target"})
@@ -141,11 +174,20 @@ def test_retrieval_tsv_lines_are_checked(tmp_path):
 
 
 def test_unknown_keys_fail_in_build_task_data():
-    with pytest.raises(ValueError, match=re.escape("data.num_trian: unknown data key (not a key of task 'listops'); did you mean 'num_train'? valid keys: ['cache',")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "data.num_trian: unknown data key (not a key of task 'listops'); did you mean 'num_train'? valid keys: ['cache',"
+        ),
+    ):
         build_task_data({"task": "listops", "num_trian": 16})
-    with pytest.raises(ValueError, match=re.escape("data.task: unknown data task 'sequense'; did you mean 'sequence'? choose from")):
+    with pytest.raises(
+        ValueError, match=re.escape("data.task: unknown data task 'sequense'; did you mean 'sequence'? choose from")
+    ):
         build_task_data({"task": "sequense"})
-    with pytest.raises(ValueError, match=re.escape("data.source: task 'listops' takes source generate | local, got 'hub'")):
+    with pytest.raises(
+        ValueError, match=re.escape("data.source: task 'listops' takes source generate | local, got 'hub'")
+    ):
         build_task_data({"task": "listops", "source": "hub"})
 
 
@@ -188,10 +230,16 @@ def test_preset_schema_refuses_keys_of_another_source(tmp_path):
     x, y = generate_timeseries(8, length=32, burst_length=8, seed=0)
     write_parquet(tmp_path / "t.parquet", x, y)
     config = Path(__file__).resolve().parents[3] / "configuration" / "sequence_cpu.yaml"
-    local = ["data.source=local", f"data.train_file={tmp_path / 't.parquet'}", f"data.test_file={tmp_path / 't.parquet'}"]
+    local = [
+        "data.source=local",
+        f"data.train_file={tmp_path / 't.parquet'}",
+        f"data.test_file={tmp_path / 't.parquet'}",
+    ]
     preset = load_preset(config, local)
     assert build_task_data(preset["data"]).num_labels == 4
-    with pytest.raises(ValueError, match=re.escape("data: key(s) ['num_classes'] do not apply to task 'sequence' with source: local")):
+    with pytest.raises(
+        ValueError, match=re.escape("data: key(s) ['num_classes'] do not apply to task 'sequence' with source: local")
+    ):
         load_preset(config, [*local, "data.num_classes=3"])
 
 
@@ -209,10 +257,17 @@ def test_train_refuses_a_bad_test_label_before_the_first_step(tmp_path):
     config = Path(__file__).resolve().parents[3] / "configuration" / "sequence_cpu.yaml"
     files = [f"data.train_file={tmp_path / 'train.parquet'}", f"data.test_file={tmp_path / 'test.parquet'}"]
     preset = load_preset(config, ["data.source=local", *files, "train.batch_size=4"])
-    args = argparse.Namespace(config=config, output_dir=str(tmp_path / "run"), resume=None, mixed_precision=None, cpu=True)
+    args = argparse.Namespace(
+        config=config, output_dir=str(tmp_path / "run"), resume=None, mixed_precision=None, cpu=True
+    )
     AcceleratorState._reset_state(reset_partial_state=True)  # train() builds its own Accelerator
     try:
-        with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'test.parquet'}: test split row 2: label 7 is not among the labels ['0', '1', '2', '3']")):
+        with pytest.raises(
+            ValueError,
+            match=re.escape(
+                f"{tmp_path / 'test.parquet'}: test split row 2: label 7 is not among the labels ['0', '1', '2', '3']"
+            ),
+        ):
             train(preset, args)
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)

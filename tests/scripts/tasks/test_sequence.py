@@ -18,7 +18,15 @@ from tasks.sequence import read_ts
 
 
 ROOT = Path(__file__).resolve().parents[3]
-GEN = {"task": "sequence", "num_classes": 4, "num_train": 12, "num_validation": 4, "num_test": 8, "length": 64, "burst_length": 8}
+GEN = {
+    "task": "sequence",
+    "num_classes": 4,
+    "num_train": 12,
+    "num_validation": 4,
+    "num_test": 8,
+    "length": 64,
+    "burst_length": 8,
+}
 
 
 def series_of(dataset) -> list[np.ndarray]:
@@ -30,8 +38,14 @@ def labels_of(dataset) -> list[int]:
 
 
 def local(tmp_path: Path, train: str, test: str, **keys) -> dict:
-    return {"task": "sequence", "source": "local", "train_file": str(tmp_path / train),
-            "test_file": str(tmp_path / test), "normalize": "none", **keys}
+    return {
+        "task": "sequence",
+        "source": "local",
+        "train_file": str(tmp_path / train),
+        "test_file": str(tmp_path / test),
+        "normalize": "none",
+        **keys,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +68,9 @@ def test_generated_task(tmp_path):
     assert labels_of(task.train) == y.tolist()
     np.testing.assert_allclose(np.stack(series_of(task.train)), x, atol=1e-5)
     raw = build_task_data({**GEN, "normalize": "none"}, seed=3)
-    np.testing.assert_array_equal(np.stack(series_of(raw.train)), generate_timeseries(12, 64, burst_length=8, seed=[3, 0])[0])
+    np.testing.assert_array_equal(
+        np.stack(series_of(raw.train)), generate_timeseries(12, 64, burst_length=8, seed=[3, 0])[0]
+    )
 
 
 def _write(fmt: str, path: Path, x: np.ndarray, y: np.ndarray) -> Path:
@@ -77,10 +93,18 @@ def _write(fmt: str, path: Path, x: np.ndarray, y: np.ndarray) -> Path:
     elif fmt == "npz":
         np.savez(path, x=x, y=y)
     elif fmt == "ts":
-        lines = ["@problemName gen", "@univariate false", f"@dimensions {x.shape[2]}", "@equalLength true",
-                 "@classLabel true 0 1 2 3", "@data"]
-        lines += [":".join(",".join(repr(float(v)) for v in s[:, c]) for c in range(s.shape[1])) + f":{int(v)}"
-                  for s, v in zip(x, y)]
+        lines = [
+            "@problemName gen",
+            "@univariate false",
+            f"@dimensions {x.shape[2]}",
+            "@equalLength true",
+            "@classLabel true 0 1 2 3",
+            "@data",
+        ]
+        lines += [
+            ":".join(",".join(repr(float(v)) for v in s[:, c]) for c in range(s.shape[1])) + f":{int(v)}"
+            for s, v in zip(x, y)
+        ]
         path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -97,15 +121,20 @@ def test_each_format_reads_back_the_arrays(tmp_path, arrays, fmt):
     assert task.id2label == {k: str(k) for k in range(4)}
     np.testing.assert_array_equal(np.stack(series_of(task.test)), tx)
     assert labels_of(task.test) == ty.tolist()
-    got = {tuple(s.ravel()): lab for s, lab in zip(series_of(task.train) + series_of(task.validation),
-                                                    labels_of(task.train) + labels_of(task.validation))}
+    got = {
+        tuple(s.ravel()): lab
+        for s, lab in zip(
+            series_of(task.train) + series_of(task.validation), labels_of(task.train) + labels_of(task.validation)
+        )
+    }
     assert got == {tuple(s.ravel()): int(v) for s, v in zip(x, y)}  # the carved split partitions train
 
 
 def test_column_kinds_channels_first_and_list_of_columns(tmp_path, arrays):
     (x, y), _ = arrays
-    ds = datasets.Dataset.from_dict({"a": x[..., 0].tolist(), "b": x[..., 1].tolist(),
-                                     "cl": x.transpose(0, 2, 1).tolist(), "label": y.tolist()})
+    ds = datasets.Dataset.from_dict(
+        {"a": x[..., 0].tolist(), "b": x[..., 1].tolist(), "cl": x.transpose(0, 2, 1).tolist(), "label": y.tolist()}
+    )
     ds.to_parquet(str(tmp_path / "d.parquet"))
     base = local(tmp_path, "d.parquet", "d.parquet", validation_file=str(tmp_path / "d.parquet"))
     two = build_task_data({**base, "input_column": ["a", "b"]})
@@ -148,7 +177,10 @@ def test_ts_variable_length_missing_values_and_labels(tmp_path):
         ("@dimensions 2\n@classLabel true a\n@data\n1,2:a\n", "line 4: expected 2 dimension(s), got 1"),
         ("@classLabel true a\n@data\n1,x,2:a\n", "line 3: expected a number or '?', got 'x'"),
         ("@classLabel true a\n@data\n1,2,3\n", "line 3: expected 'values:...:label', got '1,2,3'"),
-        ("@univariate false\n@classLabel true a\n@data\n1,2:1:a\n", "line 4: dimensions have different lengths [1, 2]"),
+        (
+            "@univariate false\n@classLabel true a\n@data\n1,2:1:a\n",
+            "line 4: dimensions have different lengths [1, 2]",
+        ),
         ("@classLabel true a\n@bogus 1\n@data\n", "line 2: unknown header '@bogus'"),
         ("@classLabel false\n@data\n1:a\n", "line 1: @classLabel false (no labels) cannot be trained"),
         ("@classLabel\n@data\n", "line 1: expected '@classLabel true <labels...>'"),
@@ -194,8 +226,9 @@ def test_ragged_npz_and_normalization(tmp_path):
     obj = np.empty(2, dtype=object)
     obj[:] = constant
     np.savez(tmp_path / "c.npz", x=obj, y=np.array([0, 1]))
-    c = build_task_data({**local(tmp_path, "c.npz", "c.npz", validation_file=str(tmp_path / "c.npz")),
-                         "normalize": "global"})
+    c = build_task_data(
+        {**local(tmp_path, "c.npz", "c.npz", validation_file=str(tmp_path / "c.npz")), "normalize": "global"}
+    )
     assert all((s == 0).all() for s in series_of(c.train))
     batch = check_batch(none, [none.train[i] for i in range(4)])
     assert batch["input_values"].shape == (4, 9, 2) and batch["attention_mask"].sum(1).tolist() == [5, 9, 7, 6]
@@ -203,43 +236,79 @@ def test_ragged_npz_and_normalization(tmp_path):
 
 def test_labels_classlabel_integers_and_label_names(tmp_path, arrays):
     (x, y), _ = arrays
-    features = datasets.Features({"series": datasets.Sequence(datasets.Sequence(datasets.Value("float32"))),
-                                  "label": datasets.ClassLabel(names=["w", "x", "y", "z"])})
+    features = datasets.Features(
+        {
+            "series": datasets.Sequence(datasets.Sequence(datasets.Value("float32"))),
+            "label": datasets.ClassLabel(names=["w", "x", "y", "z"]),
+        }
+    )
     datasets.Dataset.from_dict({"series": x.tolist(), "label": y.tolist()}, features=features).save_to_disk(
-        str(tmp_path / "cl"))
+        str(tmp_path / "cl")
+    )
     task = build_task_data(local(tmp_path, "cl", "cl"))
     assert task.id2label == {0: "w", 1: "x", 2: "y", 3: "z"} and labels_of(task.test) == y.tolist()
     write_parquet(tmp_path / "pm.parquet", x[:4], [-1, 1, 1, -1])
     write_parquet(tmp_path / "pm_test.parquet", x[4:6], [1.0, -1.0])
-    pm = build_task_data(local(tmp_path, "pm.parquet", "pm_test.parquet", validation_file=str(tmp_path / "pm.parquet")))
+    pm = build_task_data(
+        local(tmp_path, "pm.parquet", "pm_test.parquet", validation_file=str(tmp_path / "pm.parquet"))
+    )
     assert pm.id2label == {0: "-1", 1: "1"} and labels_of(pm.test) == [1, 0] and labels_of(pm.train) == [0, 1, 1, 0]
     write_parquet(tmp_path / "01.parquet", x[:2], [1, 0])
-    named = build_task_data({**local(tmp_path, "01.parquet", "01.parquet",
-                                     validation_file=str(tmp_path / "01.parquet")), "label_names": ["no", "yes"]})
+    named = build_task_data(
+        {
+            **local(tmp_path, "01.parquet", "01.parquet", validation_file=str(tmp_path / "01.parquet")),
+            "label_names": ["no", "yes"],
+        }
+    )
     assert named.id2label == {0: "no", 1: "yes"} and labels_of(named.test) == [1, 0]
-    with pytest.raises(ValueError, match=re.escape("test split row 1: label -1.0 is not among the labels ['no', 'yes'] (indices 0..1)")):
-        build_task_data({**local(tmp_path, "01.parquet", "pm_test.parquet",
-                                 validation_file=str(tmp_path / "01.parquet")), "label_names": ["no", "yes"]})
+    with pytest.raises(
+        ValueError,
+        match=re.escape("test split row 1: label -1.0 is not among the labels ['no', 'yes'] (indices 0..1)"),
+    ):
+        build_task_data(
+            {
+                **local(tmp_path, "01.parquet", "pm_test.parquet", validation_file=str(tmp_path / "01.parquet")),
+                "label_names": ["no", "yes"],
+            }
+        )
     write_parquet(tmp_path / "bad.parquet", x[:2], [1, 5])
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'bad.parquet'}: test split row 1: label 5 is not among the labels ['-1', '1']")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(f"{tmp_path / 'bad.parquet'}: test split row 1: label 5 is not among the labels ['-1', '1']"),
+    ):
         build_task_data(local(tmp_path, "pm.parquet", "bad.parquet", validation_file=str(tmp_path / "pm.parquet")))
-    with pytest.raises(ValueError, match=re.escape("test split row 1: label 5 is not among the labels ['no', 'yes'] (indices 0..1)")):
-        build_task_data({**local(tmp_path, "01.parquet", "bad.parquet", validation_file=str(tmp_path / "01.parquet")),
-                         "label_names": ["no", "yes"]})
+    with pytest.raises(
+        ValueError, match=re.escape("test split row 1: label 5 is not among the labels ['no', 'yes'] (indices 0..1)")
+    ):
+        build_task_data(
+            {
+                **local(tmp_path, "01.parquet", "bad.parquet", validation_file=str(tmp_path / "01.parquet")),
+                "label_names": ["no", "yes"],
+            }
+        )
 
 
 def test_error_messages(tmp_path, arrays):
     (x, y), _ = arrays
     write_parquet(tmp_path / "t.parquet", x, y)
     ok = local(tmp_path, "t.parquet", "t.parquet", validation_file=str(tmp_path / "t.parquet"))
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 't.parquet'}: the train split has no column(s) ['values']; columns: ['series', 'label']")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            f"{tmp_path / 't.parquet'}: the train split has no column(s) ['values']; columns: ['series', 'label']"
+        ),
+    ):
         build_task_data({**ok, "input_column": "values"})
     with pytest.raises(ValueError, match=re.escape("split has no column(s) ['target']; columns: ['series', 'label']")):
         build_task_data({**ok, "label_column": "target"})
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 't.parquet'} row 0: series of length 32 exceeds max_length=16")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"{tmp_path / 't.parquet'} row 0: series of length 32 exceeds max_length=16")
+    ):
         build_task_data({**ok, "max_length": 16})
     assert build_task_data({**ok, "max_length": 40}).max_length == 40
-    with pytest.raises(ValueError, match=re.escape("normalize: expected one of per_series | global | none, got 'zscore'")):
+    with pytest.raises(
+        ValueError, match=re.escape("normalize: expected one of per_series | global | none, got 'zscore'")
+    ):
         build_task_data({**ok, "normalize": "zscore"})
     with pytest.raises(ValueError, match=re.escape("source: local needs `test_file` (or `root`)")):
         build_task_data({**ok, "test_file": None})
@@ -249,13 +318,19 @@ def test_error_messages(tmp_path, arrays):
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'empty.jsonl'}: empty test file (no rows)")):
         build_task_data({**ok, "test_file": str(tmp_path / "empty.jsonl")})
     (tmp_path / "bad.csv").write_text('series,label\n"1, 2, 3",0\n"1, oops",1\n')
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'bad.csv'} row 1 column 'series': expected numbers, got '1, oops'")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"{tmp_path / 'bad.csv'} row 1 column 'series': expected numbers, got '1, oops'")
+    ):
         build_task_data({**ok, "test_file": str(tmp_path / "bad.csv")})
     (tmp_path / "nan.jsonl").write_text('{"series": [null, null], "label": 0}\n')
-    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'nan.jsonl'} row 0: channel 0 has no observed value")):
+    with pytest.raises(
+        ValueError, match=re.escape(f"{tmp_path / 'nan.jsonl'} row 0: channel 0 has no observed value")
+    ):
         build_task_data({**ok, "test_file": str(tmp_path / "nan.jsonl")})
     (tmp_path / "c3.jsonl").write_text('{"series": [[1, 2, 3]], "label": 0}\n')
-    with pytest.raises(ValueError, match=re.escape("splits have different channel counts {'train': 2, 'validation': 2, 'test': 3}")):
+    with pytest.raises(
+        ValueError, match=re.escape("splits have different channel counts {'train': 2, 'validation': 2, 'test': 3}")
+    ):
         build_task_data({**ok, "test_file": str(tmp_path / "c3.jsonl")})
     np.savez(tmp_path / "noy.npz", x=x)
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'noy.npz'}: missing array(s) ['y']; arrays: ['x']")):
@@ -282,14 +357,29 @@ def test_train_from_parquet_with_set_overrides(tmp_path, _fresh_accelerator_stat
     write_parquet(tmp_path / "test.parquet", x[32:], y[32:], input_column="signal", label_column="target")
     config = ROOT / "configuration" / "sequence_cpu.yaml"
     overrides = [
-        "data.task=sequence", "data.source=local", f"data.train_file={tmp_path / 'train.parquet'}",
-        f"data.test_file={tmp_path / 'test.parquet'}", "data.input_column=signal", "data.label_column=target",
-        "model.max_sequence_length=48", "model.hidden_size=8", "model.num_hidden_layers=1",
-        "train.batch_size=8", "train.max_steps=3", "train.log_every=1", "train.eval_every=3",
+        "data.task=sequence",
+        "data.source=local",
+        f"data.train_file={tmp_path / 'train.parquet'}",
+        f"data.test_file={tmp_path / 'test.parquet'}",
+        "data.input_column=signal",
+        "data.label_column=target",
+        "model.max_sequence_length=48",
+        "model.hidden_size=8",
+        "model.num_hidden_layers=1",
+        "train.batch_size=8",
+        "train.max_steps=3",
+        "train.log_every=1",
+        "train.eval_every=3",
     ]
     preset = load_preset(config, overrides)
-    args = argparse.Namespace(config=config, output_dir=str(tmp_path / "run"), resume=None, mixed_precision=None,
-                              cpu=True, overwrite_output_dir=False)
+    args = argparse.Namespace(
+        config=config,
+        output_dir=str(tmp_path / "run"),
+        resume=None,
+        mixed_precision=None,
+        cpu=True,
+        overwrite_output_dir=False,
+    )
     results = train(preset, args)
     assert results["train_steps"] == 3 and results["num_test_examples"] == 8
     saved = json.loads((tmp_path / "run" / "config.json").read_text())

@@ -39,8 +39,13 @@ def export(tmp_path) -> Path:
     write_parquet(tmp_path / "test.parquet", x[24:], y[24:])
     preset = {
         "model": {"hidden_size": 8, "num_hidden_layers": 1, "kernel_type": "fourier", "kernel_size": 8},
-        "data": {"task": "sequence", "source": "local", "train_file": str(tmp_path / "train.parquet"),
-                 "test_file": str(tmp_path / "test.parquet"), "validation_fraction": 0.25},
+        "data": {
+            "task": "sequence",
+            "source": "local",
+            "train_file": str(tmp_path / "train.parquet"),
+            "test_file": str(tmp_path / "test.parquet"),
+            "validation_fraction": 0.25,
+        },
         "train": {"batch_size": 4},
     }
     (tmp_path / "preset.yaml").write_text(yaml.safe_dump(preset))

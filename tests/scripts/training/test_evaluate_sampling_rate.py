@@ -67,7 +67,6 @@ def test_sampling_rate_factor_changes_the_model_and_writes_metrics(tmp_path):
     assert changed["test_loss"] != pytest.approx(plain["test_loss"], rel=1e-6)  # the option changed the model
 
 
-
 @pytest.mark.parametrize("name", ["speech_commands", "speech_commands_cpu", "synthetic_audio_cpu"])
 def test_audio_presets_document_and_accept_the_zero_shot_evaluation(name):
     path = ROOT / "configuration" / f"{name}.yaml"

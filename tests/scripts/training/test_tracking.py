@@ -52,17 +52,36 @@ def test_report_to_choices_and_missing_packages(tmp_path, monkeypatch):
         load_preset(TINY, ["train.report_to=tb"])
     assert load_preset(TINY, [])["train"]["report_to"] == "none" and resolve_trackers("none") == []
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed: `import tensorboard` fails
-    with pytest.raises(ValueError, match=re.escape("train.report_to=tensorboard: the 'tensorboard' package is not installed; pip install tensorboard")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "train.report_to=tensorboard: the 'tensorboard' package is not installed; pip install tensorboard"
+        ),
+    ):
         train(load_preset(TINY, ["train.report_to=tensorboard"]), _args(tmp_path / "run"))
     assert not (tmp_path / "run").exists()  # refused before the output folder, the data or a step
     for name in ("trackio", "wandb"):
         monkeypatch.setitem(sys.modules, name, None)
-    with pytest.raises(ValueError, match=re.escape("train.report_to=all: no tracker package is installed; pip install tensorboard or trackio or wandb")):
+    with pytest.raises(
+        ValueError,
+        match=re.escape(
+            "train.report_to=all: no tracker package is installed; pip install tensorboard or trackio or wandb"
+        ),
+    ):
         resolve_trackers("all")
 
 
 def test_tracker_values_and_flat_preset():
-    record = {"step": 4, "epoch": 1, "lr": {"kernel": 0.001, "decay": 0.01}, "train_loss": 0.5, "data": "x", "ok": True}
+    record = {
+        "step": 4,
+        "epoch": 1,
+        "lr": {"kernel": 0.001, "decay": 0.01},
+        "train_loss": 0.5,
+        "data": "x",
+        "ok": True,
+    }
     assert tracker_values(record) == {"epoch": 1, "lr/kernel": 0.001, "lr/decay": 0.01, "train_loss": 0.5}
-    flat = flat_preset({"model": {"hidden_size": 16, "branch": None}, "data": {"input_column": ["a", "b"]}, "train": {}})
+    flat = flat_preset(
+        {"model": {"hidden_size": 16, "branch": None}, "data": {"input_column": ["a", "b"]}, "train": {}}
+    )
     assert flat == {"model.hidden_size": 16, "model.branch": "null", "data.input_column": '["a", "b"]'}
