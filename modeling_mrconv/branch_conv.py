@@ -1,6 +1,6 @@
 """The multi-resolution branch convolution of an MRConv layer: a fast exact training path and its reference.
 
-Training form (mrconv_spec.md section 1.3), with z_i = k_i * u the output of branch i and BN_i its BatchNorm:
+Training form (paper eqs. 4-6), with z_i = k_i * u the output of branch i and BN_i its BatchNorm:
 
     y = sum_i alpha_i * BN_i(z_i) + D * u.
 
@@ -608,7 +608,7 @@ def folded_multires_forward(
     alpha: torch.Tensor,
     skip: torch.Tensor,
 ) -> torch.Tensor:
-    """Eval form with running statistics: the merge formula of spec section 2.1 applied on the fly (exact).
+    """Eval form with running statistics: the merge formula of paper eq. 7 applied on the fly (exact).
 
     One FFT convolution with k = sum_i s_i k_i + D delta and bias sum_i alpha_i (beta_i - gamma_i mu_i / sigma_i).
     Differentiable in every argument. Arguments as in `reference_multires_forward`; no mask, since eval statistics

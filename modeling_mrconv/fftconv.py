@@ -1,6 +1,6 @@
 """FFT long convolution (causal or bidirectional), always computed in float32.
 
-Conventions follow S4/SGConv (mrconv_spec.md section 1.7): signals are zero-padded to 2L so the circular FFT
+Conventions follow S4/SGConv: signals are zero-padded to 2L so the circular FFT
 convolution equals the linear one. A kernel is given as (S, H, Lk) with S = 1 (causal) or S = 2 (bidirectional:
 a forward half and a backward half). The backward tap `k[1, :, j]` multiplies `u[t + 1 + j]`, so the current step
 is covered only by the forward half.

@@ -1,4 +1,4 @@
-"""Branch kernel parameterizations of the MRConv layer (mrconv_spec.md section 1.5).
+"""Branch kernel parameterizations of the MRConv layer (paper eqs. 8-10).
 
 Every module holds the parameters of all N branches of one layer and `forward()` returns the dense kernels, one
 (S, H, l_i) tensor per branch with l_i = l0 * 2^i (truncated to the maximum sequence length), S = 2 when
@@ -38,7 +38,7 @@ class MRConvKernel(nn.Module):
 
 
 class MRConvDilatedKernel(MRConvKernel):
-    """l0 free taps per branch, spread with dilation 2^i: k_i[2^i * tau] = w_i[tau] (spec eq. 8)."""
+    """l0 free taps per branch, spread with dilation 2^i: k_i[2^i * tau] = w_i[tau] (paper eq. 8)."""
 
     def __init__(self, config: MRConvConfig, layer_idx: int = 0):
         super().__init__(config, layer_idx)
@@ -62,7 +62,7 @@ class MRConvDilatedKernel(MRConvKernel):
 
 
 class MRConvFourierKernel(MRConvKernel):
-    """m complex low-frequency modes per branch, zero-padded and inverse-transformed to length l_i (spec eq. 9)."""
+    """m complex low-frequency modes per branch, zero-padded and inverse-transformed to length l_i (paper eq. 9)."""
 
     def __init__(self, config: MRConvConfig, layer_idx: int = 0):
         super().__init__(config, layer_idx)
@@ -84,7 +84,7 @@ class MRConvFourierKernel(MRConvKernel):
 
 
 class MRConvSparseKernel(MRConvKernel):
-    """`sparse_taps` free taps per branch at fixed random positions in [0, l_i) (spec eq. 10)."""
+    """`sparse_taps` free taps per branch at fixed random positions in [0, l_i) (paper eq. 10)."""
 
     def __init__(self, config: MRConvConfig, layer_idx: int = 0):
         super().__init__(config, layer_idx)

@@ -104,7 +104,7 @@ def same_bytes(a: torch.Tensor, b: torch.Tensor | None) -> bool:
 class MRConvMultiResConv(nn.Module):
     """The MRConv layer: N depthwise branch convolutions, a BatchNorm per branch, per-channel weights alpha.
 
-    Training form (spec section 1.3): y = sum_i alpha_i * BN_i(k_i * u) + D * u, computed by
+    Training form (paper eqs. 4-6): y = sum_i alpha_i * BN_i(k_i * u) + D * u, computed by
     `branch_conv.multires_forward` (one FFT of u shared by all branches, one convolution with the BN-folded combined
     kernel, branch outputs recomputed for backward; `branch_conv.reference_multires_forward` is the plain form). In
     eval mode the branches are folded on the fly with the running statistics (exact).
@@ -212,7 +212,7 @@ class MRConvMultiResConv(nn.Module):
 
     @torch.no_grad()
     def merged_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The eval-mode equivalent single kernel (S, H, max_length) and bias (H), float64 (spec section 2.1)."""
+        """The eval-mode equivalent single kernel (S, H, max_length) and bias (H), float64 (paper eq. 7)."""
         if self.batch_norm is None:
             kernel = self.summed_kernel(self.max_length, torch.float64)  # (S H L)
             return kernel, kernel.new_zeros(kernel.shape[1])  # (S H L), (H)
@@ -291,7 +291,7 @@ class MRConvPreTrainedModel(PreTrainedModel):
     _no_split_modules = ["MRConvBlock"]
     # activation checkpointing would update the BatchNorm running statistics twice per step
     supports_gradient_checkpointing = False
-    # the losses are plain means and never use num_items_in_batch (hf_notes.md section 0.6)
+    # the losses are plain means: Trainer must not pass num_items_in_batch or rescale them for accumulation
     accepts_loss_kwargs = False
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Structural reparameterization of an MRConv layer (mrconv_spec.md section 2.1; poster eq. 7).
+"""Structural reparameterization of an MRConv layer (paper eq. 7).
 
 In eval mode a branch's BatchNorm is a fixed per-channel affine map of its convolution output, so
 

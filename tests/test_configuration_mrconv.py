@@ -7,7 +7,7 @@ from modeling_mrconv import MRConvConfig
 
 def test_derived_fields():
     config = MRConvConfig(max_sequence_length=16000, kernel_size=32)
-    assert config.num_branches == 10  # 32 * 2^9 = 16384 >= 16000 (spec section 1.2)
+    assert config.num_branches == 10  # 32 * 2^9 = 16384 >= 16000 (N = 1 + ceil(log2(L / l0)))
     assert config.branch_lengths[-1] == 16000 and config.branch_lengths[0] == 32
     assert config.fourier_modes == 16 and config.sparse_taps == 32
     assert MRConvConfig(max_sequence_length=1024, kernel_size=32).num_branches == 6
