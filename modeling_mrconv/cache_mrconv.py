@@ -79,7 +79,7 @@ def stream_conv_direct(window: torch.Tensor, weight: torch.Tensor, bias: torch.T
     """Outputs (B, H, C) at the last C positions of `window` (B, H, P + C), direct form: O(K x C) per channel.
 
     The window, left-padded (or cut) to K - 1 + C positions, correlated with `weight` = `direct_weight(kernel)`
-    (`fftconv.direct_conv_bias` conventions) gives exactly the chunk's C outputs.
+    (a cross-correlation, hence the flip) gives exactly the chunk's C outputs.
     """
     K = weight.shape[-1]
     L = window.shape[-1]

@@ -1,11 +1,10 @@
 """The merged MRConv layer `k * u + b` as a real-valued DFT written with matrix products: the ONNX export form.
 
 ONNX has no complex type and onnxruntime refuses the graphs of `torch.fft` ops, so under export the merged layer
-(paper section 3.2, one kernel of length K) is computed without them. The direct form (`fftconv.direct_conv_bias`,
-one depthwise `Conv`) costs O(L K) per channel at onnxruntime's depthwise-convolution speed; this module instead
-evaluates the same circular convolution as `fftconv.fft_conv` with a two-factor Cooley-Tukey DFT of length
-N = N1 N2 >= 2K made of real matrix products (GEMMs; the twiddles are folded into the per-n2 matrices of the first
-stage), O(N (N1 + N2)) per channel:
+(paper section 3.2, one kernel of length K) is computed without them. A direct form (one depthwise `Conv`) would
+cost O(L K) per channel at onnxruntime's depthwise-convolution speed; this module instead evaluates the same circular
+convolution as `fftconv.fft_conv` with a two-factor Cooley-Tukey DFT of length N = N1 N2 >= 2K made of real matrix
+products (GEMMs; the twiddles are folded into the per-n2 matrices of the first stage), O(N (N1 + N2)) per channel:
 
     X[k1 + N1 k2] = sum_{n2} W_N2^{n2 k2} W_N^{n2 k1} sum_{n1} W_N1^{n1 k1} x[N2 n1 + n2],    W_M = exp(-2 pi i / M)
 

@@ -95,35 +95,6 @@ def is_exporting() -> bool:
     return torch.onnx.is_in_onnx_export() or torch.compiler.is_exporting()
 
 
-def direct_conv_bias(u: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """The merged MRConv layer `k * u + b` as one depthwise `F.conv1d`: exact, and exportable to ONNX `Conv`.
-
-    Used instead of `fft_conv_bias` only under export: ONNX graphs of `torch.fft` ops are refused by onnxruntime,
-    and complex tensors have no ONNX type. Padding and kernel size depend only on the kernel length K, never on the
-    signal length L, so the exported graph keeps L dynamic (L <= K); taps beyond L multiply zero padding. Cost
-    O(L K) per channel against the FFT's O(L log L).
-
-    Args:
-        u: (B, H, L) signal with L <= K.
-        kernel: (S, H, K) merged kernel, S = 1 (causal) or 2 (bidirectional, `direct_conv_reference` conventions).
-        bias: (H) per-channel bias.
-
-    Returns:
-        (B, H, L) in float32 (float64 for float64 u).
-    """
-    dtype = compute_dtype(u.dtype)
-    S, H, K = kernel.shape
-    kernel = kernel.to(dtype)
-    # cross-correlation weight over the offsets d = t' - t of y[t] = sum_d w[d] u[t + d]
-    weight = kernel[0].flip(-1)  # (H K) offsets -(K-1) .. 0
-    right = 0
-    if S == 2:
-        weight = torch.cat([weight, kernel[1, :, : K - 1]], dim=-1)  # (H 2K-1) offsets -(K-1) .. K-1
-        right = K - 1
-    padded = F.pad(u.to(dtype), (K - 1, right))  # (B H L+K-1+right)
-    return F.conv1d(padded, weight[:, None, :], bias.to(dtype), groups=H)  # (B H L)
-
-
 def direct_conv_reference(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """Plain O(L^2) convolution used as the test oracle: y[t] = sum_s k_f[s] u[t-s] + sum_j k_b[j] u[t+1+j].
 
@@ -146,7 +117,6 @@ def direct_conv_reference(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor
 
 __all__ = [
     "compute_dtype",
-    "direct_conv_bias",
     "direct_conv_reference",
     "fft_conv",
     "fft_conv_bias",

@@ -60,7 +60,7 @@ def test_causal_continuous_backbone_parity_for_every_length(tmp_path):
 
 
 def test_pytorch_path_does_not_use_the_export_form(monkeypatch):
-    """Outside export the merged layer runs the FFT form: the direct form is never called."""
+    """Outside export the merged layer runs the FFT form: the export form is never called."""
     import modeling_mrconv.modeling_mrconv as modeling
 
     def fail(*args):
