@@ -76,6 +76,24 @@ def trainable(layer: MRConvMultiResConv) -> list[torch.Tensor]:
     return [p for p in layer.parameters() if p.requires_grad]
 
 
+def assert_step_matches_reference(
+    fast: MRConvMultiResConv, slow: MRConvMultiResConv, x: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Training step of `fast` against the reference on `slow` (a copy), on copies of x (B H L): outputs, every
+    gradient (each nonzero) and the BatchNorm running statistics agree; returns the fast output."""
+    x_fast, x_slow = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y_fast, y_slow = fast(x_fast, mask), reference(slow, x_slow, mask)
+    torch.testing.assert_close(y_fast, y_slow, rtol=1e-10, atol=1e-10)
+    for g_fast, g_slow in zip(
+        grads(y_fast, [x_fast, *trainable(fast)]), grads(y_slow, [x_slow, *trainable(slow)]), strict=True
+    ):
+        assert g_slow.abs().max() > 0
+        torch.testing.assert_close(g_fast, g_slow, rtol=1e-9, atol=1e-10)
+    for name, buffer in fast.batch_norm.named_buffers():
+        torch.testing.assert_close(buffer, dict(slow.batch_norm.named_buffers())[name], rtol=1e-12, atol=1e-14)
+    return y_fast
+
+
 @pytest.mark.parametrize("block", BLOCKS)
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("bidirectional", [True, False])
@@ -86,17 +104,8 @@ def test_training_fast_path_matches_reference(kernel_type, bidirectional, masked
     fast = make_layer(kernel_type, bidirectional).train()
     slow = copy.deepcopy(fast)
     x, mask = padded_batch(3, 4, 37, masked)
-    x_fast, x_slow = x.clone().requires_grad_(), x.clone().requires_grad_()
-    y_fast, y_slow = fast(x_fast, mask), reference(slow, x_slow, mask)
+    y_fast = assert_step_matches_reference(fast, slow, x, mask)
     assert y_fast.dtype == torch.float64 and y_fast.shape == (3, 4, 37)
-    torch.testing.assert_close(y_fast, y_slow, rtol=1e-10, atol=1e-10)
-    for g_fast, g_slow in zip(
-        grads(y_fast, [x_fast, *trainable(fast)]), grads(y_slow, [x_slow, *trainable(slow)]), strict=True
-    ):
-        assert g_slow.abs().max() > 0
-        torch.testing.assert_close(g_fast, g_slow, rtol=1e-9, atol=1e-10)
-    for name, buffer in fast.batch_norm.named_buffers():
-        torch.testing.assert_close(buffer, dict(slow.batch_norm.named_buffers())[name], rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("block", [3000, branch_conv.CPU_BLOCK_ELEMENTS])
@@ -240,17 +249,8 @@ def test_right_padded_edge_path_matches_reference(kernel_type, bidirectional, bl
     L = 260
     mask = right_padding([L, 1, 200, 37, 250], L)
     x = (padded_batch(5, 3, L, False)[0] * 3 + 2) * mask[:, None]
-    x_fast, x_slow = x.clone().requires_grad_(), x.clone().requires_grad_()
-    y_fast, y_slow = fast(x_fast, mask), reference(slow, x_slow, mask)
+    assert_step_matches_reference(fast, slow, x, mask)
     assert calls == [expected]  # l = 4, 8, 16 (, 32, 64) on the edges
-    torch.testing.assert_close(y_fast, y_slow, rtol=1e-10, atol=1e-10)
-    for g_fast, g_slow in zip(
-        grads(y_fast, [x_fast, *trainable(fast)]), grads(y_slow, [x_slow, *trainable(slow)]), strict=True
-    ):
-        assert g_slow.abs().max() > 0
-        torch.testing.assert_close(g_fast, g_slow, rtol=1e-9, atol=1e-10)
-    for name, buffer in fast.batch_norm.named_buffers():
-        torch.testing.assert_close(buffer, dict(slow.batch_norm.named_buffers())[name], rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize(("ratio", "edges"), [(2, 6), (8, 4)])
@@ -308,16 +308,8 @@ def test_other_masks_take_the_second_pass(padding, monkeypatch):
         mask = mask.flip(-1)
     x = (padded_batch(3, 3, L, False)[0] + 2) * mask[:, None]
     assert right_padded_lengths(x, mask) is None
-    x_fast, x_slow = x.clone().requires_grad_(), x.clone().requires_grad_()
-    y_fast, y_slow = fast(x_fast, mask), reference(slow, x_slow, mask)
+    assert_step_matches_reference(fast, slow, x, mask)
     assert not calls
-    torch.testing.assert_close(y_fast, y_slow, rtol=1e-10, atol=1e-10)
-    for g_fast, g_slow in zip(
-        grads(y_fast, [x_fast, *trainable(fast)]), grads(y_slow, [x_slow, *trainable(slow)]), strict=True
-    ):
-        torch.testing.assert_close(g_fast, g_slow, rtol=1e-9, atol=1e-10)
-    for name, buffer in fast.batch_norm.named_buffers():
-        torch.testing.assert_close(buffer, dict(slow.batch_norm.named_buffers())[name], rtol=1e-12, atol=1e-14)
 
 
 @pytest.mark.parametrize("bidirectional", [True, False])
@@ -331,15 +323,7 @@ def test_edge_and_full_branches_match_reference(kernel_type, bidirectional):
     assert [k.shape[-1] for k in kernels] == [4, 8, 16, 32, 64, 128, 256, 300]
     assert edge_branches(kernels, L, masked=False) == [0, 1, 2, 3, 4]
     x = padded_batch(2, 3, L, False)[0] * 3 + 2
-    x_fast, x_slow = x.clone().requires_grad_(), x.clone().requires_grad_()
-    y_fast, y_slow = fast(x_fast), reference(slow, x_slow, None)
-    torch.testing.assert_close(y_fast, y_slow, rtol=1e-10, atol=1e-10)
-    for g_fast, g_slow in zip(
-        grads(y_fast, [x_fast, *trainable(fast)]), grads(y_slow, [x_slow, *trainable(slow)]), strict=True
-    ):
-        torch.testing.assert_close(g_fast, g_slow, rtol=1e-9, atol=1e-10)
-    for name, buffer in fast.batch_norm.named_buffers():
-        torch.testing.assert_close(buffer, dict(slow.batch_norm.named_buffers())[name], rtol=1e-12, atol=1e-14)
+    assert_step_matches_reference(fast, slow, x, None)
 
 
 @pytest.mark.parametrize("offset", [0.0, 100.0])
