@@ -58,7 +58,6 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import transformers  # noqa: E402
 from bench.deployment import (  # noqa: E402
-    causal_config,
     compile_rows,
     deployment_ratios,
     format_deployment_row,
@@ -104,15 +103,16 @@ class Runner:
 
 # ---------------------------------------------------------------------------------------------------------- models
 def mrconv_config(args: argparse.Namespace, L: int, **overrides) -> MRConvConfig:
+    """The benchmark's MRConv at `args`' width, depth and kernel, bidirectional unless `overrides` say otherwise."""
+    values = {"bidirectional": True, **overrides}
     return MRConvConfig(
         hidden_size=args.hidden_size,
         num_hidden_layers=args.num_layers,
         max_sequence_length=L,
         kernel_size=args.kernel_size,
         kernel_type=args.kernel_type,
-        bidirectional=True,
         num_labels=args.num_labels,
-        **overrides,
+        **values,
     )
 
 
@@ -459,18 +459,16 @@ def measure_deployment(args: argparse.Namespace, device: torch.device) -> dict:
     """The deployment rows (bench.deployment) at the benchmark's width, depth and kernel; CPU only."""
     if device.type != "cpu":
         raise SystemExit("the deployment rows are measured on CPU only (bench.deployment times without syncing)")
-    sizes = (args.hidden_size, args.num_layers)
-    kernel = (args.kernel_type, args.kernel_size, args.num_labels)
     rows = []
     if args.compile:
-        config = causal_config(*sizes, args.compile_length, *kernel)
+        config = mrconv_config(args, args.compile_length, bidirectional=False)
         rows += compile_rows(
             config, args.compile_batch_size, args.compile_length, args.warmup, args.repeats, args.compile_backend
         )
         for row in rows:
             print(format_deployment_row(row))
     stream_length = max(args.stream_histories) + max(args.stream_chunks)
-    config = causal_config(*sizes, stream_length, *kernel)
+    config = mrconv_config(args, stream_length, bidirectional=False)
     stream = streaming_rows(
         config, args.stream_batch_size, args.stream_histories, args.stream_chunks, args.warmup, args.repeats
     )

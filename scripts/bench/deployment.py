@@ -42,20 +42,6 @@ DEPLOYMENT_RATIOS = (
 )
 
 
-def causal_config(
-    hidden_size: int, num_layers: int, max_length: int, kernel_type: str, kernel_size: int, num_labels: int
-) -> MRConvConfig:
-    return MRConvConfig(
-        hidden_size=hidden_size,
-        num_hidden_layers=num_layers,
-        max_sequence_length=max_length,
-        kernel_type=kernel_type,
-        kernel_size=kernel_size,
-        bidirectional=False,
-        num_labels=num_labels,
-    )
-
-
 def interleaved_medians(steps: dict[str, Callable[[], None]], warmup: int, repeats: int) -> dict[str, list[float]]:
     """Milliseconds of each step over `repeats` interleaved rounds (order rotated) after `warmup` calls each."""
     device = torch.device("cpu")

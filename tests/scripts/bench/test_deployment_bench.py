@@ -5,7 +5,6 @@ import math
 
 import torch
 from bench.deployment import (
-    causal_config,
     compile_rows,
     deployment_ratios,
     fork,
@@ -14,13 +13,14 @@ from bench.deployment import (
     streaming_rows,
 )
 from bench.report import write_outputs
+from mrconv_testing import tiny_config
 
 from modeling_mrconv import MRConvForSequenceClassification
 
 
 def test_compile_rows_hold_numbers_and_ratios():
     """aot_eager (Dynamo full-graph capture + AOTAutograd) keeps this fast; the benchmark defaults to inductor."""
-    config = causal_config(16, 2, 32, "dilated", 4, 3)
+    config = tiny_config(bidirectional=False, num_hidden_layers=2, max_sequence_length=32, kernel_type="dilated")
     rows = compile_rows(config, batch_size=2, length=32, warmup=1, repeats=2, backend="aot_eager")
     assert [(r["mode"], r["variant"]) for r in rows] == [
         ("inference", "eager"),
@@ -43,7 +43,7 @@ def test_compile_rows_hold_numbers_and_ratios():
 
 
 def test_compile_failure_becomes_an_error_row():
-    config = causal_config(16, 1, 16, "dilated", 4, 3)
+    config = tiny_config(bidirectional=False, num_hidden_layers=1, max_sequence_length=16, kernel_type="dilated")
     rows = compile_rows(config, 1, 16, 1, 1, backend="no_such_backend", modes=("inference",))
     assert [r["variant"] for r in rows] == ["eager", "compiled"]
     assert all(r["status"].startswith("error: ") for r in rows)
@@ -53,7 +53,7 @@ def test_streamed_step_starts_every_call_from_the_same_history():
     """The timed streaming step must not advance the primed cache: each call gives the same logits, equal to the
     full forward's over history + chunk."""
     torch.manual_seed(0)
-    config = causal_config(16, 2, 64, "fourier", 4, 3)
+    config = tiny_config(bidirectional=False, num_hidden_layers=2, max_sequence_length=64, kernel_type="fourier")
     model = MRConvForSequenceClassification(config).eval().reparameterize()
     ids = torch.randint(1, config.vocab_size, (1, 50))
     with torch.no_grad():
@@ -80,7 +80,7 @@ def test_streamed_step_starts_every_call_from_the_same_history():
 
 
 def test_streaming_rows_and_deployment_only_report(tmp_path):
-    config = causal_config(16, 1, 40, "dilated", 4, 3)
+    config = tiny_config(bidirectional=False, num_hidden_layers=1, max_sequence_length=40, kernel_type="dilated")
     rows = streaming_rows(config, batch_size=1, histories=[8, 24], chunks=[1, 16], warmup=1, repeats=1)
     assert {(r["history"], r["chunk"], r["variant"]) for r in rows} == {
         (P, C, v) for P in (8, 24) for C in (1, 16) for v in ("stream", "recompute")
