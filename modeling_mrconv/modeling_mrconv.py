@@ -23,7 +23,7 @@ from .configuration_mrconv import MRConvConfig
 from .export_conv import dft_conv_bias
 from .fftconv import compute_dtype, fft_conv_bias, is_exporting, kernel_spectrum
 from .kernels import KERNEL_CLASSES, MRConvKernel
-from .reparam import merge_branches
+from .reparam import merge_branches, merge_with_skip
 
 
 logger = logging.get_logger(__name__)
@@ -137,7 +137,7 @@ class MRConvMultiResConv(nn.Module):
             self.merged_bias = nn.Parameter(torch.empty(H))
         else:
             self.kernel = KERNEL_CLASSES[config.kernel_type](config, layer_idx)
-            if getattr(config, "branch_batch_norm", True):  # configs of other models (MRConvNeXt) lack the field
+            if config.branch_batch_norm:
                 self.batch_norm = MRConvBatchNorm((N, H), eps=config.norm_eps, momentum=config.batch_norm_momentum)
             self.alpha = nn.Parameter(torch.empty(N, H))  # (N H)
             self.skip = nn.Parameter(torch.empty(H))  # (H) the S4 "D" term, folded into lag 0 when merging
@@ -202,13 +202,7 @@ class MRConvMultiResConv(nn.Module):
 
     def summed_kernel(self, length: int, dtype: torch.dtype) -> torch.Tensor:
         """sum_i alpha_i k_i + D delta (S, H, length) in `dtype`, differentiable: the layer without branch BatchNorm."""
-        pad = nn.functional.pad
-        kernel = 0.0
-        for k, a in zip(self.kernel(), self.alpha.to(dtype), strict=True):
-            k = k[..., :length].to(dtype)  # (S H l_i)
-            kernel = kernel + pad(k, (0, length - k.shape[-1])) * a[:, None]  # (S H L)
-        skip = pad(self.skip.to(dtype)[:, None], (0, length - 1))  # (H L): D on lag 0
-        return kernel + torch.stack([skip, torch.zeros_like(skip)][: kernel.shape[0]])  # forward direction only
+        return merge_with_skip(self.kernel(), self.alpha.to(dtype), self.skip, length, dtype)  # (S H L)
 
     @torch.no_grad()
     def merged_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -39,13 +39,32 @@ def fold_batchnorm(
     return scale, shift.sum(0)
 
 
-def merge_kernels(kernels: list[torch.Tensor], scale: torch.Tensor, length: int) -> torch.Tensor:
+def merge_kernels(
+    kernels: list[torch.Tensor], scale: torch.Tensor, length: int, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """sum_i scale_i * kernel_i, every (S, H, l_i) kernel zero-padded on the right to `length`: (S, H, length)."""
-    merged = torch.zeros(*kernels[0].shape[:2], length, dtype=torch.float64, device=kernels[0].device)
+    merged = torch.zeros(*kernels[0].shape[:2], length, dtype=dtype, device=kernels[0].device)
     for kernel, s in zip(kernels, scale, strict=False):
-        kernel = kernel[..., :length].double()
+        kernel = kernel[..., :length].to(dtype)
         merged += F.pad(kernel, (0, length - kernel.shape[-1])) * s[:, None]  # (S H L)
     return merged
+
+
+def merge_with_skip(
+    kernels: list[torch.Tensor],
+    scale: torch.Tensor,
+    skip: torch.Tensor,
+    length: int,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
+    """sum_i scale_i * kernel_i + D delta (S, H, length): `merge_kernels` with the D term on the forward lag-0 tap.
+
+    With `scale` = alpha this is the whole layer without branch BatchNorm (`MRConvConfig.branch_batch_norm=False`);
+    `merge_branches` passes the BatchNorm-folded scale. Differentiable in every argument.
+    """
+    kernel = merge_kernels(kernels, scale, length, dtype)  # (S H L)
+    kernel[0, :, 0] += skip.to(dtype)
+    return kernel
 
 
 def merge_branches(
@@ -62,9 +81,7 @@ def merge_branches(
     """
     bn = batch_norm
     scale, shift = fold_batchnorm(alpha, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)
-    kernel = merge_kernels(kernels, scale, length)  # (S H L)
-    kernel[0, :, 0] += skip.double()
-    return kernel, shift
+    return merge_with_skip(kernels, scale, skip, length), shift  # (S H L), (H)
 
 
-__all__ = ["fold_batchnorm", "merge_branches", "merge_kernels"]
+__all__ = ["fold_batchnorm", "merge_branches", "merge_kernels", "merge_with_skip"]

@@ -34,7 +34,7 @@ from torch import nn
 
 from .kernels import MRConvFourierKernel, MRConvFourierSparseKernel, MRConvKernel
 from .modeling_mrconv import MRConvMultiResConv
-from .reparam import merge_branches, merge_kernels
+from .reparam import merge_branches, merge_with_skip
 
 
 HALF_BAND_HALF_WIDTH = 31  # taps on each side of the half-band filter (odd lags only are non-zero)
@@ -130,8 +130,7 @@ def change_layer_sampling_rate(layer: MRConvMultiResConv, steps: int) -> MRConvM
         dtype = layer.alpha.dtype
         kernels = branch_kernels_at_rate(layer.kernel, steps)
         if layer.batch_norm is None:  # branch_batch_norm=False: sum_i alpha_i k_i + D delta, no bias
-            kernel = merge_kernels(kernels, layer.alpha.double(), new_length)  # (S H L')
-            kernel[0, :, 0] += layer.skip.double()  # D on the forward lag-0 tap, as merge_branches
+            kernel = merge_with_skip(kernels, layer.alpha, layer.skip, new_length)  # (S H L')
             bias = kernel.new_zeros(kernel.shape[1])  # (H)
         else:
             kernel, bias = merge_branches(kernels, layer.alpha, layer.batch_norm, layer.skip, new_length)
