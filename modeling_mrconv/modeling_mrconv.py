@@ -78,11 +78,8 @@ def masked_mean(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch
 def _libc_memcmp():
     try:
         memcmp = ctypes.CDLL(None).memcmp
-    except (
-        OSError,
-        AttributeError,
-        TypeError,
-    ):  # no C library symbols in the process (e.g. Windows): torch.equal instead
+    # no C library symbols in the process (e.g. Windows): torch.equal instead
+    except (OSError, AttributeError, TypeError):
         return None
     memcmp.restype = ctypes.c_int
     memcmp.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
