@@ -147,10 +147,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
     accelerator.print(json.dumps({k: v for k, v in results.items() if not k.endswith("confusion_matrix")}, indent=2))
     if accelerator.is_main_process:
+        text = json.dumps(results, indent=2) + "\n"
         results_path.parent.mkdir(parents=True, exist_ok=True)
-        results_path.write_text(json.dumps(results, indent=2) + "\n")
+        results_path.write_text(text)
         if args.output_file:
-            args.output_file.write_text(json.dumps(results, indent=2) + "\n")
+            args.output_file.write_text(text)
     return results
 
 
