@@ -45,8 +45,12 @@ class TrainConfig:
     report_to: str = "none"  # none | tensorboard | trackio | wandb | all (the installed ones): Accelerate trackers
 
     def __post_init__(self):
-        if self.report_to not in REPORT_TO:
-            raise ValueError(f"train.report_to: expected one of {' | '.join(REPORT_TO)}, got {self.report_to!r}")
+        check_report_to(self.report_to)
+
+
+def check_report_to(report_to: str) -> None:
+    if report_to not in REPORT_TO:
+        raise ValueError(f"train.report_to: expected one of {' | '.join(REPORT_TO)}, got {report_to!r}")
 
 
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -89,8 +93,7 @@ def resolve_trackers(report_to: str) -> list[str]:
     Raises:
         ValueError: A requested tracker's package is not installed (the message gives the pip command).
     """
-    if report_to not in REPORT_TO:
-        raise ValueError(f"train.report_to: expected one of {' | '.join(REPORT_TO)}, got {report_to!r}")
+    check_report_to(report_to)
     if report_to == "none":
         return []
     if report_to == "all":

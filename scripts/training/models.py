@@ -21,9 +21,7 @@ from modeling_mrconv import (
     MRConvNextConfig,
     MRConvNextForImageClassification,
 )
-
-
-ARCHITECTURES = ("mrconv", "mrconvnext")
+from training.schema import MODEL_CONFIGS
 
 
 class MRConvNextFlattenedForImageClassification(MRConvNextForImageClassification):
@@ -125,8 +123,8 @@ def build_model(model_cfg: dict[str, Any], task: TaskData) -> torch.nn.Module:
     """The classifier for a task (`model.architecture`: mrconv | mrconvnext), sized from the data, single-label."""
     model_cfg = dict(model_cfg)
     architecture = model_cfg.pop("architecture", None) or "mrconv"
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"model.architecture: expected one of {ARCHITECTURES}, got {architecture!r}")
+    if architecture not in MODEL_CONFIGS:
+        raise ValueError(f"model.architecture: expected one of {sorted(MODEL_CONFIGS)}, got {architecture!r}")
     labels = {
         "num_labels": task.num_labels,
         "id2label": task.id2label,
