@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import SPLITS, ArrayDataset, TaskData, _continuous_task, _get, register_task
+from tasks.base import SPLITS, ArrayDataset, TaskData, _continuous_task, _counts, _get, register_task
 from tasks.sources import HFSourceConfig, _fill_validation, _hf_labelled_splits, _id2label, _is_plain_folder
 
 
@@ -183,7 +183,7 @@ def _generated(cfg: dict, seed: int, channels: int) -> tuple[dict, list[str], st
     if not 2 <= num_classes <= len(BAR_CLASSES):
         raise ValueError(f"data.num_classes: the generated bars have 2..{len(BAR_CLASSES)} classes, got {num_classes}")
     size = int(_get(cfg, "image_size", 32))
-    counts = [int(_get(cfg, f"num_{s}", d)) for s, d in zip(SPLITS, (1024, 256, 512), strict=True)]
+    counts = _counts(cfg, (1024, 256, 512))
     out = {}
     for offset, (split, count) in enumerate(zip(SPLITS, counts, strict=True)):
         images, labels = generate_bars(count, num_classes, size, seed * len(SPLITS) + offset)
