@@ -7,6 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from modeling_mrconv.modeling_mrconv import masked_mean, zero_padding
+
 
 class S4DKernel(nn.Module):
     """S4D-Lin kernel: diagonal complex A, recomputed for every call by a Vandermonde product (Gu et al., 2022).
@@ -55,27 +57,40 @@ class S4DLayer(nn.Module):
             return (y + u.float() * self.D[:, None]).to(u.dtype)
 
 
+class S4DBlocks(nn.Module):
+    """MRConv's block (conv -> GELU -> pointwise linear -> GLU -> residual -> BatchNorm) with an S4D-Lin layer as its
+    convolution, `num_layers` deep, on (B, H, L); padded positions are zeroed before every convolution."""
+
+    def __init__(self, hidden_size: int, num_layers: int, bidirectional: bool, state_size: int = 64):
+        super().__init__()
+        H = hidden_size
+        self.convs = nn.ModuleList([S4DLayer(H, bidirectional, state_size) for _ in range(num_layers)])
+        self.linears = nn.ModuleList([nn.Conv1d(H, 2 * H, kernel_size=1) for _ in range(num_layers)])
+        self.norms = nn.ModuleList([nn.BatchNorm1d(H) for _ in range(num_layers)])
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        for conv, linear, norm in zip(self.convs, self.linears, self.norms, strict=True):
+            y = conv(zero_padding(x, mask))  # (B H L)
+            x = norm(x + F.glu(linear(F.gelu(y)), dim=1))  # (B H L)
+        return x
+
+
 class S4DClassifier(nn.Module):
-    """Embedding, MRConv's block with the S4D layer as its convolution, mean pooling, linear head."""
+    """Embedding, `S4DBlocks`, mean pooling, linear head."""
 
     def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, num_labels: int, bidirectional: bool):
         super().__init__()
-        H = hidden_size
-        self.embeddings = nn.Embedding(vocab_size, H)
-        self.convs = nn.ModuleList([S4DLayer(H, bidirectional) for _ in range(num_layers)])
-        self.linears = nn.ModuleList([nn.Conv1d(H, 2 * H, kernel_size=1) for _ in range(num_layers)])
-        self.norms = nn.ModuleList([nn.BatchNorm1d(H) for _ in range(num_layers)])
-        self.classifier = nn.Linear(H, num_labels)
+        self.embeddings = nn.Embedding(vocab_size, hidden_size)
+        self.blocks = S4DBlocks(hidden_size, num_layers, bidirectional)
+        self.classifier = nn.Linear(hidden_size, num_labels)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        x = self.embeddings(input_ids).transpose(1, 2)  # (B H L)
-        for conv, linear, norm in zip(self.convs, self.linears, self.norms, strict=True):
-            x = norm(x + F.glu(linear(F.gelu(conv(x))), dim=1))  # (B H L)
+        x = self.blocks(self.embeddings(input_ids).transpose(1, 2))  # (B H L)
         return self.classifier(x.mean(-1))  # (B num_labels)
 
 
 class PooledClassifier(nn.Module):
-    """A transformers backbone returning (B, L, H) hidden states, with MRConv's head: mean pooling + linear."""
+    """A transformers backbone returning (B, L, H) hidden states, with MRConv's head: masked mean pooling + linear."""
 
     def __init__(self, backbone: nn.Module, hidden_size: int, num_labels: int, **call_kwargs):
         super().__init__()
@@ -83,6 +98,12 @@ class PooledClassifier(nn.Module):
         self.call_kwargs = call_kwargs
         self.classifier = nn.Linear(hidden_size, num_labels)
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, **self.call_kwargs).last_hidden_state  # (B L H)
-        return self.classifier(hidden.mean(1))  # (B num_labels)
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        inputs = {"input_ids": input_ids} if inputs_embeds is None else {"inputs_embeds": inputs_embeds}
+        hidden = self.backbone(**inputs, attention_mask=attention_mask, **self.call_kwargs).last_hidden_state
+        return self.classifier(masked_mean(hidden.transpose(1, 2), attention_mask))  # (B num_labels)

@@ -19,14 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from bench.peers import S4DLayer
+from bench.peers import PooledClassifier, S4DBlocks
 from tasks import TaskData
 from torch import nn
 from transformers import BertConfig, BertModel, MambaConfig, MambaModel
 
 from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification, param_groups
-from modeling_mrconv.modeling_mrconv import masked_mean, zero_padding
+from modeling_mrconv.modeling_mrconv import masked_mean
 
 
 KERNEL_TYPES = ("dilated", "fourier", "fourier_sparse")
@@ -138,40 +137,30 @@ class InputLayer(nn.Module):
         return self.layer(batch[self.name])  # (B L H)
 
 
-class PooledPeer(nn.Module):
+class PooledPeer(PooledClassifier):
     """Input layer, a transformers backbone on `inputs_embeds`, masked mean pooling, linear head."""
 
     def __init__(self, task: TaskData, hidden_size: int, backbone: nn.Module):
+        inputs = InputLayer(task, hidden_size)  # made before the head, as the init order of the study's runs
+        super().__init__(backbone, hidden_size, task.num_labels)
+        self.inputs = inputs
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return super().forward(inputs_embeds=self.inputs(batch), attention_mask=batch.get("attention_mask"))
+
+
+class S4DPeer(nn.Module):
+    """Input layer, `bench.peers.S4DBlocks` (MRConv's block with an S4D-Lin conv), masked mean pooling, linear head."""
+
+    def __init__(self, task: TaskData, hidden_size: int, num_layers: int, state_size: int = 64):
         super().__init__()
         self.inputs = InputLayer(task, hidden_size)
-        self.backbone = backbone
+        self.blocks = S4DBlocks(hidden_size, num_layers, bidirectional=True, state_size=state_size)
         self.classifier = nn.Linear(hidden_size, task.num_labels)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         mask = batch.get("attention_mask")
-        hidden = self.backbone(inputs_embeds=self.inputs(batch), attention_mask=mask).last_hidden_state  # (B L H)
-        return self.classifier(masked_mean(hidden.transpose(1, 2), mask))  # (B num_labels)
-
-
-class S4DPeer(nn.Module):
-    """MRConv's block (conv -> GELU -> pointwise linear -> GLU -> residual -> BatchNorm) with an S4D-Lin conv,
-    padding zeroed before every convolution, masked mean pooling."""
-
-    def __init__(self, task: TaskData, hidden_size: int, num_layers: int, state_size: int = 64):
-        super().__init__()
-        H = hidden_size
-        self.inputs = InputLayer(task, H)
-        self.convs = nn.ModuleList([S4DLayer(H, bidirectional=True, state_size=state_size) for _ in range(num_layers)])
-        self.linears = nn.ModuleList([nn.Conv1d(H, 2 * H, kernel_size=1) for _ in range(num_layers)])
-        self.norms = nn.ModuleList([nn.BatchNorm1d(H) for _ in range(num_layers)])
-        self.classifier = nn.Linear(H, task.num_labels)
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        mask = batch.get("attention_mask")
-        x = self.inputs(batch).transpose(1, 2)  # (B H L)
-        for conv, linear, norm in zip(self.convs, self.linears, self.norms, strict=True):
-            y = conv(zero_padding(x, mask))  # (B H L)
-            x = norm(x + F.glu(linear(F.gelu(y)), dim=1))  # (B H L)
+        x = self.blocks(self.inputs(batch).transpose(1, 2), mask)  # (B H L)
         return self.classifier(masked_mean(x, mask))  # (B num_labels)
 
 
