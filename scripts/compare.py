@@ -91,14 +91,14 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
 
     def progress(record: dict) -> None:
-        done = len(load_records(results_path))
+        records = load_records(results_path)
         print(
             f"[{time.perf_counter() - started:7.0f} s] {record['key']}: test {record['test']['accuracy']:.3f} "
             f"val {record['validation']['accuracy']:.3f} ({record['wall_seconds']:.0f} s, "
-            f"{record['seconds_per_step']:.3f} s/step); {done} records",
+            f"{record['seconds_per_step']:.3f} s/step); {len(records)} records",
             flush=True,
         )
-        write_report(output_dir, load_records(results_path), meta, expected, with_plot=False)
+        write_report(output_dir, records, meta, expected, with_plot=False)
 
     if not args.report_only:
         print(f"study: tasks {tasks}, models {models}, {seeds} seed(s), {expected} runs planned", flush=True)

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from study.models import family
-from study.runner import RunSpec, preset_of, run
+from study.presets import task_preset
+from study.runner import RunSpec, run
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
@@ -33,7 +34,7 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
 
 
 def sweep_specs(task: str, model: str, quick: bool) -> list[RunSpec]:
-    rates = preset_of(RunSpec(task, model, 0, 0.0, quick=quick)).peer_learning_rates
+    rates = task_preset(task, quick).peer_learning_rates
     return [RunSpec(task, model, 0, lr, "sweep", quick) for lr in rates]
 
 
@@ -49,7 +50,7 @@ def best_learning_rate(records: list[dict[str, Any]]) -> float:
 
 def task_models(task: str, models: list[str], quick: bool) -> list[str]:
     """`models` without those the task's preset excludes (`TaskPreset.excluded`)."""
-    excluded = preset_of(RunSpec(task, models[0], 0, 0.0, quick=quick)).excluded
+    excluded = task_preset(task, quick).excluded
     return [m for m in models if m not in excluded]
 
 
@@ -61,7 +62,7 @@ def initial_specs(tasks: list[str], models: list[str], seeds: int, quick: bool) 
             if family(model) == "peer":
                 specs += sweep_specs(task, model, quick)
             else:
-                lr = preset_of(RunSpec(task, model, 0, 0.0, quick=quick)).learning_rate
+                lr = task_preset(task, quick).learning_rate
                 specs += [RunSpec(task, model, seed, lr, "main", quick) for seed in range(seeds)]
     return specs
 

@@ -117,3 +117,10 @@ def quick_preset(name: str) -> TaskPreset:
             data[key] = value
     arch = replace(preset.arch, hidden_size=8, num_layers=1)
     return replace(preset, data=data, arch=arch, steps=4, batch_size=8, peer_learning_rates=(1e-3, 1e-2))
+
+
+def task_preset(task: str, quick: bool = False) -> TaskPreset:
+    """The study preset of `task` (its `--quick` form with `quick`)."""
+    if task not in PRESETS:
+        raise ValueError(f"task: unknown study task {task!r}; expected one of {tuple(PRESETS)}")
+    return quick_preset(task) if quick else PRESETS[task]

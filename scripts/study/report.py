@@ -13,8 +13,8 @@ import torch
 
 from study.grid import best_learning_rate, chosen_rates, sweep_specs
 from study.models import family, model_names
-from study.presets import TaskPreset
-from study.runner import RunSpec, preset_of, task_data
+from study.presets import TaskPreset, task_preset
+from study.runner import task_data
 
 
 FAMILY_COLORS = {"mrconv": "tab:blue", "ablation": "tab:orange", "peer": "tab:green"}
@@ -53,7 +53,7 @@ def summarize(
                     continue
                 lr = best
             else:
-                lr = preset_of_task(task, quick).learning_rate
+                lr = task_preset(task, quick).learning_rate
             runs = [
                 r
                 for r in records
@@ -91,10 +91,6 @@ def summarize(
     return summary, sweep
 
 
-def preset_of_task(task: str, quick: bool) -> TaskPreset:
-    return preset_of(RunSpec(task, "mrconv_dilated_l0small", 0, 0.0, quick=quick))
-
-
 def write_json(path: Path, records: list[dict], summary: list[dict], sweep: list[dict], meta: dict[str, Any]) -> None:
     payload = {"meta": meta, "summary": summary, "sweep": sweep, "runs": records}
     path.write_text(json.dumps(payload, indent=1) + "\n")
@@ -120,7 +116,7 @@ def study_meta(command: str, tasks: list[str], models: list[str], seeds: int, wo
         "python": platform.python_version(),
         "machine": platform.machine(),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "presets": {task: _preset_dict(preset_of_task(task, quick)) for task in tasks},
+        "presets": {task: _preset_dict(task_preset(task, quick)) for task in tasks},
         "majority_baseline": {task: majority_baseline(task, quick) for task in tasks},
     }
 

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Subset
 from transformers import get_cosine_schedule_with_warmup
 
 from study.models import build_model, optimizer_groups
-from study.presets import PRESETS, TaskPreset, quick_preset
+from study.presets import task_preset
 
 
 TRAIN_EVAL_EXAMPLES = 256  # training examples scored after training (how well each model fits)
@@ -39,17 +39,10 @@ class RunSpec:
         return f"{'quick/' if self.quick else ''}{self.task}/{self.model}/seed{self.seed}/lr{self.learning_rate:g}"
 
 
-def preset_of(spec: RunSpec) -> TaskPreset:
-    if spec.task not in PRESETS:
-        raise ValueError(f"task: unknown study task {spec.task!r}; expected one of {tuple(PRESETS)}")
-    return quick_preset(spec.task) if spec.quick else PRESETS[spec.task]
-
-
 @functools.cache
 def task_data(task: str, quick: bool) -> TaskData:
     """The task's data, built once per process."""
-    preset = quick_preset(task) if quick else PRESETS[task]
-    return build_task_data(preset.data, DATA_SEED)
+    return build_task_data(task_preset(task, quick).data, DATA_SEED)
 
 
 def batches(loader: DataLoader, steps: int):
@@ -82,7 +75,7 @@ def run(spec: RunSpec) -> dict[str, Any]:
     """Train and evaluate one model; returns the result record (JSON-serializable)."""
     torch.set_num_threads(1)
     started = time.perf_counter()
-    preset = preset_of(spec)
+    preset = task_preset(spec.task, spec.quick)
     task = task_data(spec.task, spec.quick)
     torch.manual_seed(spec.seed)
     model, info = build_model(spec.model, task, preset.arch)
