@@ -142,8 +142,9 @@ def accumulate_products(out: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> 
 def branch_inner(X: torch.Tensor, spectra: torch.Tensor) -> torch.Tensor:
     """Re(sum_f conj(X_f) K_i,f) for X (H, F) and every branch spectrum K_i of spectra (N, H, F): (N, H) real."""
     x = torch.view_as_real(X).flatten(-2)  # (H 2F): Re(conj(X) K) = Xr Kr + Xi Ki
-    k = torch.view_as_real(spectra).flatten(-2).transpose(0, 1)  # (H N 2F), a strided view
-    return torch.bmm(k, x[..., None])[..., 0].T  # one pass over the spectra
+    # branch by branch, contiguous: a bmm over the (H N 2F) transposed view reads the spectra strided (3x slower on
+    # CPU), one vecdot over all of them makes an (N H 2F) temporary
+    return torch.stack([torch.linalg.vecdot(torch.view_as_real(K).flatten(-2), x) for K in spectra])
 
 
 def combine_spectra(weights: torch.Tensor, spectra: torch.Tensor) -> torch.Tensor:
