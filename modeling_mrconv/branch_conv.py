@@ -10,19 +10,21 @@ Given the batch statistics (mu_i, sigma_i) every BN_i is an affine map, so the s
     c = sum_i alpha_i (beta_i - gamma_i mu_i / sigma_i).
 
 The branch outputs are needed only for their statistics and for the BatchNorm backward. `MultiResConvFunction`
-reads the branch means off the shared spectrum of u, forms y with the combined spectrum (one inverse FFT) and keeps
-no branch output: it saves the spectrum of u, the branch spectra and the first and last W_max samples of u instead of
-the several (B, N, H, L) tensors autograd keeps for the reference, whose N branch outputs also cost N passes of every
-BatchNorm op. The second moments sum m (z_i - mu_i)^2 are taken in one of two exact ways:
+reads the branch means off the shared spectrum of u (each kernel's taps against the cross-correlation of the mask
+with u, `tap_inner`), forms y with the combined kernel (taps summed, one transform; one inverse FFT of the batch) and
+keeps no branch output: it saves the spectrum of u, the long branches' spectra, the kernels and the first and last
+W_max samples of u instead of the several (B, N, H, L) tensors autograd keeps for the reference, whose N branch
+outputs also cost N passes of every BatchNorm op. The second moments sum m (z_i - mu_i)^2 are taken in one of two exact ways:
 
 - Long branches (l_i > L / 4), and every branch under a mask other than right padding (holes, left padding): z_i
   is computed chunk by chunk of the batch for the two-pass variance and recomputed in the backward pass (3 FFTs of
   the batch per branch and step).
 - Short branches (l_i <= L / 4, no mask or right padding; `edge_branches`): on the 2L circle of the FFT, k_i * u
   is z_i on [0, L) and, outside it, only the causal tail at t = L .. L + l_i - 2 and the anti-causal head at
-  t = 2L - l_i .. 2L - 1. So sum_t<L z_i^2 = sum_f w_f |K_i,f|^2 sum_b |U_b,f|^2 (Parseval on the circle) minus
-  the energy of those two pieces, which depend only on u[:W_i] and u[L-W_i:] (W_i >= l_i) and come from a 4 W_i
-  circle (`edge_signal`).
+  t = 2L - l_i .. 2L - 1. So sum_t<L z_i^2 = sum_f w_f |K_i,f|^2 sum_b |U_b,f|^2 (Parseval on the circle: the
+  autocorrelation of k_i, fewer than 2 W_i lags taken on a 4 W_i circle by `edge_autocorrelation`, against that of
+  u) minus the energy of those two pieces, which depend only on u[:W_i] and u[L-W_i:] (W_i >= l_i) and come from a
+  4 W_i circle (`edge_signal`). A short branch never needs its 2L spectrum.
   The backward pass uses the same split: m z_i = k_i * u minus its outside part, so k_i^T (m z_i) is |K_i|^2 U
   (folded into the one spectrum of du) minus an edge correction on u[:W_i], u[L-W_i:], and the kernel gradient's
   sum_b R_i conj(U_b) is K_i sum_b |U_b|^2 minus l_i lags of the outside part correlated with u. All sums are
@@ -37,9 +39,9 @@ BatchNorm op. The second moments sum m (z_i - mu_i)^2 are taken in one of two ex
 
 Cost per step: 4 FFTs of the batch shared by every branch (u, y, g, du: those of a single long convolution), 3 per
 long branch (2 at L = 1,024-4,096 with l0 = 16: l = L / 2 and L), 6 of (B, H, 4 W_i) per short branch (all short
-branches together move less data than 6 batch FFTs, as sum_i 4 W_i < 2L for l_i = l0 2^i), and O(N H L) work on the
-kernels (batched matmuls for the inner products and combined spectra; the short kernels' gradients from their l_i
-lags on a 4 W_i circle), on chunks of the batch small enough to stay in cache on CPU. Measured on CPU (1 thread,
+branches together move less data than 6 batch FFTs, as sum_i 4 W_i < 2L for l_i = l0 2^i), a few (H, 2L)
+transforms shared by every branch (the combined kernels, the cross-correlations with u) and O(H sum_i l_i) work on
+the taps (the short kernels' gradients from their l_i lags on a 4 W_i circle), on chunks of the batch small enough to stay in cache on CPU. Measured on CPU (1 thread,
 `scripts/benchmark.py`, benchmarks/cpu_training_cost/), a training step of a 1-layer model costs 1.7-2.3x the
 single-kernel model at batch 8 and 1.2-1.6x at batch 32 (hidden 32-128, L = 1,024-4,096), against 3.0-4.5x and
 2.0-3.5x before. With about 25% right padding (`scripts/profile_training.py --padding 0.25 --second_pass`, hidden
@@ -111,6 +113,12 @@ def parseval_weights(L: int, dtype: torch.dtype, device: torch.device) -> torch.
     return w
 
 
+def squared_magnitude(X: torch.Tensor) -> torch.Tensor:
+    """|X|^2 of a complex tensor, real."""
+    x = torch.view_as_real(X)
+    return x[..., 0].square() + x[..., 1].square()
+
+
 def spans(size: int, step: int) -> list[slice]:
     """`size` split into ceil(size / step) nearly equal consecutive slices."""
     parts = math.ceil(size / step)
@@ -139,19 +147,62 @@ def accumulate_products(out: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> 
     return out
 
 
-def branch_inner(X: torch.Tensor, spectra: torch.Tensor) -> torch.Tensor:
-    """Re(sum_f conj(X_f) K_i,f) for X (H, F) and every branch spectrum K_i of spectra (N, H, F): (N, H) real."""
-    x = torch.view_as_real(X).flatten(-2)  # (H 2F): Re(conj(X) K) = Xr Kr + Xi Ki
-    # branch by branch, contiguous: a bmm over the (H N 2F) transposed view reads the spectra strided (3x slower on
-    # CPU), one vecdot over all of them makes an (N H 2F) temporary
-    return torch.stack([torch.linalg.vecdot(torch.view_as_real(K).flatten(-2), x) for K in spectra])
+def tap_inner(x: torch.Tensor, kernels: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """sum_t x[t] k_i[t] over the 2L circle for a real x (H, 2L) and kernels (S, H, l_i) laid out as in
+    `circular_spectra`: (N, H). By Parseval this is Re(sum_f w_f conj(X_f) K_i,f) (X the rfft of x, w the
+    `parseval_weights`), read off the l_i taps of each kernel instead of its 2L spectrum.
+    """
+    n = x.shape[-1]
+    sums = []
+    for kernel in kernels:
+        taps = min(kernel.shape[-1], n // 2)
+        total = torch.linalg.vecdot(x[:, :taps], kernel[0, :, :taps])  # (H) causal taps at lags 0 .. l-1
+        if kernel.shape[0] == 2:  # anti-causal tap j at lag -1-j
+            total = total + torch.linalg.vecdot(x[:, n - taps :].flip(-1), kernel[1, :, :taps])
+        sums.append(total)
+    return torch.stack(sums)
 
 
-def combine_spectra(weights: torch.Tensor, spectra: torch.Tensor) -> torch.Tensor:
-    """sum_i weights_i K_i for real weights (N, H) and spectra (N, H, F), complex or real: (H, F)."""
-    k = (torch.view_as_real(spectra).flatten(-2) if spectra.is_complex() else spectra).transpose(0, 1)  # (H N F')
-    combined = torch.bmm(weights.T[:, None, :], k)[:, 0]  # (H F') one pass over the spectra
-    return torch.view_as_complex(combined.view(*spectra.shape[1:], 2)) if spectra.is_complex() else combined
+def combined_spectrum(
+    weights: torch.Tensor, kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int
+) -> torch.Tensor:
+    """sum_i weights_i K_i on the 2L circle for real weights (N, H): (H, L + 1). The taps are summed first, so one
+    transform serves every branch.
+    """
+    circular = kernels[0].new_zeros(kernels[0].shape[1], 2 * L)  # (H 2L)
+    for weight, kernel in zip(weights, kernels, strict=True):
+        taps = min(kernel.shape[-1], L)
+        circular[:, :taps].addcmul_(kernel[0, :, :taps], weight[:, None])
+        if kernel.shape[0] == 2:
+            circular[:, 2 * L - taps :].addcmul_(kernel[1, :, :taps].flip(-1), weight[:, None])
+    return torch.fft.rfft(circular)
+
+
+def near_lags(x: torch.Tensor, W: int) -> torch.Tensor:
+    """Lags -2W .. 2W - 1 of x (..., 2L) on the 2L circle, laid out as on the 4W edge circle (0 .. 2W - 1 first):
+    (..., 4W). Needs 4W <= 2L.
+    """
+    return torch.cat([x[..., : 2 * W], x[..., x.shape[-1] - 2 * W :]], dim=-1)
+
+
+def edge_autocorrelation(K: torch.Tensor) -> torch.Tensor:
+    """The autocorrelation sum_t k[t] k[t + tau] of a kernel from its spectrum K (H, 2W + 1) on the 4W edge circle:
+    (H, 4W) in the layout of `near_lags`. A kernel of length l <= W spans fewer than 2W lags, so these are also its
+    lags on the 2L circle, where the rest are zero: irfft(|K_i|^2) on the 2L circle without a 2L transform.
+    """
+    return torch.fft.irfft(squared_magnitude(K), n=2 * (K.shape[-1] - 1))
+
+
+def autocorrelation_spectrum(weights: torch.Tensor, autocorrelations: list[torch.Tensor], L: int) -> torch.Tensor:
+    """sum_i weights_i |K_i|^2 on the 2L circle for real weights (n, H) and `edge_autocorrelation`s: (H, L + 1) real.
+    The weighted lags are summed first, so one transform serves every branch.
+    """
+    circular = autocorrelations[0].new_zeros(autocorrelations[0].shape[0], 2 * L)  # (H 2L)
+    for weight, lags in zip(weights, autocorrelations, strict=True):
+        half = lags.shape[-1] // 2
+        circular[:, :half].addcmul_(lags[:, :half], weight[:, None])
+        circular[:, 2 * L - half :].addcmul_(lags[:, half:], weight[:, None])
+    return torch.fft.rfft(circular).real
 
 
 def edge_branches(
@@ -232,35 +283,13 @@ def edge_outside(E: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def ones_response(kernel: torch.Tensor, L: int) -> torch.Tensor:
-    """k * 1 on [0, L) for a (S, H, l) kernel with l < L (the output for a constant unit input): (H, L).
-
-    Partial sums of the taps that reach [0, L): sum_{s <= t} k_f[s] + sum_{j < L - 1 - t} k_b[j].
-    """
-    taps = kernel.cumsum(-1)  # (S H l)
-    l = kernel.shape[-1]
-    response = torch.cat([taps[0], taps[0, :, -1:].expand(-1, L - l)], dim=-1)  # (H L)
-    if kernel.shape[0] == 2:
-        backward = torch.cat([torch.zeros_like(taps[1, :, :1]), taps[1], taps[1, :, -1:].expand(-1, L - l - 1)], -1)
-        response = response + backward.flip(-1)
-    return response
-
-
-def squared_magnitude(X: torch.Tensor) -> torch.Tensor:
-    """|X|^2 of a complex tensor, real."""
-    x = torch.view_as_real(X)
-    return x[..., 0].square() + x[..., 1].square()
-
-
 def right_padded_edge_squares(
     c: torch.Tensor,
-    centred_power: torch.Tensor,
-    valid_spectrum: torch.Tensor,
+    centred_lags: torch.Tensor,
+    valid_lags: torch.Tensor,
     mask: torch.Tensor,
     lengths: torch.Tensor,
     edges: torch.Tensor,
-    spectra: torch.Tensor,
-    magnitudes: torch.Tensor,
     kernels: list[torch.Tensor],
     edge: list[int],
     edge_spectra: list[torch.Tensor],
@@ -275,16 +304,15 @@ def right_padded_edge_squares(
 
         sum m (z_i - mean_i)^2 = sum m z'^2 + 2 rho_i sum m z' + 2 sum e z' + n rho_i^2 + 2 rho_i sum e + sum e^2.
 
-    sum m z'^2 is the 2L-circle energy, `magnitudes` |K_i|^2 against `centred_power` sum_b |U'_b|^2 (Parseval), minus
-    that of the tail after n_b and the head before 0; sum m z' is read off `valid_spectrum` sum_b M_b conj(U'_b); the
-    e terms need z' near the edges only. All from the 4W edge circle of [u'[:W], u'[n_b-W : n_b]] (`edges`, W >= 2
-    l_i): [0, W/2) holds t < W / 2, [3W/2, 2W) holds t = n_b - W/2 .. n_b - 1 and [2W, 4W) the outside part.
+    sum m z'^2 is the 2L-circle energy, the autocorrelation of k_i against `centred_lags` (H, 2L), that of u' summed
+    over the batch (irfft of sum_b |U'_b|^2, Parseval), minus the energy of the tail after n_b and the head before 0;
+    sum m z' is the kernel's taps against `valid_lags`, the cross-correlation sum_b m_b * u'_b (irfft of
+    sum_b M_b conj(U'_b)); the e terms need z' near the edges only. All from the 4W edge circle of
+    [u'[:W], u'[n_b-W : n_b]] (`edges`, W >= 2 l_i): [0, W/2) holds t < W / 2, [3W/2, 2W) holds
+    t = n_b - W/2 .. n_b - 1 and [2W, 4W) the outside part.
     """
     B, H = edges.shape[:2]
-    L = centred_power.shape[-1] - 1
-    w = parseval_weights(L, c.dtype, c.device)  # (L+1)
-    circle = torch.linalg.vecdot(magnitudes, centred_power * w)  # (n H) sum of z'^2 over the 2L circle
-    valid_sum = branch_inner(valid_spectrum * w, spectra)  # (n H) sum m z'
+    valid_sum = tap_inner(valid_lags, kernels)  # (n H) sum m z'
     W_max = edges.shape[-1] // 2
     tail = lengths[:, None] - W_max + torch.arange(W_max, device=c.device)  # (B W_max)
     valid_edges = torch.cat([mask[:, :W_max], (tail >= 0).to(c.dtype)], dim=-1)  # (B 2W_max)
@@ -292,6 +320,7 @@ def right_padded_edge_squares(
     n = lengths.sum().to(c.dtype)
     for j, (i, kernel, K_i) in enumerate(zip(edge, kernels, edge_spectra, strict=True)):
         W = (K_i.shape[-1] - 1) // 2
+        circle = torch.linalg.vecdot(near_lags(centred_lags, W), edge_autocorrelation(K_i))  # (H) sum of z'^2, 2L
         half = torch.arange(W // 2, device=c.device)
         start, end = half.expand(B, -1), lengths[:, None] - W // 2 + half  # (B W/2) positions t near 0 and n_b
         kappa = kernel.sum((0, 2))  # (H)
@@ -311,7 +340,7 @@ def right_padded_edge_squares(
             cross += torch.linalg.vecdot(z[..., : W // 2], e_start[chunk]).sum(0)
             cross += torch.linalg.vecdot(z[..., 3 * W // 2 : 2 * W], e_end[chunk]).sum(0)
         squares[i] = (
-            circle[j] - outside_energy + 2 * (rho * valid_sum[j] + cross) + n * rho.square() + 2 * rho * e_sum
+            circle - outside_energy + 2 * (rho * valid_sum[j] + cross) + n * rho.square() + 2 * rho * e_sum
         ) + e_squares
 
 
@@ -321,13 +350,14 @@ class MultiResConvFunction(torch.autograd.Function):
     `apply(u, alpha, weight, bias, skip, mask, eps, *kernels)`: u (B, H, L); alpha, weight, bias (N, H) branch weights
     and BatchNorm affine parameters; skip (H); mask (B, L) or None; eps; N kernels (S, H, l_i), all in u's (float32 or
     float64) dtype. Returns y (B, H, L) and the batch mean and biased variance (N, H), which are not differentiable.
-    Saved for backward: the spectrum of u (B, H, L + 1), the branch spectra (N, H, L + 1), the first W_max samples of
-    u and the last W_max before L (or before n_b under right padding) (B, H, 2 W_max), the power spectrum of u and,
-    under right padding, sum_b M_b conj(U_b) (H, L + 1), |K_i|^2 of the short branches, (N, H) statistics and the
-    small inputs; no branch output.
+    Saved for backward: the spectrum of u (B, H, L + 1), the long branches' spectra (n, H, L + 1), the first W_max
+    samples of u and the last W_max before L (or before n_b under right padding) (B, H, 2 W_max), the power spectrum
+    of u and, under right padding, sum_b M_b conj(U_b) (H, L + 1), the short branches' 4 W_i-circle spectra, (N, H)
+    statistics, the kernels and the small inputs; no branch output.
 
     Cross spectra sum_b X_b conj(U_b) (H, L + 1) carry every batch-and-position sum of a product with u (Parseval):
-    the branch means, sum g z_i, and the kernel gradients. Long branches (every branch under a mask that is not
+    the branch means, sum g z_i (one inverse transform each, then the taps of every kernel), and the kernel
+    gradients. Long branches (every branch under a mask that is not
     right padding, `right_padded_lengths`) take the exact second pass sum m (z_i - mean_i)^2 over z_i, computed chunk
     by chunk of the batch and discarded, and recompute z_i in the backward pass; short ones (`edge_branches`) need
     only the power spectrum of u and their output outside [0, L) (or [0, n_b)), computed on small circles
@@ -341,10 +371,11 @@ class MultiResConvFunction(torch.autograd.Function):
         lengths = right_padded_lengths(u, mask)  # (B) or None
         edge = edge_branches(kernels, L, mask is not None and lengths is None, lengths is not None)
         full = [i for i in range(len(kernels)) if i not in edge]
-        e = branch_index(edge)
         chunks = batch_chunks(B, H, L, u.device)
-        spectra = circular_spectra(kernels, L)  # (N H L+1)
-        U = torch.empty(B, H, L + 1, dtype=spectra.dtype, device=u.device)  # (B H L+1) shared by every branch
+        complex_dtype = torch.complex128 if u.dtype == torch.float64 else torch.complex64
+        U = torch.empty(B, H, L + 1, dtype=complex_dtype, device=u.device)  # (B H L+1) shared by every branch
+        # (n H L+1) 2L-circle spectra of the long branches only; the short ones are read off their taps
+        spectra = circular_spectra([kernels[i] for i in full], L) if full else U.new_empty(0, H, L + 1)
         if mask is None:
             count = u.new_tensor(float(B * L))
             M = torch.fft.rfft(u.new_ones(L), n=2 * L)  # (L+1) spectrum of the all-valid mask
@@ -374,8 +405,8 @@ class MultiResConvFunction(torch.autograd.Function):
         if mask is None:
             SU = U.sum(0)  # (H L+1)
             P = M * SU.conj()
-        w = parseval_weights(L, u.dtype, u.device)  # (L+1)
-        mean = branch_inner(P * w, spectra) / count  # (N H) sum of m z_i over batch and positions / count
+        # (N H) sum of m z_i over batch and positions / count: the taps against the cross-correlation of m with u
+        mean = tap_inner(torch.fft.irfft(P, n=2 * L), kernels) / count
         squares = torch.zeros_like(mean)  # (N H) sum of m (z_i - mean_i)^2
         # right padding: W_i >= 2 l_i, so that the edge circle also holds z_i within l_i of t = 0 and of t = n_b
         widths = [edge_width(kernels[i].shape[-1] * (1 if lengths is None else 2)) for i in edge]
@@ -387,21 +418,17 @@ class MultiResConvFunction(torch.autograd.Function):
             ends = u.gather(-1, tail.clamp_min(0)[:, None].expand(B, H, W_max)) * (tail >= 0)[:, None]
             edges = torch.cat([u[..., :W_max], ends], dim=-1)  # (B H 2W_max)
         edge_spectra = [torch.fft.rfft(kernel_to_circular(kernels[i], 2 * W)) for i, W in zip(edge, widths)]
-        power = magnitudes = u.new_zeros(0)
+        power = u.new_zeros(0)
         if right_padded_edge:
-            magnitudes = squared_magnitude(spectra[e])  # (n H L+1) |K_i|^2
             centred_power = centred_power.view(H, L + 1, 2).sum(-1)  # (H L+1)
-            edge_kernels = [kernels[i] for i in edge]
             right_padded_edge_squares(
                 c,
-                centred_power,
-                PC.conj(),
+                torch.fft.irfft(centred_power, n=2 * L),
+                torch.fft.irfft(PC.conj(), n=2 * L),
                 mask,
                 lengths,
                 edges,
-                spectra[e],
-                magnitudes,
-                edge_kernels,
+                [kernels[i] for i in edge],
                 edge,
                 edge_spectra,
                 mean,
@@ -411,7 +438,9 @@ class MultiResConvFunction(torch.autograd.Function):
             power = centred_power.add_(2 * c[:, None] * PC.real).add_(c[:, None].square() * mask_power)
         elif edge:
             # z_i = z'_i + c q_i with z'_i = k_i * (u - c) and q_i = k_i * 1: centred at the channel mean c of u,
-            # sum (z_i - mean_i)^2 = sum z'^2 + 2 sum r z' + sum r^2 (r = c q_i - mean_i) is a sum of small terms
+            # sum (z_i - mean_i)^2 = sum z'^2 + 2 sum r z' + B sum r^2 (r = c q_i - mean_i) is a sum of small terms.
+            # r = rho_i + e_i with rho_i = c sum(k_i) - mean_i and e_i = c (q_i - sum(k_i)), zero but within l_i of
+            # t = 0 and of t = L: sum r z' needs sum_t z'_i and z'_i on [0, W) and [L - W, L) only.
             c = u.mean((0, 2))  # (H)
             MC = M * c[:, None]  # (H L+1) spectrum of c on [0, L)
             acc = u.new_zeros(H, 2 * (L + 1))
@@ -420,24 +449,37 @@ class MultiResConvFunction(torch.autograd.Function):
                 acc.addcmul_(d, d)
             power = acc.view(H, L + 1, 2).sum(-1)  # (H L+1) sum_b |U_b - MC|^2
             SUC = SU - B * MC  # (H L+1) sum_b of the centred spectra
-            magnitudes = squared_magnitude(spectra[e])  # (n H L+1) |K_i|^2
-            circle = torch.linalg.vecdot(magnitudes, power * w)  # (n H) sum of z'^2 over the 2L circle (Parseval)
-            z_sum = torch.fft.irfft(spectra[e] * SUC, n=2 * L)[..., :L]  # (n H L) sum_b z'_i
-            r = c[:, None] * torch.stack([ones_response(kernels[i], L) for i in edge]) - mean[e, :, None]  # (n H L)
-            squares[e] = circle + 2 * torch.linalg.vecdot(r, z_sum) + B * torch.linalg.vecdot(r, r)
+            centred_lags = torch.fft.irfft(power, n=2 * L)  # (H 2L) autocorrelation of u - c, summed over the batch
+            edge_kernels = [kernels[i] for i in edge]
+            z_totals = tap_inner(torch.fft.irfft(M * SUC.conj(), n=2 * L), edge_kernels)  # (n H) sum_b sum_t<L z'_i
+            # sum_b (u - c) on the first and the last 2 W_max samples (2 W_max <= L / 2)
+            ends = torch.stack([u[..., : 2 * W_max].sum(0), u[..., L - 2 * W_max :].sum(0)]) - B * c[:, None]
+            full_length = torch.tensor([L], device=u.device)
             centred = edges - c[:, None]  # (B H 2W_max)
-            for i, K_i in zip(edge, edge_spectra, strict=True):
+            for j, (i, kernel, K_i) in enumerate(zip(edge, edge_kernels, edge_spectra, strict=True)):
                 W = (K_i.shape[-1] - 1) // 2
+                circle = torch.linalg.vecdot(near_lags(centred_lags, W), edge_autocorrelation(K_i))  # (H) 2L circle
+                # sum_b z'_i on [0, W) and on [L - W, L): the first and the last 2W samples on 4W circles
+                pieces = torch.stack([ends[0, :, : 2 * W], ends[1, :, 2 * (W_max - W) :]])  # (2 H 2W)
+                convolved = torch.fft.irfft(torch.fft.rfft(pieces, n=4 * W) * K_i, n=4 * W)  # (2 H 4W)
+                z_edges = torch.cat([convolved[0, :, :W], convolved[1, :, W : 2 * W]], dim=-1)  # (H 2W)
+                positions = torch.cat([torch.arange(W), L - W + torch.arange(W)]).to(u.device)[None]  # (1 2W)
+                kappa = kernel.sum((0, 2))  # (H)
+                rho = c * kappa - mean[i]  # (H)
+                e_i = c[:, None] * (mask_response(kernel, full_length, positions)[0] - kappa[:, None])  # (H 2W)
+                cross = rho * z_totals[j] + torch.linalg.vecdot(e_i, z_edges)  # (H) sum r z'
+                r_squares = L * rho.square() + 2 * rho * e_i.sum(-1) + torch.linalg.vecdot(e_i, e_i)  # (H) sum r^2
+                squares[i] = circle + 2 * cross + B * r_squares
                 for chunk in batch_chunks(B, H, 2 * W, u.device):
                     outside = edge_outside(edge_signal(centred[chunk], W), K_i)  # (b H 4W) z'_i outside [0, L)
                     squares[i] -= torch.linalg.vecdot(outside, outside).sum(0)
             # the uncentred sum_b |U_b|^2, for the kernel gradients
             power.add_(2 * c[:, None] * (SUC * M.conj()).real).add_(B * c[:, None].square() * squared_magnitude(M))
         scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * (L + 1))
-        for i in full:
+        for j, i in enumerate(full):
             for chunk in chunks:
                 product = scratch_view(scratch, chunk.stop - chunk.start, H, L + 1)
-                z = torch.fft.irfft(torch.mul(U[chunk], spectra[i], out=product), n=2 * L)[..., :L]  # (b H L)
+                z = torch.fft.irfft(torch.mul(U[chunk], spectra[j], out=product), n=2 * L)[..., :L]  # (b H L)
                 z.sub_(mean[i, :, None])
                 if mask is None:
                     squares[i] += torch.linalg.vecdot(z, z).sum(0)
@@ -447,7 +489,7 @@ class MultiResConvFunction(torch.autograd.Function):
         inv_std = torch.rsqrt(var + eps)  # (N H)
         scale = alpha * weight * inv_std  # (N H)
         shift = (alpha * (bias - weight * mean * inv_std)).sum(0)  # (H)
-        combined = combine_spectra(scale, spectra) + skip[:, None]  # (H L+1) BN-folded kernel + D
+        combined = combined_spectrum(scale, kernels, L) + skip[:, None]  # (H L+1) BN-folded kernel + D
         y = torch.empty_like(u, memory_format=torch.contiguous_format)  # (B H L)
         for chunk in chunks:
             U_c = U[chunk]
@@ -455,9 +497,10 @@ class MultiResConvFunction(torch.autograd.Function):
             z = torch.fft.irfft(torch.mul(U_c, combined, out=product), n=2 * L)[..., :L]  # (b H L)
             torch.add(z, shift[:, None], out=y[chunk])
         ctx.save_for_backward(
-            *(U, spectra, edges, power, magnitudes, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count),
+            *(U, spectra, edges, power, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count),
             P if lengths is not None else None,
             *edge_spectra,
+            *kernels,
         )
         ctx.kernel_shapes = [k.shape for k in kernels]
         ctx.edge = edge
@@ -466,14 +509,14 @@ class MultiResConvFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y, grad_mean, grad_var):
-        U, spectra, edges, power, magnitudes, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, *rest = (
+        U, spectra, edges, power, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, *rest = (
             ctx.saved_tensors
         )
-        saved_P, *edge_spectra = rest
+        edge = ctx.edge
+        saved_P, edge_spectra, kernels = rest[0], rest[1 : 1 + len(edge)], rest[1 + len(edge) :]
         B, H, F = U.shape
         L = F - 1
-        edge = ctx.edge
-        full = [i for i in range(spectra.shape[0]) if i not in edge]
+        full = [i for i in range(len(kernels)) if i not in edge]
         e, f = branch_index(edge), branch_index(full)
         chunks = batch_chunks(B, H, L, U.device)
         if mask is None:
@@ -490,8 +533,10 @@ class MultiResConvFunction(torch.autograd.Function):
             if mask is not None and saved_P is None:
                 accumulate_products(P, M[chunk], U[chunk].conj())
         w = parseval_weights(L, inv_std.dtype, U.device)  # (L+1)
+        # (2 or 3, H, 2L) cross-correlations of g and of m with u (and the autocorrelation of u for the edge path)
+        shared = torch.fft.irfft(torch.stack([Q, P, power.to(U.dtype)] if edge else [Q, P]), n=2 * L)
         A = grad_y.sum((0, 2))  # (H) sum of g
-        G = (branch_inner(Q * w, spectra) - mean * A) * inv_std  # (N H) sum of g * x_i
+        G = (tap_inner(shared[0], kernels) - mean * A) * inv_std  # (N H) sum of g * x_i
         scale = alpha * weight * inv_std  # (N H) s_i
         a = scale * (A - mean * inv_std * G) / count  # (N H)
         b = scale * inv_std * G / count  # (N H)
@@ -500,16 +545,17 @@ class MultiResConvFunction(torch.autograd.Function):
         grad_bias = alpha * A
         grad_skip = (Q.real * w).sum(-1)  # (H) sum of g * u
         # du: transposed convolutions of dz_i = s_i g - a_i m - b_i m z_i summed over the branches, in spectra
-        combined = (combine_spectra(scale, spectra) + skip[:, None]).conj_physical_()  # (H L+1)
-        mask_term = combine_spectra(a, spectra).conj_physical_()  # (H L+1)
+        combined = (combined_spectrum(scale, kernels, L) + skip[:, None]).conj_physical_()  # (H L+1)
+        mask_term = combined_spectrum(a, kernels, L).conj_physical_()  # (H L+1)
         if mask is None:  # the a_i term is the same for every sample
             offset = torch.fft.irfft(mask_term.mul_(M), n=2 * L)[..., :L]  # (H L)
         if edge:  # m z_i = z_i on [0, L): b_i |K_i|^2 U here, minus the part outside [0, L) on the edges below
-            edge_term = combine_spectra(b[e], magnitudes).to(U.dtype)  # (H L+1), complex: no cast per chunk
+            autocorrelations = [edge_autocorrelation(K_i) for K_i in edge_spectra]
+            edge_term = autocorrelation_spectrum(b[e], autocorrelations, L).to(U.dtype)  # (H L+1) complex: no cast
         grad_u = torch.empty_like(grad_y, memory_format=torch.contiguous_format)  # (B H L)
-        S = torch.zeros_like(spectra[f])  # (n H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i
+        S = torch.zeros_like(spectra)  # (n H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i
         if full:
-            branch_terms = spectra[f].conj_physical().mul_(b[f, :, None])  # (n H L+1)
+            branch_terms = spectra.conj_physical().mul_(b[f, :, None])  # (n H L+1)
             scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * F)
         for chunk in chunks:
             dU = GY[chunk].mul_(combined)  # (b H L+1), GY is not needed any more
@@ -517,9 +563,9 @@ class MultiResConvFunction(torch.autograd.Function):
                 dU.addcmul_(M[chunk], mask_term, value=-1)
             if edge:
                 dU.addcmul_(U[chunk], edge_term, value=-1)
-            for j, i in enumerate(full):
+            for j in range(len(full)):
                 product = scratch_view(scratch, dU.shape[0], H, F)
-                z = torch.fft.irfft(torch.mul(U[chunk], spectra[i], out=product), n=2 * L)  # (b H 2L) z_i again
+                z = torch.fft.irfft(torch.mul(U[chunk], spectra[j], out=product), n=2 * L)  # (b H 2L) z_i again
                 z[..., L:].zero_()
                 if mask is not None:
                     z[..., :L].mul_(mask[chunk, None])
@@ -542,10 +588,8 @@ class MultiResConvFunction(torch.autograd.Function):
             circular = torch.fft.irfft(grad_spectra, n=2 * L)  # (n H 2L)
             for i, grad in zip(full, circular_to_kernels(circular, [shapes[i] for i in full]), strict=True):
                 grad_kernels[i] = grad
-        if edge:
-            # short kernels need l_i lags only: those of irfft(Q), irfft(P) and k_i * irfft(sum_b |U_b|^2), read on a
-            # 4W circle of the lags within 2W of 0, plus the cross-correlation of the outside part with u
-            shared = torch.fft.irfft(torch.stack([Q, P, power.to(U.dtype)]), n=2 * L)  # (3 H 2L)
+        # short kernels need l_i lags only: those of irfft(Q), irfft(P) and k_i * irfft(sum_b |U_b|^2) (`shared`), read
+        # on a 4W circle of the lags within 2W of 0, plus the cross-correlation of the outside part with u
         for i, K_i in zip(edge, edge_spectra, strict=True):
             W = (K_i.shape[-1] - 1) // 2
             lag_spectrum = torch.zeros_like(K_i)  # (H 2W+1)
@@ -561,7 +605,7 @@ class MultiResConvFunction(torch.autograd.Function):
                     part = back[..., W : 3 * W] * b[i, :, None] * ((at >= 0) & (at < L))[:, None]  # (b H 2W)
                     grad_u[chunk].scatter_add_(-1, at.clamp(0, L - 1)[:, None].expand_as(part), part)
                 accumulate_products(lag_spectrum, Y, E.conj())
-            near = torch.cat([shared[..., : 2 * W], shared[..., 2 * L - 2 * W :]], dim=-1)  # (3 H 4W) lags -2W .. 2W-1
+            near = near_lags(shared, W)  # (3 H 4W) lags -2W .. 2W-1
             lags = torch.fft.irfft(torch.stack([torch.fft.rfft(near[2]) * K_i, lag_spectrum]), n=4 * W)  # (2 H 4W)
             small = near[0] * scale[i, :, None] - near[1] * a[i, :, None] - (lags[0] - lags[1]) * b[i, :, None]
             grad_kernels[i] = circular_to_kernels(small[None], [shapes[i]])[0]

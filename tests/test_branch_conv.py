@@ -17,7 +17,6 @@ from modeling_mrconv.branch_conv import (
     folded_multires_forward,
     mask_response,
     multires_forward,
-    ones_response,
     reference_multires_forward,
     right_padded_lengths,
 )
@@ -175,13 +174,6 @@ def test_edge_circle_holds_the_outside_part(directions):
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("directions", [1, 2])
-def test_ones_response(directions):
-    kernel = torch.randn(directions, 3, 6, dtype=torch.float64)
-    ones = torch.ones(1, 3, 20, dtype=torch.float64)
-    torch.testing.assert_close(ones_response(kernel, 20), direct_conv_reference(ones, kernel)[0])
-
-
 def test_edge_branch_selection():
     kernels = [torch.zeros(2, 1, n) for n in (4, 8, 10, 40, 50)]
     assert edge_branches(kernels, 39, masked=False) == [0, 1]  # l_i <= L / 4
@@ -243,7 +235,7 @@ def test_right_padded_edge_path_matches_reference(kernel_type, bidirectional, bl
     monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", ratio)
     calls = []
     edge_squares = branch_conv.right_padded_edge_squares
-    monkeypatch.setattr(branch_conv, "right_padded_edge_squares", lambda *a: calls.append(a[9]) or edge_squares(*a))
+    monkeypatch.setattr(branch_conv, "right_padded_edge_squares", lambda *a: calls.append(a[7]) or edge_squares(*a))
     fast = make_layer(kernel_type, bidirectional, H=3, max_length=300).train()
     slow = copy.deepcopy(fast)
     L = 260
