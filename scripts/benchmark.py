@@ -355,6 +355,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="CI preset (overrides sizes): L 256 and 512, batch 2, width <= 32, 1 repeat; deployment rows tiny",
     )
+    parser.add_argument(
+        "--training_only",
+        action="store_true",
+        help="only the training rows (MRConv vs the single-kernel model): the training-cost reports",
+    )
     deployment = parser.add_argument_group("deployment rows (scripts/bench/deployment.py, causal model)")
     deployment.add_argument("--deployment", action="store_true", help="also measure the deployment rows")
     deployment.add_argument("--deployment_only", action="store_true", help="only the deployment rows")
@@ -396,6 +401,8 @@ def main(argv: list[str] | None = None) -> None:
     flops_per_s = matmul_flops_per_second(device)
     cases = [("training", L, B) for B in args.batch_sizes for L in sorted(args.lengths)]
     cases += [("inference", L, B) for B in args.batch_sizes for L in sorted({*args.lengths, *args.inference_lengths})]
+    if args.training_only:
+        cases = [case for case in cases if case[0] == "training"]
     if args.deployment_only:
         cases = []
     progress = tqdm(cases, desc="benchmark", unit="case") if tqdm is not None and cases else cases

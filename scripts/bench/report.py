@@ -148,9 +148,14 @@ def plot(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    panels = [
+        (mode, names)
+        for mode, names in (("inference", INFERENCE_MODELS), ("training", TRAINING_MODELS))
+        if any(r["mode"] == mode for r in rows)  # --training_only: one panel
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
     batch_sizes = sorted({r["batch_size"] for r in rows})
-    for ax, mode, names in zip(axes, ("inference", "training"), (INFERENCE_MODELS, TRAINING_MODELS), strict=True):
+    for ax, (mode, names) in zip(axes[0], panels, strict=True):
         for name in names:
             for B in batch_sizes:
                 points = sorted(

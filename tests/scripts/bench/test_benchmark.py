@@ -67,6 +67,20 @@ def test_quick_benchmark_writes_outputs(tmp_path: Path):
     assert "scaling exponents" in result.stdout and "recompute prefix / stream" in result.stdout
 
 
+def test_training_only_measures_the_training_rows(tmp_path: Path):
+    """--training_only: MRConv and the single-kernel model in training mode, their ratio, no inference row."""
+    import benchmark
+
+    benchmark.main(["--quick", "--device", "cpu", "--training_only", "--output_dir", str(tmp_path)])
+    payload = json.loads((tmp_path / "results.json").read_text())
+    rows = {(row["model"], row["mode"], row["sequence_length"]) for row in payload["results"]}
+    assert rows == {(m, "training", L) for m in ("mrconv_unmerged", "single_kernel") for L in (256, 512)}
+    assert all(row["status"] == "ok" and row["time_ms"] > 0 for row in payload["results"])
+    assert {(r["ratio"], r["sequence_length"]) for r in payload["ratios"]} == {
+        ("MRConv train step / single-kernel train step", L) for L in (256, 512)
+    }
+
+
 def test_s4d_layer_matches_its_recurrence():
     """The benchmark's S4D peer is a real diagonal SSM: its FFT convolution equals the ZOH recurrence."""
     layer = S4DLayer(hidden_size=3, bidirectional=False, state_size=8).double()
