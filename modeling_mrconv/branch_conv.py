@@ -270,7 +270,10 @@ def edge_signal(edges: torch.Tensor, W: int) -> torch.Tensor:
     around t = 0 and t = n_b.
     """
     W_max = edges.shape[-1] // 2
-    return torch.fft.rfft(torch.cat([edges[..., :W], edges[..., 2 * W_max - W :]], dim=-1), n=4 * W)  # (.. 2W+1)
+    signal = edges.new_zeros(*edges.shape[:-1], 4 * W)  # (.. 4W), written once (no cat, then pad)
+    signal[..., :W] = edges[..., :W]
+    signal[..., W : 2 * W] = edges[..., 2 * W_max - W :]
+    return torch.fft.rfft(signal)  # (.. 2W+1)
 
 
 def edge_outside(E: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
@@ -397,8 +400,10 @@ class MultiResConvFunction(torch.autograd.Function):
                     d = torch.view_as_real(D_b).flatten(-2)  # (H 2L+2)
                     centred_power.addcmul_(d, d)
                     PC.addcmul_(M_conj[b], D_b)
-            elif mask is not None:
-                accumulate_products(P, M[chunk], U[chunk].conj())
+            elif mask is not None:  # P accumulated conjugated, sum_b conj(M_b) U_b: no conjugate copy of U
+                accumulate_products(P, M[chunk].conj_physical(), U[chunk])
+        if mask is not None and not right_padded_edge:
+            P = P.conj_physical_()
         if right_padded_edge:
             mask_power = squared_magnitude(M).sum(0)  # (1 L+1) sum_b |M_b|^2
             P = (PC + c[:, None] * mask_power).conj_physical_()
@@ -527,11 +532,13 @@ class MultiResConvFunction(torch.autograd.Function):
             P = torch.zeros_like(U[0]) if saved_P is None else saved_P  # right padding: kept from the forward pass
         GY = torch.empty_like(U)  # (B H L+1) spectrum of g
         Q = torch.zeros_like(U[0])  # (H L+1) sum_b GY_b conj(U_b)
+        conjugates = U.new_empty((chunks[0].stop - chunks[0].start) * H * F)  # conj(U) of a chunk, one buffer
         for chunk in chunks:
             torch.fft.rfft(grad_y[chunk], n=2 * L, out=GY[chunk])
-            accumulate_products(Q, GY[chunk], U[chunk].conj())
+            U_conj = torch.conj_physical(U[chunk], out=scratch_view(conjugates, chunk.stop - chunk.start, H, F))
+            accumulate_products(Q, GY[chunk], U_conj)
             if mask is not None and saved_P is None:
-                accumulate_products(P, M[chunk], U[chunk].conj())
+                accumulate_products(P, M[chunk], U_conj)
         w = parseval_weights(L, inv_std.dtype, U.device)  # (L+1)
         # (2 or 3, H, 2L) cross-correlations of g and of m with u (and the autocorrelation of u for the edge path)
         shared = torch.fft.irfft(torch.stack([Q, P, power.to(U.dtype)] if edge else [Q, P]), n=2 * L)
@@ -553,7 +560,7 @@ class MultiResConvFunction(torch.autograd.Function):
             autocorrelations = [edge_autocorrelation(K_i) for K_i in edge_spectra]
             edge_term = autocorrelation_spectrum(b[e], autocorrelations, L).to(U.dtype)  # (H L+1) complex: no cast
         grad_u = torch.empty_like(grad_y, memory_format=torch.contiguous_format)  # (B H L)
-        S = torch.zeros_like(spectra)  # (n H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i
+        S = torch.zeros_like(spectra)  # (n H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i; conjugated
         if full:
             branch_terms = spectra.conj_physical().mul_(b[f, :, None])  # (n H L+1)
             scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * F)
@@ -570,8 +577,8 @@ class MultiResConvFunction(torch.autograd.Function):
                 if mask is not None:
                     z[..., :L].mul_(mask[chunk, None])
                 R = torch.fft.rfft(z)  # (b H L+1) spectrum of m z_i
-                accumulate_products(S[j], R, U[chunk].conj())
                 dU.addcmul_(R, branch_terms[j], value=-1)
+                accumulate_products(S[j], R.conj_physical_(), U[chunk])  # conj(S_i), without a copy of U
             z = torch.fft.irfft(dU, n=2 * L)[..., :L]  # (b H L)
             if mask is None:
                 torch.sub(z, offset, out=grad_u[chunk])
@@ -580,6 +587,7 @@ class MultiResConvFunction(torch.autograd.Function):
         shapes = ctx.kernel_shapes
         grad_kernels = [None] * len(shapes)
         # kernel gradients: circular cross-correlations of dz_i with u, irfft(sum_b DZ_ib conj(U_b)) on the 2L circle
+        S = S.conj_physical_()
         grad_spectra = torch.empty_like(S)  # (n H L+1), branch by branch (in cache)
         for j, i in enumerate(full):
             out = torch.mul(Q, scale[i, :, None], out=grad_spectra[j]).addcmul_(P, a[i, :, None], value=-1)
@@ -604,7 +612,7 @@ class MultiResConvFunction(torch.autograd.Function):
                     at = lengths[chunk, None] - W + torch.arange(2 * W, device=U.device)  # (b 2W)
                     part = back[..., W : 3 * W] * b[i, :, None] * ((at >= 0) & (at < L))[:, None]  # (b H 2W)
                     grad_u[chunk].scatter_add_(-1, at.clamp(0, L - 1)[:, None].expand_as(part), part)
-                accumulate_products(lag_spectrum, Y, E.conj())
+                accumulate_products(lag_spectrum, Y, E.conj_physical_())  # E is not needed any more
             near = near_lags(shared, W)  # (3 H 4W) lags -2W .. 2W-1
             lags = torch.fft.irfft(torch.stack([torch.fft.rfft(near[2]) * K_i, lag_spectrum]), n=4 * W)  # (2 H 4W)
             small = near[0] * scale[i, :, None] - near[1] * a[i, :, None] - (lags[0] - lags[1]) * b[i, :, None]
