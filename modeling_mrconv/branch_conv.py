@@ -230,7 +230,9 @@ def branch_index(indices: list[int]) -> slice | list[int]:
 def right_padded_lengths(u: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
     """The lengths n_b (B) when the (B, L) mask is right padding (m[b, t] = 1 exactly for t < n_b) and u is zero
     beyond n_b, as `MRConvBlock` passes it; else None (no mask, other masks, and off CPU or under torch.compile,
-    where the check would cost a device sync or a graph break). The one dispatch point of the masked edge path.
+    where the check would cost a device sync or a graph break). The one dispatch point of the masked paths: lengths
+    all equal to L (an all-ones mask, as a tokenizer returns for equal lengths) make `MultiResConvFunction` drop the
+    mask, which gives the same numbers and lets the short branches take the unpadded edge path.
     """
     if mask is None or u.device.type != "cpu" or torch.compiler.is_compiling():
         return None
@@ -372,6 +374,8 @@ class MultiResConvFunction(torch.autograd.Function):
     def forward(ctx, u, alpha, weight, bias, skip, mask, eps, *kernels):
         B, H, L = u.shape
         lengths = right_padded_lengths(u, mask)  # (B) or None
+        if lengths is not None and bool((lengths == L).all()):  # no padding: the unmasked path
+            mask = lengths = None
         edge = edge_branches(kernels, L, mask is not None and lengths is None, lengths is not None)
         full = [i for i in range(len(kernels)) if i not in edge]
         chunks = batch_chunks(B, H, L, u.device)
@@ -683,17 +687,11 @@ def multires_forward(
 ) -> torch.Tensor:
     """`reference_multires_forward` computed the cheap way: `MultiResConvFunction` in training mode (running
     statistics updated identically), the folded kernel in eval mode, the reference under synchronized BatchNorm.
-
-    On CPU a mask without padding (all ones, as a tokenizer returns for equal lengths) is dropped before the Function,
-    which gives the same numbers and lets the short branches take the edge path; elsewhere the check would cost a
-    device sync (and a graph break under torch.compile), so the mask is passed on.
     """
     if not batch_norm.training:
         return folded_multires_forward(x, kernels, batch_norm, alpha, skip)
     if uses_sync_batch_norm(batch_norm):
         return reference_multires_forward(x, kernels, batch_norm, alpha, skip, mask)
-    if mask is not None and x.device.type == "cpu" and not torch.compiler.is_compiling() and bool((mask == 1).all()):
-        mask = None
     dtype = compute_dtype(x.dtype)
     with torch.autocast(x.device.type, enabled=False):
         u = x.to(dtype)

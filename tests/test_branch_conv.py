@@ -479,22 +479,24 @@ def test_multires_forward_dispatch(monkeypatch):
 
 
 def test_all_valid_mask_is_dropped(monkeypatch):
-    """An all-ones mask gives the Function no mask (edge path), with the numbers of the unmasked call."""
+    """An all-ones mask takes the unmasked path in the Function (edge branches without right padding), with the
+    numbers of the unmasked call; one padded position takes the right-padded path.
+    """
     layer = make_layer("dilated", True).train()
     other = copy.deepcopy(layer)
     x = padded_batch(3, 4, 37, False)[0]
-    masks = []
-    apply = MultiResConvFunction.apply
-    monkeypatch.setattr(MultiResConvFunction, "apply", lambda *args: masks.append(args[5]) or apply(*args))
+    paths = []
+    select = branch_conv.edge_branches
+    monkeypatch.setattr(branch_conv, "edge_branches", lambda *args: paths.append(args[2:]) or select(*args))
     y = multires_forward(x, layer.kernel(), layer.batch_norm, layer.alpha, layer.skip, torch.ones(3, 37))
     expected = multires_forward(x, other.kernel(), other.batch_norm, other.alpha, other.skip)
-    assert masks == [None, None]
+    assert paths == [(False, False), (False, False)]  # (masked, right_padded)
     torch.testing.assert_close(y, expected, rtol=0, atol=0)
     torch.testing.assert_close(layer.batch_norm.running_var, other.batch_norm.running_var, rtol=0, atol=0)
     mask = torch.ones(3, 37)
     mask[0, -1] = 0
     multires_forward(x * mask[:, None], layer.kernel(), layer.batch_norm, layer.alpha, layer.skip, mask)
-    assert masks[-1] is not None
+    assert paths[-1] == (False, True)
 
 
 def test_fft_conv_bias_matches_fft_conv():
