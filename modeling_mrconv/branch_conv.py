@@ -14,7 +14,8 @@ reads the branch means off the shared spectrum of u (each kernel's taps against 
 with u, `tap_inner`), forms y with the combined kernel (taps summed, one transform; one inverse FFT of the batch) and
 keeps no branch output: it saves the spectrum of u, the long branches' spectra, the kernels and the first and last
 W_max samples of u instead of the several (B, N, H, L) tensors autograd keeps for the reference, whose N branch
-outputs also cost N passes of every BatchNorm op. The second moments sum m (z_i - mu_i)^2 are taken in one of two exact ways:
+outputs also cost N passes of every BatchNorm op. The second moments sum m (z_i - mu_i)^2 are taken in one of two
+exact ways:
 
 - Long branches (l_i > L / 4), and every branch under a mask other than right padding (holes, left padding): z_i
   is computed chunk by chunk of the batch for the two-pass variance and recomputed in the backward pass (3 FFTs of
@@ -39,17 +40,13 @@ outputs also cost N passes of every BatchNorm op. The second moments sum m (z_i 
 
 Cost per step: 4 FFTs of the batch shared by every branch (u, y, g, du: those of a single long convolution), 3 per
 long branch (2 at L = 1,024-4,096 with l0 = 16: l = L / 2 and L), 6 of (B, H, 4 W_i) per short branch (all short
-branches together move less data than 6 batch FFTs, as sum_i 4 W_i < 2L for l_i = l0 2^i), a few (H, 2L)
+branches together move about as much data as 6 batch FFTs, as sum_i 4 W_i < 2L for l_i = l0 2^i), a few (H, 2L)
 transforms shared by every branch (the combined kernels, the cross-correlations with u) and O(H sum_i l_i) work on
-the taps (the short kernels' gradients from their l_i lags on a 4 W_i circle), on chunks of the batch small enough to stay in cache on CPU. Measured on CPU (1 thread,
-`scripts/benchmark.py`, benchmarks/cpu_training_cost/), a training step of a 1-layer model costs 1.7-2.3x the
-single-kernel model at batch 8 and 1.2-1.6x at batch 32 (hidden 32-128, L = 1,024-4,096), against 3.0-4.5x and
-2.0-3.5x before. With about 25% right padding (`scripts/profile_training.py --padding 0.25 --second_pass`, hidden
-64, L = 1,024-2,048, two runs) it costs 2.0-2.3x at batch 8 and 1.3-1.8x at batch 32, against 2.2-2.8x and
-1.7-2.2x with every branch on the second pass; under right padding the edge circles are twice as wide
-(W_i >= 2 l_i), so only branches with W_i <= L / 8 take them (`RIGHT_PADDED_EDGE_RATIO`). Direct (non-FFT)
-convolution of the few-tap dilated branches does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x
-as long as the branch's FFT work.
+the taps (the short kernels' gradients from their l_i lags on a 4 W_i circle), on chunks of the batch small enough
+to stay in cache on CPU. Measured costs against the single-kernel model are in benchmarks/cpu_training_cost/ and
+the model card. Under right padding the edge circles are twice as wide (W_i >= 2 l_i), so only branches with
+W_i <= L / 8 take them (`RIGHT_PADDED_EDGE_RATIO`). Direct (non-FFT) convolution of the few-tap dilated branches
+does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
 
 Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x_i = (z_i - mu_i) / sigma_i):
 
