@@ -162,11 +162,16 @@ def test_merged_spectrum_cache_follows_every_weight_change(edit, context):
         kernel, bias = layer.merged_kernel.detach().double(), layer.merged_bias.detach().double()
         return direct_conv_reference(x.double(), kernel) + bias[:, None]
 
+    def check():  # float32 FFT rounding scales with the output's size, not per element (the SGD step grows it)
+        expected = oracle()
+        atol = 1e-5 * float(expected.abs().amax().clamp_min(1.0))
+        torch.testing.assert_close(run().double(), expected, rtol=1e-5, atol=atol)
+
     for _ in range(2):  # the second call is served from the cache
-        torch.testing.assert_close(run().double(), oracle(), rtol=1e-5, atol=1e-5)
+        check()
     edit(layer)
     for _ in range(2):
-        torch.testing.assert_close(run().double(), oracle(), rtol=1e-5, atol=1e-5)
+        check()
 
 
 def test_merged_spectrum_cache_is_reused_while_the_kernel_is_unchanged(monkeypatch):
