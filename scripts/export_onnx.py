@@ -3,8 +3,11 @@
     python scripts/export_onnx.py --model_dir DIR --output model.onnx
 
 A training-form checkpoint is merged first (`reparameterize()`, exact in eval mode). The graph has dynamic batch
-and length (1 <= length <= config.max_sequence_length) and two inputs, `input_ids` (or `input_values`) and
-`attention_mask`; its output is `logits` for classification models and `last_hidden_state` for `MRConvModel`.
+and length (1 <= length <= config.max_sequence_length) and takes its inputs as a tokenizer returns them: int64
+`input_ids` (B, L) and int64 `attention_mask` (B, L), so `session.run(None, dict(tokenizer(texts, padding=True,
+return_tensors="np")))` works as is. Continuous models (`config.input_dim` set) take float32 `input_values`
+(B, L, input_dim) and the same int64 `attention_mask`. The output is `logits` for classification models and
+`last_hidden_state` for `MRConvModel`.
 Under export each merged layer is `export_conv.dft_conv_bias`: the same circular convolution as PyTorch's FFT form,
 with the DFT written as real matrix products (ONNX `MatMul`; no complex tensors, no `DFT` op).
 """
@@ -23,7 +26,7 @@ from modeling_mrconv import MRConvModel, MRConvPreTrainedModel
 
 
 class ExportWrapper(nn.Module):
-    """Positional (inputs, attention_mask) -> tensor view of an MRConv model, for `torch.onnx.export`."""
+    """Positional (inputs, int64 attention_mask (B L)) -> tensor view of an MRConv model, for `torch.onnx.export`."""
 
     def __init__(self, model: MRConvPreTrainedModel):
         super().__init__()
@@ -43,7 +46,10 @@ def prepare_for_export(model: MRConvPreTrainedModel) -> MRConvPreTrainedModel:
 
 
 def example_inputs(config, batch: int, length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random model inputs (ids or values) and a float attention mask whose rows have random valid lengths."""
+    """Random inputs as the graph takes them: int64 ids (B, L) or float32 values (B, L, input_dim), int64 mask (B, L).
+
+    Each mask row is 1s then 0s (right padding, as a tokenizer pads) with a random valid length; the first row is full.
+    """
     generator = torch.Generator().manual_seed(seed)
     if config.input_dim is None:
         inputs = torch.randint(1, config.vocab_size, (batch, length), generator=generator)
@@ -51,7 +57,7 @@ def example_inputs(config, batch: int, length: int, seed: int = 0) -> tuple[torc
         inputs = torch.randn(batch, length, config.input_dim, generator=generator)
     lengths = torch.randint(1, length + 1, (batch,), generator=generator)
     lengths[0] = length
-    mask = (torch.arange(length)[None, :] < lengths[:, None]).float()  # (B L)
+    mask = (torch.arange(length)[None, :] < lengths[:, None]).long()  # (B L), int64 as a tokenizer returns it
     return inputs, mask
 
 
@@ -82,6 +88,12 @@ def export_onnx(model: MRConvPreTrainedModel, output: str | Path) -> Path:
     return output
 
 
+def expected_input_types(config) -> dict[str, str]:
+    """The graph's inputs and onnxruntime types: what a tokenizer (or a float32 feature array) gives."""
+    main = ("input_ids", "tensor(int64)") if config.input_dim is None else ("input_values", "tensor(float)")
+    return dict([main, ("attention_mask", "tensor(int64)")])
+
+
 def onnx_session(path: str | Path, threads: int | None = None):
     import onnxruntime as ort
 
@@ -107,6 +119,9 @@ def verify_onnx(
     L = model.config.max_sequence_length
     shapes = shapes or [(1, 1), (3, max(1, L // 3)), (2, L)]
     session = onnx_session(path)
+    declared = {i.name: i.type for i in session.get_inputs()}
+    if declared != expected_input_types(model.config):
+        raise AssertionError(f"ONNX inputs {declared} != {expected_input_types(model.config)}")
     diff, scale = 0.0, 0.0
     for i, (batch, length) in enumerate(shapes):
         inputs, mask = example_inputs(model.config, batch, length, seed=i + 1)
