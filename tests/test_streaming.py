@@ -1,8 +1,11 @@
 """Streaming causal inference: chunked layer outputs equal the full causal forward, with bounded history."""
 
+import logging
+
 import pytest
 import torch
 from mrconv_testing import tiny_config, warmed_model
+from transformers.testing_utils import CaptureLogger
 
 import modeling_mrconv.cache_mrconv as cache_mrconv
 from modeling_mrconv import MRConvCache, MRConvForDocumentPairClassification
@@ -24,6 +27,7 @@ from modeling_mrconv.modeling_mrconv import (
     MRConvSequenceClassifierOutput,
     masked_mean,
 )
+from modeling_mrconv.modeling_mrconv import logger as modeling_logger
 
 
 # fft_min_chunk per streaming path: every chunk direct, every chunk FFT, or both within one stream (random splits
@@ -344,8 +348,16 @@ def test_cache_without_use_cache_streams_and_output_forms():
 def test_streaming_refusals():
     with torch.no_grad():
         bidirectional = warmed_model(tiny_config(bidirectional=True))
-        with pytest.raises(ValueError, match=r"needs a causal model: config.bidirectional=True kernels read future"):
-            bidirectional(input_ids=torch.randint(1, 20, (2, 5)), use_cache=True)
+        x = torch.randint(1, 20, (2, 5))
+        # use_cache=True alone is ignored, as transformers' encoders do (tests/test_transformers_common_mrconv.py)
+        logging.Logger.warning_once.cache_clear()  # warned once per process: maybe already, by another test
+        with CaptureLogger(modeling_logger) as captured:
+            ignored = bidirectional(input_ids=x, use_cache=True)
+        assert "use_cache=True is ignored: this MRConv model is bidirectional" in captured.out
+        assert ignored.cache is None
+        torch.testing.assert_close(ignored.logits, bidirectional(input_ids=x).logits, rtol=0, atol=0)
+        with pytest.raises(ValueError, match=r"a cache\) needs a causal model: config.bidirectional=True kernels"):
+            bidirectional(input_ids=x, cache=MRConvCache(2))
         model = stream_model({}, merged=False)
         x = torch.randint(1, 20, (2, 6))
         model.train()
