@@ -133,7 +133,7 @@ class MRConvBatchNorm(nn.Module):
     def statistics_kept_unless(self, condition: torch.Tensor) -> Iterator[None]:
         """Undo the running-statistics updates made inside the block where the () bool tensor `condition` is False.
 
-        For callers that update the statistics with a count clamped to 1 (`branch_conv.multires_forward`); no sync.
+        For callers that update the statistics with a count clamped to 1 (`branch_conv.fast_multires_forward`); no sync.
         """
         saved = [t.clone() for t in (self.running_mean, self.running_var, self.num_batches_tracked)]
         yield

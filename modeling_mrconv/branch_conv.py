@@ -674,7 +674,7 @@ def folded_multires_forward(
     return fft_conv_bias(x, kernel_spectrum(kernel, L), shift).to(x.dtype)
 
 
-def multires_forward(
+def fast_multires_forward(
     x: torch.Tensor,
     kernels: list[torch.Tensor],
     batch_norm: MRConvBatchNorm,
@@ -683,12 +683,11 @@ def multires_forward(
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """`reference_multires_forward` computed the cheap way: `MultiResConvFunction` in training mode (running
-    statistics updated identically), the folded kernel in eval mode, the reference under synchronized BatchNorm.
+    statistics updated identically), the folded kernel in eval mode. Local BatchNorm statistics only: the layer
+    (`MRConvMultiResConv.branch_forward`) takes the reference under synchronized BatchNorm.
     """
     if not batch_norm.training:
         return folded_multires_forward(x, kernels, batch_norm, alpha, skip)
-    if uses_sync_batch_norm(batch_norm):
-        return reference_multires_forward(x, kernels, batch_norm, alpha, skip, mask)
     dtype = compute_dtype(x.dtype)
     with torch.autocast(x.device.type, enabled=False):
         u = x.to(dtype)
@@ -704,7 +703,7 @@ def multires_forward(
 
 __all__ = [
     "MultiResConvFunction",
+    "fast_multires_forward",
     "folded_multires_forward",
-    "multires_forward",
     "reference_multires_forward",
 ]

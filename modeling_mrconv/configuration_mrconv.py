@@ -7,6 +7,7 @@ from transformers import PreTrainedConfig
 
 
 KERNEL_TYPES = ("dilated", "fourier", "sparse", "fourier_sparse")
+CONV_IMPLEMENTATIONS = ("auto", "fast", "reference")
 NORM_TYPES = ("batch", "layer")
 
 
@@ -56,6 +57,14 @@ class MRConvConfig(PreTrainedConfig):
             Dropout after the GELU and on the block output before the residual add.
         reparameterized (`bool`, *optional*, defaults to `False`):
             Build the merged inference architecture (one kernel + bias per layer) instead of the N branches.
+        conv_implementation (`str`, *optional*, defaults to `"auto"`):
+            How a multi-branch layer with branch BatchNorm is computed, as `attn_implementation` chooses attention
+            kernels: `"fast"` (training: `branch_conv.MultiResConvFunction`, one convolution with the BN-folded
+            combined kernel; eval: the branches folded on the fly), `"reference"` (`branch_conv.
+            reference_multires_forward`: N branch convolutions and N BatchNorms, paper eqs. 4-6) or `"auto"` (fast,
+            except the reference under synchronized BatchNorm, which the fast path does not support). Both give the
+            same numbers; merged layers are one FFT convolution whatever the choice. Change it on a built model with
+            `model.set_conv_implementation(...)`.
         reparameterize_on_save (`bool`, *optional*, defaults to `True`):
             `save_pretrained` writes the merged kernel unless told otherwise (Trainer `checkpoint-<step>` folders
             always keep the training form).
@@ -99,6 +108,7 @@ class MRConvConfig(PreTrainedConfig):
         prenorm: bool = False,
         hidden_dropout_prob: float = 0.0,
         reparameterized: bool = False,
+        conv_implementation: str = "auto",
         reparameterize_on_save: bool = True,
         batch_norm_momentum: float = 0.1,
         norm_eps: float = 1e-5,
@@ -123,6 +133,7 @@ class MRConvConfig(PreTrainedConfig):
         self.prenorm = prenorm
         self.hidden_dropout_prob = hidden_dropout_prob
         self.reparameterized = reparameterized
+        self.conv_implementation = conv_implementation
         self.reparameterize_on_save = reparameterize_on_save
         self.batch_norm_momentum = batch_norm_momentum
         self.norm_eps = norm_eps
@@ -147,6 +158,10 @@ class MRConvConfig(PreTrainedConfig):
             raise ValueError(f"kernel_type must be one of {KERNEL_TYPES}, got {self.kernel_type!r}")
         if self.norm_type not in NORM_TYPES:
             raise ValueError(f"norm_type must be one of {NORM_TYPES}, got {self.norm_type!r}")
+        if self.conv_implementation not in CONV_IMPLEMENTATIONS:
+            raise ValueError(
+                f"conv_implementation must be one of {CONV_IMPLEMENTATIONS}, got {self.conv_implementation!r}"
+            )
         if self.kernel_size > self.max_sequence_length:
             raise ValueError(
                 f"kernel_size ({self.kernel_size}) must not exceed max_sequence_length ({self.max_sequence_length})"

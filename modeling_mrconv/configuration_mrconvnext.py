@@ -75,6 +75,8 @@ class MRConvNextConfig(PreTrainedConfig):
             Seed of the sparse tap positions.
         reparameterized (`bool`, *optional*, defaults to `False`):
             Build the merged inference form (one kernel + bias per MRConv layer).
+        conv_implementation (`str`, *optional*, defaults to `"auto"`):
+            How the multi-branch MRConv layers are computed (`MRConvConfig.conv_implementation`).
         reparameterize_on_save (`bool`, *optional*, defaults to `True`):
             `save_pretrained` writes the merged form (Trainer `checkpoint-<step>` folders keep the branches).
 
@@ -115,6 +117,7 @@ class MRConvNextConfig(PreTrainedConfig):
         batch_norm_eps: float = 1e-5,
         sparse_seed: int = 0,
         reparameterized: bool = False,
+        conv_implementation: str = "auto",
         reparameterize_on_save: bool = True,
         **kwargs,
     ):
@@ -139,6 +142,7 @@ class MRConvNextConfig(PreTrainedConfig):
         self.batch_norm_eps = batch_norm_eps
         self.sparse_seed = sparse_seed
         self.reparameterized = reparameterized
+        self.conv_implementation = conv_implementation
         self.reparameterize_on_save = reparameterize_on_save
         super().__init__(**kwargs)
         self._validate()
@@ -211,6 +215,7 @@ class MRConvNextConfig(PreTrainedConfig):
                 norm_eps=self.batch_norm_eps,
                 sparse_seed=self.sparse_seed,
                 reparameterized=self.reparameterized if reparameterized is None else reparameterized,
+                conv_implementation=self.conv_implementation,
             )
         except ValueError as error:
             raise ValueError(f"stage {stage}: {error}") from None

@@ -16,9 +16,9 @@ from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOut
 from transformers.utils import can_return_tuple, logging
 
 from .batchnorm import MRConvBatchNorm
-from .branch_conv import multires_forward
+from .branch_conv import fast_multires_forward, reference_multires_forward, uses_sync_batch_norm
 from .cache_mrconv import MRConvCache
-from .configuration_mrconv import MRConvConfig
+from .configuration_mrconv import CONV_IMPLEMENTATIONS, MRConvConfig
 from .export_conv import dft_conv_bias
 from .fftconv import compute_dtype, fft_conv_bias, is_exporting, kernel_spectrum
 from .kernels import KERNEL_CLASSES, MRConvKernel
@@ -95,10 +95,11 @@ def same_bits(a: torch.Tensor, b: torch.Tensor | None) -> bool:
 class MRConvMultiResConv(nn.Module):
     """The MRConv layer: N depthwise branch convolutions, a BatchNorm per branch, per-channel weights alpha.
 
-    Training form (paper eqs. 4-6): y = sum_i alpha_i * BN_i(k_i * u) + D * u, computed by
-    `branch_conv.multires_forward` (one FFT of u shared by all branches, one convolution with the BN-folded combined
-    kernel, branch outputs recomputed for backward; `branch_conv.reference_multires_forward` is the plain form). In
-    eval mode the branches are folded on the fly with the running statistics (exact).
+    Training form (paper eqs. 4-6): y = sum_i alpha_i * BN_i(k_i * u) + D * u, computed as
+    `config.conv_implementation` says (`branch_forward`, the one dispatch point): `branch_conv.fast_multires_forward`
+    (one FFT of u shared by all branches, one convolution with the BN-folded combined kernel, branch outputs
+    recomputed for backward; in eval mode the branches folded on the fly with the running statistics, exact) or
+    `branch_conv.reference_multires_forward`, the plain form.
     Merged form (after `reparameterize()` or from a config with `reparameterized=True`): y = k_rep * u + b_rep, one
     FFT convolution whose kernel spectrum is cached while the kernel is unchanged.
     Without branch BatchNorm (`config.branch_batch_norm=False`, an ablation): y = (sum_i alpha_i k_i) * u + D * u in
@@ -108,6 +109,7 @@ class MRConvMultiResConv(nn.Module):
     def __init__(self, config: MRConvConfig, layer_idx: int = 0):
         super().__init__()
         self.layer_idx = layer_idx
+        self.conv_implementation = config.conv_implementation
         self.max_length = config.max_sequence_length
         self.num_directions = 2 if config.bidirectional else 1
         H, N = config.hidden_size, config.num_branches
@@ -162,7 +164,23 @@ class MRConvMultiResConv(nn.Module):
             # a batch without any valid position carries no statistics: keep the running averages as they are
             guard = self.batch_norm.statistics_kept_unless(mask.sum() > 0)
         with guard:
-            return multires_forward(x, self.kernel(), self.batch_norm, self.alpha, self.skip, mask)  # (B H L)
+            return self.branch_forward(x, mask)  # (B H L)
+
+    def branch_forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The branches, BatchNorms and alpha-weighted sum, computed as `conv_implementation` says: (B, H, L)."""
+        implementation = self.conv_implementation
+        synchronized = self.batch_norm.training and uses_sync_batch_norm(self.batch_norm)
+        if implementation == "auto":
+            implementation = "reference" if synchronized else "fast"
+        args = (x, self.kernel(), self.batch_norm, self.alpha, self.skip, mask)
+        if implementation == "reference":
+            return reference_multires_forward(*args)
+        if synchronized:
+            raise ValueError(
+                "conv_implementation='fast' takes local BatchNorm statistics; with set_sync_batch_norm(True) in a "
+                "distributed run use conv_implementation='auto' or 'reference'."
+            )
+        return fast_multires_forward(*args)
 
     def merged_spectrum(self, L: int) -> torch.Tensor:
         """Spectrum (H, L + 1) of the merged kernel for length L; on CPU cached while the kernel's bytes are unchanged.
@@ -547,6 +565,16 @@ class MRConvPreTrainedModel(PreTrainedModel):
         for module in self.modules():
             if isinstance(module, MRConvBatchNorm):
                 module.sync_batch_norm = enabled
+        return self
+
+    def set_conv_implementation(self, conv_implementation: str) -> "MRConvPreTrainedModel":
+        """Choose how every multi-branch layer is computed (`MRConvConfig.conv_implementation`); returns self."""
+        if conv_implementation not in CONV_IMPLEMENTATIONS:
+            raise ValueError(f"conv_implementation must be one of {CONV_IMPLEMENTATIONS}, got {conv_implementation!r}")
+        self.config.conv_implementation = conv_implementation
+        for module in self.modules():
+            if isinstance(module, MRConvMultiResConv):
+                module.conv_implementation = conv_implementation
         return self
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):

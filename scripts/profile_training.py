@@ -2,7 +2,7 @@
 
 For every (number of layers, length) it builds, from the same `MRConvConfig`:
 
-    mrconv    the multi-branch model in training mode (fast path of `modeling_mrconv.branch_conv`)
+    mrconv    the multi-branch model in training mode (`conv_implementation="fast"`)
     single    `reparameterized=True` trained from scratch: the same model with one plain long-conv kernel per layer
     merged    the multi-branch model after `reparameterize()`, eval, no_grad
     floor     `scripts/floor_model.py`: plain torch doing exactly the merged model's ops, eval, no_grad
@@ -21,12 +21,11 @@ other processes on the machine hits all models alike; only ratios from the same 
     python scripts/profile_training.py                                  # batch 8, hidden 128, 1-2 layers, L 4096 16384
     python scripts/profile_training.py --lengths 4096 --layers 1 --repeats 5 --kernel_type fourier
     python scripts/profile_training.py --reference                      # also time the plain reference path
-    python scripts/profile_training.py --padding 0.25 --second_pass     # right-padded batches, edge vs two-pass
+    python scripts/profile_training.py --padding 0.25                   # right-padded batches
 
 `--padding p` trains on right-padded batches (the first sequence full, the others of lengths drawn uniformly from
-[L (1 - 2p), L], p L padded positions on average; the merged and floor forwards stay unpadded). `--second_pass` also
-times the multi-branch model with `branch_conv.right_padded_lengths` disabled: every branch on the two-pass path,
-as right-padded batches were computed before the edge path handled them.
+[L (1 - 2p), L], p L padded positions on average; the merged and floor forwards stay unpadded). `--reference` builds
+its model with `conv_implementation="reference"` (`MRConvConfig`), the switch users have.
 """
 
 import argparse
@@ -42,10 +41,7 @@ import torch.nn.functional as F  # noqa: E402
 from bench.floor_model import build_floor_model  # noqa: E402
 from bench.measure import peak_bytes, saved_bytes  # noqa: E402
 
-from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification, branch_conv, modeling_mrconv  # noqa: E402
-
-
-right_padded_lengths = branch_conv.right_padded_lengths
+from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification  # noqa: E402
 
 
 def build(args: argparse.Namespace, layers: int, L: int, device: torch.device) -> dict:
@@ -90,32 +86,13 @@ def build(args: argparse.Namespace, layers: int, L: int, device: torch.device) -
         return step
 
     torch.manual_seed(0)
-    mrconv = MRConvForSequenceClassification(MRConvConfig(**config)).to(device).train()
+    mrconv = MRConvConfig(**config, conv_implementation="fast")
+    mrconv = MRConvForSequenceClassification(mrconv).to(device).train()
     models["mrconv"] = (trainer(mrconv), mrconv)
     if args.reference:
-        reference = MRConvForSequenceClassification(MRConvConfig(**config)).to(device).train()
-        step = trainer(reference)
-
-        def reference_step():  # the layers call `multires_forward` through the modeling module's namespace
-            modeling_mrconv.multires_forward = branch_conv.reference_multires_forward
-            try:
-                step()
-            finally:
-                modeling_mrconv.multires_forward = branch_conv.multires_forward
-
-        models["reference"] = (reference_step, reference)
-    if args.second_pass:
-        two_pass = MRConvForSequenceClassification(MRConvConfig(**config)).to(device).train()
-        step_two_pass = trainer(two_pass)
-
-        def second_pass_step():  # no right-padding lengths: every branch of a padded batch on the second pass
-            branch_conv.right_padded_lengths = lambda u, mask: None
-            try:
-                step_two_pass()
-            finally:
-                branch_conv.right_padded_lengths = right_padded_lengths
-
-        models["two_pass"] = (second_pass_step, two_pass)
+        reference = MRConvConfig(**config, conv_implementation="reference")
+        reference = MRConvForSequenceClassification(reference).to(device).train()
+        models["reference"] = (trainer(reference), reference)
     single = MRConvForSequenceClassification(MRConvConfig(**config, reparameterized=True)).to(device).train()
     models["single"] = (trainer(single), single)
     merged = MRConvForSequenceClassification(MRConvConfig(**config)).to(device)
@@ -166,7 +143,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--reference", action="store_true", help="also time the plain reference training path")
     parser.add_argument("--padding", type=float, default=0.0, help="mean fraction of right padding (0 to 0.5)")
-    parser.add_argument("--second_pass", action="store_true", help="also time the two-pass path on the same batch")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     if not 0 <= args.padding <= 0.5:
@@ -184,8 +160,6 @@ def main() -> None:
     header += f" | {'merged':>8} {'floor':>8} {'merged/floor':>12}"
     if args.reference:
         header += f" | {'reference':>9} {'ref/single':>10} {'ref saved':>9}"
-    if args.second_pass:
-        header += f" | {'two_pass':>8} {'2pass/single':>12} {'2pass/mrconv':>12}"
     print(header)
     for L in args.lengths:
         for layers in args.layers:
@@ -205,11 +179,6 @@ def main() -> None:
                 line += (
                     f" | {ms['reference']:>7.0f}ms {ms['reference'] / ms['single']:>9.2f}x "
                     f"{r['reference']['saved'] / r['single']['saved']:>8.2f}x"
-                )
-            if args.second_pass:
-                line += (
-                    f" | {ms['two_pass']:>6.0f}ms {ms['two_pass'] / ms['single']:>11.2f}x "
-                    f"{ms['two_pass'] / ms['mrconv']:>11.2f}x"
                 )
             print(line, flush=True)
             del models

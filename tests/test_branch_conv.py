@@ -7,16 +7,16 @@ import pytest
 import torch
 from mrconv_testing import random_inputs, tiny_config, warmed_model
 
-from modeling_mrconv import MRConvForSequenceClassification, branch_conv, modeling_mrconv
+from modeling_mrconv import MRConvForSequenceClassification, branch_conv
 from modeling_mrconv.branch_conv import (
     MultiResConvFunction,
     edge_branches,
     edge_outside,
     edge_signal,
     edge_width,
+    fast_multires_forward,
     folded_multires_forward,
     mask_response,
-    multires_forward,
     reference_multires_forward,
     right_padded_lengths,
 )
@@ -352,7 +352,7 @@ def test_function_gradcheck_edge_branches():
 
 
 @pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
-def test_model_training_step_matches_reference(kernel_type, monkeypatch):
+def test_model_training_step_matches_reference(kernel_type):
     """A whole float64 model with padding: loss, every parameter gradient and BN statistics after a step."""
     config = tiny_config(kernel_type=kernel_type, max_sequence_length=40, prenorm=True)
     torch.manual_seed(0)
@@ -364,7 +364,7 @@ def test_model_training_step_matches_reference(kernel_type, monkeypatch):
     labels = torch.tensor([0, 2, 1])
     fast_out = fast(input_ids=ids, attention_mask=(ids != 0).long(), labels=labels)
     fast_out.loss.backward()
-    monkeypatch.setattr(modeling_mrconv, "multires_forward", reference_multires_forward)
+    slow.set_conv_implementation("reference")
     slow_out = slow(input_ids=ids, attention_mask=(ids != 0).long(), labels=labels)
     slow_out.loss.backward()
     torch.testing.assert_close(fast_out.loss, slow_out.loss, rtol=1e-10, atol=1e-12)
@@ -448,7 +448,8 @@ def test_autocast_bfloat16_keeps_fft_in_float32():
 
 @pytest.mark.filterwarnings("ignore:torch.distributed.nn.functional.all_reduce is deprecated:FutureWarning")
 def test_synchronized_batch_norm_falls_back_to_reference(tmp_path):
-    """With `sync_batch_norm` under an initialised process group (gloo, one rank) the reference path runs, exactly."""
+    """With `sync_batch_norm` under an initialised process group (gloo, one rank), conv_implementation='auto' takes
+    the reference path, exactly; 'fast' refuses, naming the alternatives."""
     import torch.distributed as dist
 
     layer = make_layer("dilated", True).train()
@@ -459,23 +460,56 @@ def test_synchronized_batch_norm_falls_back_to_reference(tmp_path):
     try:
         assert branch_conv.uses_sync_batch_norm(layer.batch_norm)
         y = layer(x, mask)
+        layer.conv_implementation = "fast"
+        with pytest.raises(ValueError, match="conv_implementation='fast' takes local BatchNorm statistics"):
+            layer(x, mask)
     finally:
         dist.destroy_process_group()
     torch.testing.assert_close(y, reference(expected_layer, x, mask), rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(layer.batch_norm.running_var, expected_layer.batch_norm.running_var)
 
 
-def test_multires_forward_dispatch(monkeypatch):
-    """Training without sync: the custom Function; eval: the folded kernel; both return x's dtype."""
+@pytest.mark.parametrize("implementation", ["auto", "fast", "reference"])
+def test_conv_implementation_is_the_one_dispatch(implementation):
+    """`conv_implementation` picks the path (the Function's or autograd's reference graph in training, the folded
+    kernel or the reference in eval) with the same numbers; `set_conv_implementation` reaches every layer."""
+    config = tiny_config(max_sequence_length=40)
+    model = MRConvForSequenceClassification(config).double().train()
+    expected = copy.deepcopy(model).set_conv_implementation("reference")
+    model.set_conv_implementation(implementation)
+    assert model.config.conv_implementation == implementation
+    assert {layer.conv.conv_implementation for layer in model.mrconv.layers} == {implementation}
+    ids = torch.randint(1, 20, (3, 40))
+    logits = model(input_ids=ids).logits
+    names, seen, stack = set(), set(), [logits.grad_fn]
+    while stack:  # every node of the backward graph
+        node = stack.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            names.add(type(node).__name__)
+            stack.extend(next_fn for next_fn, _ in node.next_functions)
+    assert any("MultiResConvFunction" in name for name in names) == (implementation != "reference")
+    torch.testing.assert_close(logits, expected(input_ids=ids).logits, rtol=1e-10, atol=1e-12)
+    model.eval()
+    expected.eval()
+    torch.testing.assert_close(model(input_ids=ids).logits, expected(input_ids=ids).logits, rtol=1e-10, atol=1e-12)
+    with pytest.raises(
+        ValueError, match=r"conv_implementation must be one of \('auto', 'fast', 'reference'\), got 'cuda'"
+    ):
+        model.set_conv_implementation("cuda")
+    with pytest.raises(ValueError, match=r"conv_implementation must be one of .*, got 'slow'"):
+        tiny_config(conv_implementation="slow")
+
+
+def test_fast_multires_forward_paths():
+    """Training: the custom Function; eval: the folded kernel; both return x's dtype."""
     layer = make_layer("sparse", False)
     x = padded_batch(2, 4, 20, False)[0]
-    calls = []
-    monkeypatch.setattr(branch_conv, "reference_multires_forward", lambda *args: calls.append(args))
-    y = multires_forward(x, layer.kernel(), layer.batch_norm, layer.alpha, layer.skip)
-    assert y.grad_fn is not None and "MultiResConvFunction" in type(y.grad_fn).__name__ and not calls
+    y = fast_multires_forward(x, layer.kernel(), layer.batch_norm, layer.alpha, layer.skip)
+    assert y.grad_fn is not None and "MultiResConvFunction" in type(y.grad_fn).__name__
     layer.eval()
-    y = multires_forward(x.float(), layer.kernel(), layer.batch_norm, layer.alpha, layer.skip)
-    assert y.dtype == torch.float32 and not calls
+    y = fast_multires_forward(x.float(), layer.kernel(), layer.batch_norm, layer.alpha, layer.skip)
+    assert y.dtype == torch.float32 and "MultiResConvFunction" not in type(y.grad_fn).__name__
 
 
 def test_all_valid_mask_is_dropped(monkeypatch):
@@ -488,14 +522,14 @@ def test_all_valid_mask_is_dropped(monkeypatch):
     paths = []
     select = branch_conv.edge_branches
     monkeypatch.setattr(branch_conv, "edge_branches", lambda *args: paths.append(args[2:]) or select(*args))
-    y = multires_forward(x, layer.kernel(), layer.batch_norm, layer.alpha, layer.skip, torch.ones(3, 37))
-    expected = multires_forward(x, other.kernel(), other.batch_norm, other.alpha, other.skip)
+    y = fast_multires_forward(x, layer.kernel(), layer.batch_norm, layer.alpha, layer.skip, torch.ones(3, 37))
+    expected = fast_multires_forward(x, other.kernel(), other.batch_norm, other.alpha, other.skip)
     assert paths == [(False, False), (False, False)]  # (masked, right_padded)
     torch.testing.assert_close(y, expected, rtol=0, atol=0)
     torch.testing.assert_close(layer.batch_norm.running_var, other.batch_norm.running_var, rtol=0, atol=0)
     mask = torch.ones(3, 37)
     mask[0, -1] = 0
-    multires_forward(x * mask[:, None], layer.kernel(), layer.batch_norm, layer.alpha, layer.skip, mask)
+    fast_multires_forward(x * mask[:, None], layer.kernel(), layer.batch_norm, layer.alpha, layer.skip, mask)
     assert paths[-1] == (False, True)
 
 

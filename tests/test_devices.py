@@ -13,7 +13,7 @@ import torch
 from mrconv_testing import tiny_config
 
 from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification, MRConvModel
-from modeling_mrconv.branch_conv import MultiResConvFunction, multires_forward, reference_multires_forward
+from modeling_mrconv.branch_conv import MultiResConvFunction, fast_multires_forward, reference_multires_forward
 from modeling_mrconv.fftconv import direct_conv_reference, fft_conv, kernel_spectrum
 from modeling_mrconv.modeling_mrconv import MRConvMultiResConv
 
@@ -115,7 +115,7 @@ def test_training_fast_path_matches_reference(device, kernel_type):
     x = (torch.randn(3, 4, 37, dtype=torch.float64) + 0.5) * mask[:, None]
     x_slow, x_fast = x.clone().requires_grad_(), x.to(device).requires_grad_()
     y_slow = reference_multires_forward(x_slow, slow.kernel(), slow.batch_norm, slow.alpha, slow.skip, mask)
-    y_fast = multires_forward(x_fast, fast.kernel(), fast.batch_norm, fast.alpha, fast.skip, mask.to(device))
+    y_fast = fast_multires_forward(x_fast, fast.kernel(), fast.batch_norm, fast.alpha, fast.skip, mask.to(device))
     torch.testing.assert_close(y_fast.cpu(), y_slow, rtol=1e-10, atol=1e-10)
     weight = torch.randn(y_slow.shape, dtype=torch.float64)
     slow_params = [x_slow, *slow.parameters()]

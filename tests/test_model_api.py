@@ -454,7 +454,7 @@ def test_recalibrate_batch_norm_errors_keep_the_statistics():
     before = batch_norms(model)
     with pytest.raises(ValueError, match="got no batches"):
         model.recalibrate_batch_norm([])
-    with pytest.raises(TypeError, match="dicts of model inputs or tensors"):
+    with pytest.raises(TypeError, match=r"mappings of model inputs \(a dict or BatchEncoding\) or tensors, got list"):
         model.recalibrate_batch_norm([[1, 2, 3]])
     assert all(torch.equal(before[k], v) for k, v in batch_norms(model).items())
     model.recalibrate_batch_norm([torch.randint(1, 20, (4, 30))] * 3, num_batches=2)
