@@ -11,7 +11,7 @@ all-reduce of per-rank sums), the equivalent of `torch.nn.SyncBatchNorm`, which 
 """
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 import torch.distributed as dist
@@ -157,4 +157,49 @@ class MRConvBatchNorm(nn.Module):
         return torch.addcmul(shift[..., None], x.to(dtype), scale[..., None]).to(x.dtype)
 
 
-__all__ = ["MRConvBatchNorm"]
+@torch.no_grad()
+def recalibrate_batch_norms(
+    model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor] | torch.Tensor], num_batches: int | None = None
+) -> nn.Module:
+    """`MRConvPreTrainedModel.recalibrate_batch_norm`: every `MRConvBatchNorm` of `model` gets the cumulative average
+    of its batch statistics over `batches` (momentum None), dropout off; on any error the statistics are restored."""
+    norms = [m for m in model.modules() if isinstance(m, MRConvBatchNorm)]
+    saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    device = next(model.parameters()).device
+    model.eval()
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    used = 0
+    try:
+        for batch in batches:
+            if num_batches is not None and used >= num_batches:
+                break
+            if isinstance(batch, torch.Tensor):
+                inputs = {model.main_input_name: batch.to(device)}
+            elif isinstance(batch, Mapping):  # a dict, or a collator's / Trainer's BatchEncoding
+                inputs = {k: v.to(device) for k, v in batch.items() if k != "labels" and v is not None}
+            else:
+                raise TypeError(
+                    f"batches must yield mappings of model inputs (a dict or BatchEncoding) or tensors, got "
+                    f"{type(batch).__name__}"
+                )
+            model(**inputs)
+            used += 1
+        if used == 0:
+            raise ValueError("recalibrate_batch_norm got no batches; the running statistics are unchanged.")
+    except BaseException:
+        for norm, state in zip(norms, saved, strict=True):
+            norm.load_state_dict(state)
+        raise
+    finally:
+        for norm, momentum in zip(norms, momenta, strict=True):
+            norm.momentum = momentum
+        model.train(was_training)
+    return model
+
+
+__all__ = ["MRConvBatchNorm", "recalibrate_batch_norms"]

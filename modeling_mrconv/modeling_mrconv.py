@@ -2,22 +2,31 @@
 
 import contextlib
 import copy
+import functools
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
 from transformers.utils import can_return_tuple, logging
 
-from .batchnorm import MRConvBatchNorm
+from .batchnorm import MRConvBatchNorm, recalibrate_batch_norms
 from .branch_conv import fast_multires_forward, reference_multires_forward, uses_sync_batch_norm
 from .cache_mrconv import MRConvCache
+from .checkpoint_forms import (
+    HUB_KWARGS,
+    SHAPE_FIELDS,
+    TRAINING_FORM_SUBFOLDER,
+    check_architecture,
+    check_kernel_shapes,
+    is_trainer_checkpoint,
+    merges_on_load,
+)
 from .configuration_mrconv import CONV_IMPLEMENTATIONS, MRConvConfig
 from .export_conv import dft_conv_bias
 from .fftconv import compute_dtype, fft_conv_bias, is_exporting, kernel_spectrum
@@ -27,12 +36,6 @@ from .reparam import merge_branches, merge_with_skip
 
 logger = logging.get_logger(__name__)
 
-TRAINER_CHECKPOINT_RE = re.compile(r"checkpoint-\d+")
-TRAINING_FORM_SUBFOLDER = "training_form"
-# heads whose checkpoints must come back as the class that wrote them (config.architectures)
-HEAD_ARCHITECTURES = ("MRConvForSequenceClassification", "MRConvForDocumentPairClassification")
-# keyword arguments of `from_pretrained` that locate config.json (read before the model is built)
-HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
 MERGED_TRAIN_WARNING = (
     "This MRConv model is in the merged (reparameterized) form: training it trains one dense kernel per channel, "
     "not the multi-resolution branches, and usually generalizes worse. To fine-tune the training form, export with "
@@ -305,7 +308,9 @@ class MRConvPreTrainedModel(PreTrainedModel):
           `reparameterized=False` on a merged checkpoint raises: the branches cannot be recovered from one kernel.
         - A checkpoint written by one head (`config.architectures`) loaded as the other head raises instead of
           leaving a random classifier (the Auto classes pick the writing class themselves).
-        - Config overrides (`kernel_type=...`, `max_sequence_length=...`) are validated (`MRConvConfig.from_dict`).
+        - Config overrides (`kernel_type=...`, `max_sequence_length=...`) are validated (`MRConvConfig.from_dict`);
+          one that changes the kernels' shapes (another `max_sequence_length`, so another branch count) raises
+          naming the saved and requested values.
         """
         requested = kwargs.pop("reparameterized", None)
         config = kwargs.get("config")
@@ -313,51 +318,26 @@ class MRConvPreTrainedModel(PreTrainedModel):
             requested = config.reparameterized
         if pretrained_model_name_or_path is None:
             return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        saved = cls.config_class.from_pretrained(
-            pretrained_model_name_or_path, **{k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
-        )
-        cls._check_architecture(pretrained_model_name_or_path, saved)
-        saved_merged = bool(getattr(saved, "reparameterized", False))
-        if requested is None or bool(requested) == saved_merged:
-            return super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        if saved_merged:
-            training_form = os.path.join(str(pretrained_model_name_or_path), TRAINING_FORM_SUBFOLDER)
-            hint = (
-                f" This folder has one: `from_pretrained({str(pretrained_model_name_or_path)!r}, "
-                f"subfolder={TRAINING_FORM_SUBFOLDER!r})`."
-                if os.path.isfile(os.path.join(training_form, "config.json"))
-                else ""
-            )
-            raise ValueError(
-                f"{pretrained_model_name_or_path} holds a merged MRConv checkpoint (config.reparameterized=True): one "
-                "kernel and bias per layer. The branch kernels, their BatchNorms and alpha are not in it and cannot be "
-                "recovered, so it cannot be loaded with reparameterized=False. Load it as saved to run or fine-tune "
-                "the merged model. To keep a training-form checkpoint, save with "
-                "`save_pretrained(dir, reparameterize=False)` or `save_pretrained(dir, include_training_form=True)`."
-                + hint
-            )
-        if isinstance(config, MRConvConfig):  # load the training form the checkpoint holds, then merge
+        hub_kwargs = {k: kwargs[k] for k in HUB_KWARGS if k in kwargs}
+        saved = cls.config_class.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        check_architecture(cls.__name__, pretrained_model_name_or_path, saved)
+        if not kwargs.get("ignore_mismatched_sizes"):
+            overrides = {k: kwargs[k] for k in SHAPE_FIELDS if k in kwargs}
+            requested_config = config
+            if overrides and not isinstance(config, PreTrainedConfig):
+                requested_config = cls.config_class.from_pretrained(
+                    pretrained_model_name_or_path, **hub_kwargs, **overrides
+                )
+            check_kernel_shapes(pretrained_model_name_or_path, saved, requested_config)
+        merge_on_load = merges_on_load(pretrained_model_name_or_path, saved, requested)
+        if merge_on_load and isinstance(config, MRConvConfig):  # load the training form it holds, then merge
             config = copy.deepcopy(config)
             config.reparameterized = False
             kwargs["config"] = config
         result = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
-        model = result[0] if isinstance(result, tuple) else result
-        model.reparameterize()
+        if merge_on_load:
+            (result[0] if isinstance(result, tuple) else result).reparameterize()
         return result
-
-    @classmethod
-    def _check_architecture(cls, path, saved: MRConvConfig) -> None:
-        """Refuse to load one head's checkpoint as another head (the classifier would stay random)."""
-        written = [a for a in (getattr(saved, "architectures", None) or []) if a in HEAD_ARCHITECTURES]
-        if cls.__name__ not in HEAD_ARCHITECTURES or not written or cls.__name__ in written:
-            return
-        raise ValueError(
-            f"{path} was written by {written[0]} (config.architectures); loading it as {cls.__name__} would leave "
-            f"the classifier at random values. Load it with {written[0]}.from_pretrained or "
-            "AutoModelForSequenceClassification.from_pretrained, which pick the class from config.architectures. "
-            f"To start a new {cls.__name__} from its backbone, build `{cls.__name__}(config)` and load "
-            "`MRConvModel.from_pretrained(path)` into its `.mrconv`."
-        )
 
     def train(self, mode: bool = True) -> "MRConvPreTrainedModel":
         """`nn.Module.train`; warns once per process when a merged model is put into training mode."""
@@ -365,9 +345,8 @@ class MRConvPreTrainedModel(PreTrainedModel):
             logger.warning_once(MERGED_TRAIN_WARNING)
         return super().train(mode)
 
-    @torch.no_grad()
     def recalibrate_batch_norm(
-        self, batches: Iterable[dict[str, torch.Tensor] | torch.Tensor], num_batches: int | None = None
+        self, batches: Iterable[Mapping[str, torch.Tensor] | torch.Tensor], num_batches: int | None = None
     ) -> "MRConvPreTrainedModel":
         """Recompute every BatchNorm's running statistics as the average over `batches`; returns self.
 
@@ -388,43 +367,7 @@ class MRConvPreTrainedModel(PreTrainedModel):
                 "recalibrate_batch_norm needs the training form: the branch BatchNorms of a merged model are folded "
                 "into its kernels. Recalibrate before reparameterize() / save_pretrained."
             )
-        norms = [m for m in self.modules() if isinstance(m, MRConvBatchNorm)]
-        saved = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms]
-        momenta = [m.momentum for m in norms]
-        was_training = self.training
-        device = next(self.parameters()).device
-        self.eval()
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None
-            norm.train()
-        used = 0
-        try:
-            for batch in batches:
-                if num_batches is not None and used >= num_batches:
-                    break
-                if isinstance(batch, torch.Tensor):
-                    inputs = {self.main_input_name: batch.to(device)}
-                elif isinstance(batch, Mapping):  # a dict, or a collator's / Trainer's BatchEncoding
-                    inputs = {k: v.to(device) for k, v in batch.items() if k != "labels" and v is not None}
-                else:
-                    raise TypeError(
-                        f"batches must yield mappings of model inputs (a dict or BatchEncoding) or tensors, got "
-                        f"{type(batch).__name__}"
-                    )
-                self(**inputs)
-                used += 1
-            if used == 0:
-                raise ValueError("recalibrate_batch_norm got no batches; the running statistics are unchanged.")
-        except BaseException:
-            for norm, state in zip(norms, saved, strict=True):
-                norm.load_state_dict(state)
-            raise
-        finally:
-            for norm, momentum in zip(norms, momenta, strict=True):
-                norm.momentum = momentum
-            self.train(was_training)
-        return self
+        return recalibrate_batch_norms(self, batches, num_batches)
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (MRConvKernel, MRConvBatchNorm, MRConvMultiResConv)):
@@ -495,30 +438,11 @@ class MRConvPreTrainedModel(PreTrainedModel):
                 the form to fine-tune. `push_to_hub(repo, include_training_form=True)` uploads both.
             state_dict: merged from when given (Trainer passes one), else `self.state_dict()`.
         """
-        include_training_form = include_training_form or self._include_training_form_on_save
         self._prepare_config_for_save()
         if reparameterize is None:
-            folder = os.path.basename(os.path.normpath(str(save_directory)))
-            reparameterize = self.config.reparameterize_on_save and not TRAINER_CHECKPOINT_RE.fullmatch(folder)
+            reparameterize = self.config.reparameterize_on_save and not is_trainer_checkpoint(save_directory)
         if include_training_form:
-            if self.config.reparameterized:
-                raise ValueError(
-                    "include_training_form=True needs the training form, but this model is merged "
-                    "(config.reparameterized=True): its branches no longer exist."
-                )
-            if not reparameterize:
-                raise ValueError(
-                    "include_training_form=True writes the training form next to a merged export; with "
-                    "reparameterize=False the folder holds the training form already."
-                )
-            if kwargs.get("push_to_hub"):
-                raise ValueError(
-                    "save_pretrained(push_to_hub=True) would upload before training_form/ is written; use "
-                    "model.push_to_hub(repo_id, include_training_form=True)."
-                )
-            super().save_pretrained(
-                os.path.join(str(save_directory), TRAINING_FORM_SUBFOLDER), *args, state_dict=state_dict, **kwargs
-            )
+            self._save_training_form(save_directory, reparameterize, state_dict, *args, **kwargs)
         skip_merge = (
             not reparameterize
             or self.config.reparameterized
@@ -534,16 +458,37 @@ class MRConvPreTrainedModel(PreTrainedModel):
         finally:
             self.config.reparameterized = False
 
-    _include_training_form_on_save = False
+    def _save_training_form(self, save_directory, reparameterize: bool, state_dict, *args, **kwargs) -> None:
+        """Write the training form to `save_directory/training_form/`, next to the merged export."""
+        if self.config.reparameterized:
+            raise ValueError(
+                "include_training_form=True needs the training form, but this model is merged "
+                "(config.reparameterized=True): its branches no longer exist."
+            )
+        if not reparameterize:
+            raise ValueError(
+                "include_training_form=True writes the training form next to a merged export; with "
+                "reparameterize=False the folder holds the training form already."
+            )
+        if kwargs.get("push_to_hub"):
+            raise ValueError(
+                "save_pretrained(push_to_hub=True) would upload before training_form/ is written; use "
+                "model.push_to_hub(repo_id, include_training_form=True)."
+            )
+        folder = os.path.join(str(save_directory), TRAINING_FORM_SUBFOLDER)
+        super().save_pretrained(folder, *args, state_dict=state_dict, **kwargs)
 
     def push_to_hub(self, repo_id: str, *args, include_training_form: bool = False, **kwargs) -> str:
         """`PushToHubMixin.push_to_hub`; `include_training_form=True` uploads `training_form/` next to the merged
         export (see `save_pretrained`)."""
-        self._include_training_form_on_save = include_training_form
+        if not include_training_form:
+            return super().push_to_hub(repo_id, *args, **kwargs)
+        # PushToHubMixin calls self.save_pretrained(folder, ...): an instance attribute passes the flag on
+        self.save_pretrained = functools.partial(type(self).save_pretrained, self, include_training_form=True)
         try:
             return super().push_to_hub(repo_id, *args, **kwargs)
         finally:
-            del self._include_training_form_on_save
+            del self.save_pretrained
 
     def _prepare_config_for_save(self) -> None:
         """Expose every auto class in `auto_map` and, for continuous inputs, the `sequence-classification` pipeline."""

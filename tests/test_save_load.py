@@ -8,6 +8,7 @@ import torch
 from mrconv_testing import random_inputs, run_without_package, tiny_config, warmed_model
 from safetensors.torch import load_file
 from transformers import AutoModelForSequenceClassification
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from modeling_mrconv import MRConvForSequenceClassification
 
@@ -65,10 +66,35 @@ def test_opt_out_keeps_training_form(tmp_path):
 
 
 def test_trainer_checkpoint_folders_keep_training_form(tmp_path):
+    """The folder rule comes from transformers' own PREFIX_CHECKPOINT_DIR: `checkpoint-<step>` only."""
     model = warmed_model(tiny_config())
-    model.save_pretrained(tmp_path / "checkpoint-12")
-    assert any(is_branch_key(k) for k in saved_keys(tmp_path / "checkpoint-12"))
-    assert json.loads((tmp_path / "checkpoint-12" / "config.json").read_text())["reparameterized"] is False
+    folder = tmp_path / f"{PREFIX_CHECKPOINT_DIR}-12"
+    model.save_pretrained(folder)
+    assert any(is_branch_key(k) for k in saved_keys(folder))
+    assert json.loads((folder / "config.json").read_text())["reparameterized"] is False
+    for name in ("checkpoint-12-best", "my-checkpoint-12", "checkpoint-x"):
+        model.save_pretrained(tmp_path / name)
+        assert not any(is_branch_key(k) for k in saved_keys(tmp_path / name)), name
+
+
+@pytest.mark.parametrize("merged", [False, True])
+def test_other_max_sequence_length_names_the_values(tmp_path, merged):
+    """Another max_sequence_length (so other kernel shapes) raises naming the saved and requested values, instead
+    of transformers' generic size-mismatch error; ignore_mismatched_sizes=True still lets the user through."""
+    model = warmed_model(tiny_config())  # max_sequence_length 64, kernel_size 4: 5 branches
+    model.save_pretrained(tmp_path, reparameterize=merged)
+    shapes = "its merged kernels cover" if merged else r"num_branches=5 branch kernels of lengths \[4, 8, 16, 32, 64\]"
+    message = r"saved with max_sequence_length=64, kernel_size=4; the requested max_sequence_length=128"
+    with pytest.raises(ValueError, match=f"{message}.*{shapes}"):
+        MRConvForSequenceClassification.from_pretrained(tmp_path, max_sequence_length=128)
+    with pytest.raises(ValueError, match=message):
+        AutoModelForSequenceClassification.from_pretrained(tmp_path, config=tiny_config(max_sequence_length=128))
+    loaded = MRConvForSequenceClassification.from_pretrained(tmp_path, max_sequence_length=64)  # unchanged: loads
+    assert loaded.config.max_sequence_length == 64
+    grown = MRConvForSequenceClassification.from_pretrained(
+        tmp_path, max_sequence_length=128, ignore_mismatched_sizes=True
+    )
+    assert grown.config.max_sequence_length == 128
 
 
 def test_merges_the_state_dict_it_is_given(tmp_path):
