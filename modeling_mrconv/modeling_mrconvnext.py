@@ -8,6 +8,7 @@ layer scale and drop path are kept (transformers' `models/convnext/modeling_conv
 `save_pretrained` merges every MRConv layer into one kernel + bias, as `MRConvPreTrainedModel.save_pretrained` does.
 """
 
+import json
 import os
 
 import torch
@@ -47,20 +48,35 @@ def unflatten_feature_map(tokens: torch.Tensor, height: int, width: int, order: 
     return features
 
 
-def build_image_processor(config: MRConvNextConfig, **kwargs) -> ConvNextImageProcessorPil:
-    """ConvNeXt preprocessing for `config.image_size`: resize the short side to image_size / 0.875 and centre-crop
-    (224 -> 256 -> 224), rescale to [0, 1], normalize with the ImageNet mean and std.
+def image_processor_dict(config: MRConvNextConfig) -> dict:
+    """The `preprocessor_config.json` of ConvNeXt preprocessing for `config.image_size`: resize the short side to
+    image_size / 0.875 and centre-crop (224 -> 256 -> 224; PIL bicubic), rescale to [0, 1], normalize with the
+    ImageNet mean and std.
 
-    The PIL/numpy processor: the default `ConvNextImageProcessor` needs torchvision. Saved as
-    `"image_processor_type": "ConvNextImageProcessor"`, it loads back through `AutoImageProcessor` with or without
-    torchvision.
+    Written as a plain dict so that `save_pretrained` needs only the package's declared dependencies (building the
+    processor needs Pillow). As `"image_processor_type": "ConvNextImageProcessor"` it loads back through
+    `AutoImageProcessor` with or without torchvision.
     """
-    values = {
+    return {
+        "image_processor_type": "ConvNextImageProcessor",
+        "do_resize": True,
         "size": {"shortest_edge": config.image_size},
         "crop_pct": 224 / 256,
+        "resample": 3,  # PILImageResampling.BICUBIC
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
         "image_mean": list(IMAGENET_DEFAULT_MEAN),
         "image_std": list(IMAGENET_DEFAULT_STD),
     }
+
+
+def build_image_processor(config: MRConvNextConfig, **kwargs) -> ConvNextImageProcessorPil:
+    """The image processor of `image_processor_dict(config)` (values overridden by `kwargs`); needs Pillow.
+
+    The PIL/numpy processor: the default `ConvNextImageProcessor` needs torchvision.
+    """
+    values = {k: v for k, v in image_processor_dict(config).items() if k != "image_processor_type"}
     return ConvNextImageProcessorPil(**{**values, **kwargs})
 
 
@@ -161,11 +177,14 @@ class MRConvNextPreTrainedModel(MRConvPreTrainedModel):
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
         """`MRConvPreTrainedModel.save_pretrained` (merged export unless told otherwise), plus the ConvNeXt image
-        processor (`build_image_processor`) when the folder has none, so `pipeline("image-classification")` works."""
+        processor's config (`image_processor_dict`) when the folder has none, so `pipeline("image-classification")`
+        works."""
         result = super().save_pretrained(save_directory, *args, **kwargs)
         processor_file = os.path.join(str(save_directory), "preprocessor_config.json")
         if kwargs.get("is_main_process", True) and not os.path.isfile(processor_file):
-            build_image_processor(self.config).save_pretrained(save_directory)
+            with open(processor_file, "w", encoding="utf-8") as file:
+                json.dump(image_processor_dict(self.config), file, indent=2, sort_keys=True)
+                file.write("\n")
         return result
 
     def _prepare_config_for_save(self) -> None:
@@ -265,6 +284,7 @@ class MRConvNextForImageClassification(MRConvNextPreTrainedModel):
 
 __all__ = [
     "build_image_processor",
+    "image_processor_dict",
     "MRConvNextForImageClassification",
     "MRConvNextModel",
     "MRConvNextPreTrainedModel",

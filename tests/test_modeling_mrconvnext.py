@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import (
     AutoConfig,
+    AutoImageProcessor,
     AutoModelForImageClassification,
     ConvNextConfig,
     ConvNextForImageClassification,
@@ -21,7 +24,12 @@ from transformers import (
 
 from modeling_mrconv import MRConvNextConfig, MRConvNextForImageClassification, MRConvNextModel
 from modeling_mrconv.modeling_mrconv import MRConvMultiResConv
-from modeling_mrconv.modeling_mrconvnext import MRConvNextLayer, flatten_feature_map, unflatten_feature_map
+from modeling_mrconv.modeling_mrconvnext import (
+    MRConvNextLayer,
+    build_image_processor,
+    flatten_feature_map,
+    unflatten_feature_map,
+)
 
 
 LABELS = {0: "cat", 1: "dog", 2: "bird"}
@@ -274,3 +282,29 @@ def test_fresh_process_remote_code_pipeline_without_the_package(tmp_path):
     for scores, reference in zip(got, expected):
         assert [s["label"] for s in scores] == [s["label"] for s in reference]
         assert [s["score"] for s in scores] == pytest.approx([s["score"] for s in reference], abs=1e-5)
+
+
+def test_save_pretrained_needs_only_the_declared_dependencies(tmp_path):
+    """Pillow comes with the `train` extra only: saving an MRConvNeXt must work without it, and the processor config
+    it writes loads back (with Pillow) as the processor `build_image_processor` builds."""
+    script = (
+        "import importlib.abc, sys\n"
+        "class _BlockPillow(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'PIL':\n"
+        "            raise ImportError('Pillow is blocked in this test')\n"
+        "sys.meta_path.insert(0, _BlockPillow())\n"
+        "from modeling_mrconv import MRConvNextConfig, MRConvNextForImageClassification\n"
+        "config = MRConvNextConfig(image_size=32, patch_size=2, depths=[1, 1, 1, 1], hidden_sizes=[8, 8, 8, 8],\n"
+        "                          kernel_size=[4, 4, 2, 1], num_labels=3)\n"
+        "MRConvNextForImageClassification(config).save_pretrained('export')\n"
+        "print('pillow imported' if 'PIL' in sys.modules else 'saved')\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1] == "saved"
+    loaded = AutoImageProcessor.from_pretrained(tmp_path / "export")
+    expected = build_image_processor(MRConvNextConfig.from_pretrained(tmp_path / "export"))
+    assert type(loaded) is type(expected)
+    assert loaded.to_dict() == expected.to_dict()
