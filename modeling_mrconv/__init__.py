@@ -20,6 +20,7 @@ from .modeling_mrconvnext import MRConvNextForImageClassification, MRConvNextMod
 from .optim import param_groups
 from .pipeline_mrconv import MRConvSequenceClassificationPipeline, register_pipeline
 from .tokenization_mrconv import build_byte_tokenizer
+from .trainer_callback import BatchNormRecalibrationCallback
 
 
 __version__ = "0.1.0"
@@ -45,6 +46,7 @@ MRConvNextModel.register_for_auto_class("AutoModel")
 MRConvNextForImageClassification.register_for_auto_class("AutoModelForImageClassification")
 
 __all__ = [
+    "BatchNormRecalibrationCallback",
     "MRConvCache",
     "MRConvConfig",
     "MRConvForDocumentPairClassification",
