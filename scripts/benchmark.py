@@ -5,7 +5,7 @@ classifier (token ids in, logits out) at the same width and depth, timed side by
 
     mrconv_merged     MRConv after `reparameterize()`: one FFT long convolution + bias per layer (eval, no_grad)
     mrconv_unmerged   the same MRConv model before merging: N branches + N BatchNorms (eval, no_grad; and training)
-    floor             `scripts/floor_model.py::build_floor_model`: plain torch doing exactly the merged model's ops
+    floor             `modeling_mrconv.bench.floor_model.build_floor_model`: plain torch doing exactly the merged model's ops
     single_kernel     `MRConvConfig(reparameterized=True)` trained directly: one plain long-conv kernel (training)
     attention         `transformers.BertModel`, `attn_implementation="sdpa"`, 4 heads, intermediate 4x hidden
     mamba             `transformers.MambaModel`, state 16 (torch path unless `mamba_ssm` is installed on CUDA)
@@ -14,7 +14,7 @@ classifier (token ids in, logits out) at the same width and depth, timed side by
 Peers get MRConv's head (mean pooling + linear), and the S4D model uses MRConv's block around its convolution. Inference
 rows are the paper's appendix figure (inference time vs length: MRConv merged vs attention vs S4D), plus the others.
 
-Deployment rows (`--deployment`, measured in scripts/bench/deployment.py, causal model): streaming latency per chunk
+Deployment rows (`--deployment`, measured in modeling_mrconv/bench/deployment.py, causal model): streaming latency per chunk
 after a history vs recomputing the prefix (merged model; chunks `--stream_chunks` after `--stream_histories`), and
 with `--compile` torch.compile vs eager for merged inference and the training step (`--compile_length`,
 `--compile_batch_size`). They go into results.json under "deployment" and into results.md's Deployment section.
@@ -57,13 +57,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import transformers  # noqa: E402
-from bench.deployment import (  # noqa: E402
+from torch import nn  # noqa: E402
+from transformers import AutoModel, BertConfig, MambaConfig  # noqa: E402
+
+from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification  # noqa: E402
+from modeling_mrconv.bench.deployment import (  # noqa: E402
     compile_rows,
     deployment_ratios,
     format_deployment_row,
     streaming_rows,
 )
-from bench.measure import (  # noqa: E402
+from modeling_mrconv.bench.floor_model import build_floor_model  # noqa: E402
+from modeling_mrconv.bench.measure import (  # noqa: E402
     MEMORY_METHOD,
     available_memory_bytes,
     code_fingerprint,
@@ -73,12 +78,15 @@ from bench.measure import (  # noqa: E402
     peak_memory,
     time_fn,
 )
-from bench.peers import PooledClassifier, S4DClassifier  # noqa: E402
-from bench.report import INFERENCE_MODELS, LABELS, TRAINING_MODELS, format_row, print_summary, write_outputs  # noqa: E402
-from torch import nn  # noqa: E402
-from transformers import AutoModel, BertConfig, MambaConfig  # noqa: E402
-
-from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification  # noqa: E402
+from modeling_mrconv.bench.peers import PooledClassifier, S4DClassifier  # noqa: E402
+from modeling_mrconv.bench.report import (  # noqa: E402
+    INFERENCE_MODELS,
+    LABELS,
+    TRAINING_MODELS,
+    format_row,
+    print_summary,
+    write_outputs,
+)
 
 
 try:
@@ -127,8 +135,6 @@ def build_module(name: str, mode: str, args: argparse.Namespace, L: int) -> nn.M
     elif name == "single_kernel":
         module = MRConvForSequenceClassification(mrconv_config(args, L, reparameterized=True))
     elif name == "floor":
-        from bench.floor_model import build_floor_model  # ImportError: handled by the caller
-
         module = build_floor_model(mrconv_config(args, L, reparameterized=True))
     elif name == "attention":
         config = BertConfig(
@@ -169,9 +175,6 @@ def build_models(
         torch.manual_seed(0)
         try:
             module = build_module(name, mode, args, L).to(device)
-        except ImportError as error:
-            failed[name] = f"skipped: scripts/floor_model.py not found ({error})"
-            continue
         except Exception as error:  # a peer that cannot be built must not stop the sweep
             failed[name] = ("skipped: OOM" if is_oom(error) else "error: ") + f"{type(error).__name__}: {error}"[:300]
             continue
@@ -360,7 +363,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="only the training rows (MRConv vs the single-kernel model): the training-cost reports",
     )
-    deployment = parser.add_argument_group("deployment rows (scripts/bench/deployment.py, causal model)")
+    deployment = parser.add_argument_group("deployment rows (modeling_mrconv/bench/deployment.py, causal model)")
     deployment.add_argument("--deployment", action="store_true", help="also measure the deployment rows")
     deployment.add_argument("--deployment_only", action="store_true", help="only the deployment rows")
     deployment.add_argument(
@@ -440,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
         "memory_method": {"peak": MEMORY_METHOD[device.type], "saved": MEMORY_METHOD["saved"]},
         "matmul_gflops": flops_per_s / 1e9,
         "mamba_path": "mamba_ssm kernels" if importlib.util.find_spec("mamba_ssm") else "torch (sequential scan)",
-        "floor_model": importlib.util.find_spec("floor_model") is not None,
+        "floor_model": "modeling_mrconv.bench.floor_model.build_floor_model",
     }
     if deployment is not None:
         meta["deployment_method"] = deployment_method(args)
@@ -487,7 +490,7 @@ def measure_deployment(args: argparse.Namespace, device: torch.device) -> dict:
 
 def deployment_method(args: argparse.Namespace) -> str:
     return (
-        "Deployment rows (scripts/bench/deployment.py): causal model; median ms over up to "
+        "Deployment rows (modeling_mrconv/bench/deployment.py): causal model; median ms over up to "
         f"{args.repeats} interleaved rounds after {args.warmup} warm-up call(s) per variant. Streaming: merged "
         f"model, max_sequence_length = max history + max chunk = {max(args.stream_histories) + max(args.stream_chunks)}"
         ", one chunk after the history from a copy of the primed cache vs a full forward over history + chunk. "

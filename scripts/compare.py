@@ -20,10 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from study.grid import load_records, planned_runs, run_grid
-from study.models import model_names
-from study.presets import PRESETS
-from study.report import study_meta, write_report
+from modeling_mrconv.study.grid import load_records, planned_runs, run_grid
+from modeling_mrconv.study.models import model_names
+from modeling_mrconv.study.presets import PRESETS
+from modeling_mrconv.study.report import study_meta, write_report
 
 
 QUICK_TASK = "digits"

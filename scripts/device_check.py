@@ -22,7 +22,7 @@ benchmark ratios and times, training results) and the tail of the log. The exit 
 
 Needs on the device machine: this repository (the tree the device tool sends), PyTorch >= 2.3 with CUDA,
 transformers >= 5.17, accelerate, safetensors, numpy, pyyaml, tqdm, pytest (all in the device image; `datasets` is
-not needed: the ListOps preset is generated offline, see scripts/tasks/), and no network (run with HF_HUB_OFFLINE=1,
+not needed: the ListOps preset is generated offline, see modeling_mrconv/data/), and no network (run with HF_HUB_OFFLINE=1,
 which this script sets for its stages). The script itself imports only the standard library and torch, and calls
 the project through its command lines.
 """

@@ -41,10 +41,11 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
-from tasks import TASKS, build_task_data
-from tasks.base import keys_for_other_sources
 from torch.utils.data import DataLoader
-from training import evaluate, load_preset, model_class
+
+from modeling_mrconv.data import TASKS, build_task_data
+from modeling_mrconv.data.base import keys_for_other_sources
+from modeling_mrconv.training import evaluate, load_preset, model_class
 
 
 RESULTS_FILE = "eval_results.json"

@@ -5,7 +5,7 @@ For every (number of layers, length) it builds, from the same `MRConvConfig`:
     mrconv    the multi-branch model in training mode (`conv_implementation="fast"`)
     single    `reparameterized=True` trained from scratch: the same model with one plain long-conv kernel per layer
     merged    the multi-branch model after `reparameterize()`, eval, no_grad
-    floor     `scripts/floor_model.py`: plain torch doing exactly the merged model's ops, eval, no_grad
+    floor     `modeling_mrconv.bench.floor_model`: plain torch doing exactly the merged model's ops, eval, no_grad
 
 and prints
     train time   median(mrconv step) / median(single step); a step is forward + backward + AdamW
@@ -38,10 +38,10 @@ os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # silence the profiler's start/s
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from bench.floor_model import build_floor_model  # noqa: E402
-from bench.measure import peak_bytes, saved_bytes  # noqa: E402
 
 from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification  # noqa: E402
+from modeling_mrconv.bench.floor_model import build_floor_model  # noqa: E402
+from modeling_mrconv.bench.measure import peak_bytes, saved_bytes  # noqa: E402
 
 
 def build(args: argparse.Namespace, layers: int, L: int, device: torch.device) -> dict:

@@ -1,4 +1,9 @@
-"""Shared pytest setup: keep every test offline and seeded (`scripts/` is importable via setup.cfg's pythonpath)."""
+"""Shared pytest setup: keep every test offline and seeded.
+
+pytest puts this file's folder on the import path (rootdir conftest, prepend import mode), so `mrconv_testing`,
+`transformers_common` and `record_task_fixture` import from every test folder; command-line scripts load by path
+(`mrconv_testing.load_script`).
+"""
 
 import os
 

@@ -1,15 +1,30 @@
 """Tiny configurations and models shared by the tests (the role of transformers' ModelTester).
 
-Importable as `mrconv_testing` through `pythonpath` in setup.cfg's `[tool:pytest]`.
+Importable as `mrconv_testing` from every test folder: pytest puts the folder of `tests/conftest.py` on the path.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
 from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def load_script(name: str) -> ModuleType:
+    """The command-line script `scripts/<name>.py` as a module (loaded by path: `scripts/` is not a package)."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+        sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
 
 
 def tiny_config(**overrides) -> MRConvConfig:

@@ -1,8 +1,7 @@
 """Record what the generated tasks give for fixed configs and seeds: split sizes, label names and a digest of the
 first items of every split. `tests/fixtures/generated_tasks.json` was written by this file from the data layer as it
-was before the move onto `datasets` (issue 18); `tests/scripts/tasks/test_task_fixture.py` asserts that the
-current data layer gives the same. Re-record only on purpose: `PYTHONPATH=scripts:tests python
-tests/record_task_fixture.py`.
+was before the move onto `datasets` (issue 18); `tests/modeling_mrconv/data/test_task_fixture.py` asserts that the
+current data layer gives the same. Re-record only on purpose: `python tests/record_task_fixture.py`.
 """
 
 import hashlib
@@ -65,7 +64,7 @@ def record(build_task) -> dict:
 
 def build_with_task_data(config: dict, seed: int, cache: str):
     """The data layer before issue 18: `tasks.build_task_data` (TaskData with torch Datasets)."""
-    from tasks import TASKS, build_task_data
+    from modeling_mrconv.data import TASKS, build_task_data
 
     if "cache_dir" in TASKS[config["task"]].config_cls.__dataclass_fields__:
         config["cache_dir"] = cache

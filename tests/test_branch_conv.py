@@ -566,7 +566,7 @@ def test_merged_spectrum_cache_survives_inference_mode():
     "overrides", [{}, {"bidirectional": False}, {"prenorm": True}, {"norm_type": "layer", "prenorm": True}]
 )
 def test_floor_model_runs(overrides):
-    from bench.floor_model import build_floor_model
+    from modeling_mrconv.bench.floor_model import build_floor_model
 
     config = tiny_config(**overrides)
     floor = build_floor_model(config)

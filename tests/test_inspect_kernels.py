@@ -1,11 +1,13 @@
 """Kernel inspection: the library tensors equal the model's parameters and the CLI writes valid PNGs."""
 
 import torch
-from inspect_kernels import main
-from mrconv_testing import tiny_config, warmed_model
+from mrconv_testing import load_script, tiny_config, warmed_model
 from PIL import Image
 
 from modeling_mrconv.inspection import alpha_norms, kernel_spectra, merged_kernels
+
+
+main = load_script("inspect_kernels").main
 
 
 def test_library_tensors_equal_model_parameters():

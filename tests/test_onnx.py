@@ -4,21 +4,21 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from export_onnx import (
-    ExportWrapper,
-    example_inputs,
-    expected_input_types,
-    export_onnx,
-    main,
-    onnx_session,
-    run_onnx,
-)
-from mrconv_testing import tiny_config, warmed_model
+from mrconv_testing import load_script, tiny_config, warmed_model
 
 from modeling_mrconv import MRConvModel, build_byte_tokenizer
 from modeling_mrconv.export_conv import dft_conv_bias, dft_factors
 from modeling_mrconv.fftconv import direct_conv_reference
 from modeling_mrconv.modeling_mrconv import MRConvMultiResConv
+
+
+script = load_script("export_onnx")
+ExportWrapper, example_inputs, expected_input_types = (
+    script.ExportWrapper,
+    script.example_inputs,
+    script.expected_input_types,
+)
+export_onnx, main, onnx_session, run_onnx = script.export_onnx, script.main, script.onnx_session, script.run_onnx
 
 
 def scaled_up(model):

@@ -1,6 +1,5 @@
 """scripts/train.py and scripts/evaluate_model.py: presets, smoke runs, exact resume, evaluation, 2 CPU processes."""
 
-import argparse
 import json
 import os
 import subprocess
@@ -12,10 +11,9 @@ import torch
 from accelerate.state import AcceleratorState
 from mrconv_testing import run_two_processes
 from safetensors.torch import load_file
-from train import train
-from training import DEFAULT_PRESET, load_preset
 
 from modeling_mrconv import MRConvConfig, MRConvForDocumentPairClassification, MRConvForSequenceClassification
+from modeling_mrconv.training import DEFAULT_PRESET, load_preset, train
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,8 +45,9 @@ def _fresh_accelerator_state():
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-def run_args(output_dir: Path, config: Path = DEFAULT_PRESET, resume: str | None = None) -> argparse.Namespace:
-    return argparse.Namespace(config=config, output_dir=str(output_dir), resume=resume, mixed_precision=None, cpu=True)
+def run_args(output_dir: Path, config: Path = DEFAULT_PRESET, resume: str | None = None) -> dict:
+    """`train`'s keyword arguments of a CPU run into `output_dir` (`config` names the preset, as the CLI does)."""
+    return {"output_dir": str(output_dir), "resume": resume, "cpu": True}
 
 
 def test_every_paper_preset_has_a_cpu_preset():
@@ -88,7 +87,7 @@ def test_unknown_preset_keys_are_rejected(tmp_path):
 @pytest.mark.parametrize("path", CPU_PRESETS, ids=lambda p: p.stem)
 def test_cpu_presets_smoke_train(tmp_path, path):
     preset = load_preset(path, ["train.max_steps=2", "train.log_every=1"])
-    results = train(preset, run_args(tmp_path, path))
+    results = train(preset, **run_args(tmp_path, path))
     assert results["train_steps"] == 2 and 0.0 <= results["test_accuracy"] <= 1.0
     assert json.loads((tmp_path / "config.json").read_text())["reparameterized"] is True
     assert json.loads((tmp_path / "all_results.json").read_text())["test_accuracy"] == results["test_accuracy"]
@@ -100,7 +99,7 @@ def test_gradient_accumulation_and_bf16_autocast(tmp_path):
     """Accumulating 2 micro-batches halves the optimizer steps; bf16 autocast trains and exports float32 weights."""
     config = ROOT / "configuration" / "tiny.yaml"
     overrides = ["train.gradient_accumulation_steps=2", "train.mixed_precision=bf16", "train.eval_every=2"]
-    results = train(load_preset(config, overrides), run_args(tmp_path, config))
+    results = train(load_preset(config, overrides), **run_args(tmp_path, config))
     assert results["train_steps"] == 8  # 128 examples / 16 per batch / 2 micro-batches x 2 epochs
     assert json.loads((tmp_path / "config.json").read_text())["dtype"] == "float32"
     losses = [
@@ -120,7 +119,7 @@ def test_too_few_training_batches_are_refused_before_training(tmp_path):
         match=r"train split: 24 examples give 1 full batches of train.batch_size=16 per "
         r"process \(1 process\(es\)\), fewer than the 2 micro-batch\(es\)",
     ):
-        train(preset, run_args(tmp_path, config))
+        train(preset, **run_args(tmp_path, config))
     assert not (tmp_path / "checkpoints").exists()
 
 
@@ -128,27 +127,27 @@ def test_num_threads_sets_torch_threads(tmp_path):
     config = ROOT / "configuration" / "tiny.yaml"
     before = torch.get_num_threads()
     try:
-        train(load_preset(config, ["train.num_threads=1", "train.max_steps=1"]), run_args(tmp_path, config))
+        train(load_preset(config, ["train.num_threads=1", "train.max_steps=1"]), **run_args(tmp_path, config))
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match=r"train.num_threads: expected a positive number of threads or null, got 0"):
-        train(load_preset(config, ["train.num_threads=0"]), run_args(tmp_path / "zero", config))
+        train(load_preset(config, ["train.num_threads=0"]), **run_args(tmp_path / "zero", config))
 
 
 def test_resume_in_place_logs_each_step_once_and_rotation_keeps_the_new_checkpoint(tmp_path):
     config = ROOT / "configuration" / "tiny.yaml"
     preset = load_preset(config, [])
-    train(preset, run_args(tmp_path, config))
+    train(preset, **run_args(tmp_path, config))
     checkpoints = tmp_path / "checkpoints"
     # as after a kill: resume in the same folder from an earlier checkpoint; steps 13-16 are logged again
-    train(preset, run_args(tmp_path, config, resume=str(checkpoints / "step_12")))
+    train(preset, **run_args(tmp_path, config, resume=str(checkpoints / "step_12")))
     events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     train_steps = [e["step"] for e in events if "train_loss" in e]
     assert train_steps == sorted(set(train_steps)) and train_steps[-1] == 16
     assert all(set(e["lr"]) == {"kernel", "no_decay", "decay"} for e in events if "train_loss" in e)
     # a shorter run into a folder holding higher step numbers keeps the checkpoint it just wrote
-    train(load_preset(config, ["train.max_steps=4"]), run_args(tmp_path, config))
+    train(load_preset(config, ["train.max_steps=4"]), **run_args(tmp_path, config))
     latest = (checkpoints / "latest").read_text()
     assert latest == "step_4" and (checkpoints / latest / "trainer_state.json").exists()
 
@@ -156,10 +155,10 @@ def test_resume_in_place_logs_each_step_once_and_rotation_keeps_the_new_checkpoi
 def test_resume_from_saved_state_is_exact(tmp_path):
     config = ROOT / "configuration" / "tiny.yaml"
     preset = load_preset(config, [])
-    full = train(preset, run_args(tmp_path / "full", config))
+    full = train(preset, **run_args(tmp_path / "full", config))
     checkpoints = sorted((tmp_path / "full" / "checkpoints").glob("step_*"))
     assert [p.name for p in checkpoints] == ["step_12", "step_16"]  # save_total_limit 2
-    resumed = train(preset, run_args(tmp_path / "resumed", config, resume=str(checkpoints[0])))
+    resumed = train(preset, **run_args(tmp_path / "resumed", config, resume=str(checkpoints[0])))
     assert resumed["train_steps"] == full["train_steps"] == 16
     a, b = load_file(tmp_path / "full" / "model.safetensors"), load_file(tmp_path / "resumed" / "model.safetensors")
     for key in a:

@@ -26,8 +26,8 @@ import torch
 import torch._inductor.config
 import torch.nn.functional as F
 
-from bench.measure import time_fn
 from modeling_mrconv import MRConvCache, MRConvConfig, MRConvForSequenceClassification
+from modeling_mrconv.bench.measure import time_fn
 from modeling_mrconv.cache_mrconv import FFT_MIN_CHUNK
 
 

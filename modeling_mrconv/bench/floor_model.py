@@ -9,7 +9,7 @@ per layer the FFT convolution with a cached kernel spectrum plus the pointwise b
 
 Weights are random (the cost does not depend on them). Usage (scripts/benchmark.py, scripts/profile_training.py):
 
-    from bench.floor_model import build_floor_model
+    from modeling_mrconv.bench.floor_model import build_floor_model
     floor = build_floor_model(config).eval()
     with torch.no_grad():
         logits = floor(input_ids)  # (B, num_labels)

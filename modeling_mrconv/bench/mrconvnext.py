@@ -1,8 +1,8 @@
 """Parameters and CPU images/s of MRConvNeXt (merged and unmerged eval) next to transformers' ConvNeXt.
 
 Commands:
-    PYTHONPATH=scripts python -m bench.mrconvnext             # MRConvNeXt-T vs ConvNeXt-T (ConvNextConfig()) at 224²
-    PYTHONPATH=scripts python -m bench.mrconvnext --batch_sizes 1 8 --repeats 5 --output_file runs/mrconvnext.json
+    python -m modeling_mrconv.bench.mrconvnext             # MRConvNeXt-T vs ConvNeXt-T (ConvNextConfig()) at 224²
+    python -m modeling_mrconv.bench.mrconvnext --batch_sizes 1 8 --repeats 5 --output_file runs/mrconvnext.json
 
 Timing (`bench.measure.time_fn`): per batch size, `warmup` untimed calls of each model, then `repeats` interleaved
 rounds (one call of each model per round, order rotated) under `torch.no_grad()`; the median is reported.
@@ -18,8 +18,8 @@ import torch
 from torch import nn
 from transformers import ConvNextConfig, ConvNextForImageClassification
 
-from bench.measure import code_fingerprint, device_name, time_fn
 from modeling_mrconv import MRConvNextConfig, MRConvNextForImageClassification
+from modeling_mrconv.bench.measure import code_fingerprint, device_name, time_fn
 
 
 def build_models(mrconvnext_config: MRConvNextConfig, convnext_config: ConvNextConfig) -> dict[str, nn.Module]:

@@ -78,7 +78,7 @@ def markdown(
         f"hidden {meta['args']['hidden_size']}, layers {meta['args']['num_layers']}, kernel "
         f"{meta['args']['kernel_type']} l0={meta['args']['kernel_size']}, "
         + (("bidirectional" + ("; deployment rows causal" if deployment else "") + ".") if rows else "causal."),
-        f"Command: `{meta['command']}`; code sha256 {meta['code_sha256']} (modeling_mrconv/*.py + floor_model.py).",
+        f"Command: `{meta['command']}`; code sha256 {meta['code_sha256']} (modeling_mrconv/*.py + bench/floor_model.py).",
         "",
         "Cells: median ms over interleaved repeats / peak MiB (training rows: / MiB saved for backward).",
         "",
@@ -129,7 +129,7 @@ def markdown(
 
 
 def deployment_markdown(deployment: dict) -> list[str]:
-    from bench.deployment import markdown_section  # the deployment rows' own tables
+    from modeling_mrconv.bench.deployment import markdown_section  # the deployment rows' own tables
 
     return markdown_section(deployment)
 

@@ -3,8 +3,8 @@
 `build_task_data(data_cfg, seed)` builds the `TaskData` of a preset's `data:` section.
 """
 
-from tasks import audio, generated, image, sequence, text  # noqa: F401  (fill the registry)
-from tasks.base import TASKS, PadCollator, TaskConfig, TaskData, build_task_data, register_task
+from modeling_mrconv.data import audio, generated, image, sequence, text  # noqa: F401  (fill the registry)
+from modeling_mrconv.data.base import TASKS, PadCollator, TaskConfig, TaskData, build_task_data, register_task
 
 
 # the `sequence` task (continuous series from files) registers itself in tasks/sequence.py

@@ -8,8 +8,17 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import SPLITS, ArrayDataset, TaskConfig, TaskData, _continuous_task, _counts, _get, register_task
-from tasks.sources import HFSourceConfig, _column, _hf_labelled_splits, _is_plain_folder
+from modeling_mrconv.data.base import (
+    SPLITS,
+    ArrayDataset,
+    TaskConfig,
+    TaskData,
+    _continuous_task,
+    _counts,
+    _get,
+    register_task,
+)
+from modeling_mrconv.data.sources import HFSourceConfig, _column, _hf_labelled_splits, _is_plain_folder
 
 
 # Speech Commands v0.02's 35 words, sorted: label k is SC35_WORDS[k].

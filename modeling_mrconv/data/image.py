@@ -16,8 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import SPLITS, ArrayDataset, TaskData, _continuous_task, _counts, _get, register_task
-from tasks.sources import HFSourceConfig, _fill_validation, _hf_labelled_splits, _id2label, _is_plain_folder
+from modeling_mrconv.data.base import SPLITS, ArrayDataset, TaskData, _continuous_task, _counts, _get, register_task
+from modeling_mrconv.data.sources import (
+    HFSourceConfig,
+    _fill_validation,
+    _hf_labelled_splits,
+    _id2label,
+    _is_plain_folder,
+)
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")

@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from generators.timeseries import generate_timeseries
 from torch.utils.data import Dataset
 
-from tasks.base import SPLITS, TaskData, _continuous_task, _get, register_task
-from tasks.sources import HFSourceConfig, _carve, _load_local_file, _resolve, load_hf_splits
+from modeling_mrconv.data.base import SPLITS, TaskData, _continuous_task, _get, register_task
+from modeling_mrconv.data.generators.timeseries import generate_timeseries
+from modeling_mrconv.data.sources import HFSourceConfig, _carve, _load_local_file, _resolve, load_hf_splits
 
 
 NORMALIZE = ("per_series", "global", "none")

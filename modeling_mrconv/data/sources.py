@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tasks.base import SPLITS, TaskConfig, _get, check_labels
+from modeling_mrconv.data.base import SPLITS, TaskConfig, _get, check_labels
 
 
 @dataclass

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tasks.base import (
+from modeling_mrconv.data.base import (
     SPLITS,
     PairTokenDataset,
     TaskConfig,
@@ -19,7 +19,7 @@ from tasks.base import (
     check_labels,
     register_task,
 )
-from tasks.sources import HFSourceConfig, _column, _hf_labelled_splits, _id2label, _resolve
+from modeling_mrconv.data.sources import HFSourceConfig, _column, _hf_labelled_splits, _id2label, _resolve
 
 
 @dataclass

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from study.models import family
-from study.presets import task_preset
-from study.runner import RunSpec, run
+from modeling_mrconv.study.models import family
+from modeling_mrconv.study.presets import task_preset
+from modeling_mrconv.study.runner import RunSpec, run
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:

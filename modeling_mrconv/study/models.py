@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from bench.peers import PooledClassifier, S4DBlocks
-from tasks import TaskData
 from torch import nn
 from transformers import BertConfig, BertModel, MambaConfig, MambaModel
 
 from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification, param_groups
+from modeling_mrconv.bench.peers import PooledClassifier, S4DBlocks
+from modeling_mrconv.data import TaskData
 from modeling_mrconv.modeling_mrconv import masked_mean
 
 

@@ -9,7 +9,7 @@ cheapest first, the order in which the grid runs them. MRConv runs use the prese
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from study.models import Architecture
+from modeling_mrconv.study.models import Architecture
 
 
 @dataclass(frozen=True)

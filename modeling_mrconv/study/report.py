@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from study.grid import best_learning_rate, chosen_rates, sweep_specs
-from study.models import family, model_names
-from study.presets import TaskPreset, task_preset
-from study.runner import task_data
+from modeling_mrconv.study.grid import best_learning_rate, chosen_rates, sweep_specs
+from modeling_mrconv.study.models import family, model_names
+from modeling_mrconv.study.presets import TaskPreset, task_preset
+from modeling_mrconv.study.runner import task_data
 
 
 FAMILY_COLORS = {"mrconv": "tab:blue", "ablation": "tab:orange", "peer": "tab:green"}

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tasks import TaskData, build_task_data
 from torch.utils.data import DataLoader, Subset
 from transformers import get_cosine_schedule_with_warmup
 
-from study.models import build_model, optimizer_groups
-from study.presets import task_preset
+from modeling_mrconv.data import TaskData, build_task_data
+from modeling_mrconv.study.models import build_model, optimizer_groups
+from modeling_mrconv.study.presets import task_preset
 
 
 TRAIN_EVAL_EXAMPLES = 256  # training examples scored after training (how well each model fits)

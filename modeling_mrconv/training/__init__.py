@@ -1,9 +1,11 @@
-"""What `scripts/train.py` and `scripts/evaluate_model.py` share: presets and `TrainConfig`, model building, evaluation."""
+"""Training and evaluation on the Hugging Face stack (the `train` extra: accelerate, datasets): presets and
+`TrainConfig`, model building, the training loop of `scripts/train.py` (`train`), evaluation."""
 
-from training.config import DEFAULT_PRESET, TrainConfig, load_preset
-from training.evaluation import dataset_labels, evaluate
-from training.models import build_model, model_class
-from training.run_dir import mark_run_dir, prepare_output_dir
+from modeling_mrconv.training.config import DEFAULT_PRESET, TrainConfig, load_preset
+from modeling_mrconv.training.evaluation import dataset_labels, evaluate
+from modeling_mrconv.training.loop import train
+from modeling_mrconv.training.models import build_model, model_class
+from modeling_mrconv.training.run_dir import mark_run_dir, prepare_output_dir
 
 
 __all__ = [
@@ -16,4 +18,5 @@ __all__ = [
     "mark_run_dir",
     "model_class",
     "prepare_output_dir",
+    "train",
 ]

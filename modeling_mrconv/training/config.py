@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from training.schema import validate_preset
+from modeling_mrconv.training.schema import validate_preset
 
 
 DEFAULT_PRESET = Path(__file__).resolve().parents[2] / "configuration" / "listops_cpu.yaml"

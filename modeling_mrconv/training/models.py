@@ -11,7 +11,6 @@ import os
 from typing import Any
 
 import torch
-from tasks import TaskData
 from transformers import ConvNextImageProcessorPil
 
 from modeling_mrconv import (
@@ -21,7 +20,8 @@ from modeling_mrconv import (
     MRConvNextConfig,
     MRConvNextForImageClassification,
 )
-from training.schema import MODEL_CONFIGS
+from modeling_mrconv.data import TaskData
+from modeling_mrconv.training.schema import MODEL_CONFIGS
 
 
 class MRConvNextFlattenedForImageClassification(MRConvNextForImageClassification):

@@ -9,10 +9,9 @@ import types
 import typing
 from typing import Any
 
-from tasks import TASKS
-from tasks.base import check_task_keys, unknown_key_message
-
 from modeling_mrconv import MRConvConfig, MRConvNextConfig
+from modeling_mrconv.data import TASKS
+from modeling_mrconv.data.base import check_task_keys, unknown_key_message
 
 
 # set from the task's data by training.models.build_model, never by a preset

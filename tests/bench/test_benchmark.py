@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import torch
-from bench.peers import S4DLayer
+from mrconv_testing import load_script
+
+from modeling_mrconv.bench.peers import S4DLayer
 
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 ALWAYS_MEASURED = {("mrconv_merged", "inference"), ("mrconv_unmerged", "inference"), ("s4d", "inference")}
 ALWAYS_MEASURED |= {("attention", "inference"), ("mamba", "inference")}
 ALWAYS_MEASURED |= {("mrconv_unmerged", "training"), ("single_kernel", "training")}
@@ -69,7 +71,7 @@ def test_quick_benchmark_writes_outputs(tmp_path: Path):
 
 def test_training_only_measures_the_training_rows(tmp_path: Path):
     """--training_only: MRConv and the single-kernel model in training mode, their ratio, no inference row."""
-    import benchmark
+    benchmark = load_script("benchmark")
 
     benchmark.main(["--quick", "--device", "cpu", "--training_only", "--output_dir", str(tmp_path)])
     payload = json.loads((tmp_path / "results.json").read_text())

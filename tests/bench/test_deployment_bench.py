@@ -1,10 +1,13 @@
-"""scripts/bench/deployment.py row builders on tiny models (no timing thresholds; compile rows via aot_eager)."""
+"""modeling_mrconv/bench/deployment.py row builders on tiny models (no timing thresholds; compile rows via aot_eager)."""
 
 import json
 import math
 
 import torch
-from bench.deployment import (
+from mrconv_testing import tiny_config
+
+from modeling_mrconv import MRConvForSequenceClassification
+from modeling_mrconv.bench.deployment import (
     compile_rows,
     deployment_ratios,
     fork,
@@ -12,10 +15,7 @@ from bench.deployment import (
     stream_step,
     streaming_rows,
 )
-from bench.report import write_outputs
-from mrconv_testing import tiny_config
-
-from modeling_mrconv import MRConvForSequenceClassification
+from modeling_mrconv.bench.report import write_outputs
 
 
 def test_compile_rows_hold_numbers_and_ratios():

@@ -1,13 +1,13 @@
-"""scripts/bench/mrconvnext.py on tiny configs: rows, parameter counts, merged == unmerged, CLI output."""
+"""modeling_mrconv/bench/mrconvnext.py on tiny configs: rows, parameter counts, merged == unmerged, CLI output."""
 
 import json
 
 import pytest
 import torch
-from bench.mrconvnext import benchmark, build_models, count_parameters, main
 from transformers import ConvNextConfig
 
 from modeling_mrconv import MRConvNextConfig
+from modeling_mrconv.bench.mrconvnext import benchmark, build_models, count_parameters, main
 
 
 TINY = {"num_stages": 2, "depths": [1, 1], "hidden_sizes": [8, 16], "num_labels": 3}

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tasks import TASKS, TaskData
+
+from modeling_mrconv.data import TASKS, TaskData
 
 
 LISTOPS = {"max_depth": 4, "max_args": 5, "min_length": 10, "max_length": 60}

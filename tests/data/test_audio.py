@@ -1,4 +1,4 @@
-"""Tests for scripts/tasks/audio.py: synthetic chirps, Speech Commands folders and Audio features."""
+"""Tests for modeling_mrconv/data/audio.py: synthetic chirps, Speech Commands folders and Audio features."""
 
 import io
 import wave
@@ -6,8 +6,9 @@ import wave
 import numpy as np
 import torch
 from task_checks import check_task, items_of, same_items, tiny
-from tasks import build_task_data
-from tasks.audio import SC35_WORDS
+
+from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data.audio import SC35_WORDS
 
 
 def test_synthetic_audio_resample(tmp_path):

@@ -1,12 +1,13 @@
-"""Tests for scripts/tasks/generated.py: listops, pathfinder, pathx, digits (generated and LRA-release files)."""
+"""Tests for modeling_mrconv/data/generated.py: listops, pathfinder, pathx, digits (generated and LRA-release files)."""
 
 import numpy as np
 import torch
-from generators import listops, pathfinder
 from task_checks import LISTOPS, check_task, items_of, same_items, tiny, write_png
-from tasks import build_task_data
-from tasks.base import SPLITS
 from transformers import AutoTokenizer
+
+from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data.base import SPLITS
+from modeling_mrconv.data.generators import listops, pathfinder
 
 
 def test_digits_split_is_stratified():

@@ -1,10 +1,11 @@
-"""Tests for scripts/tasks/image.py: image folders and save_to_disk sets with an Image feature."""
+"""Tests for modeling_mrconv/data/image.py: image folders and save_to_disk sets with an Image feature."""
 
 import numpy as np
 import pytest
 import torch
 from task_checks import check_task, write_png
-from tasks import build_task_data
+
+from modeling_mrconv.data import build_task_data
 
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from generators import listops
-from generators.timeseries import generate_timeseries, write_parquet
-from tasks import build_task_data
-from tasks.base import SPLITS, check_labels
+
+from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data.base import SPLITS, check_labels
+from modeling_mrconv.data.generators import listops
+from modeling_mrconv.data.generators.timeseries import generate_timeseries, write_parquet
 
 
 def test_check_labels_messages():
@@ -225,11 +226,11 @@ def test_keys_of_another_source_are_refused(cfg, message):
 
 def test_preset_schema_refuses_keys_of_another_source(tmp_path):
     """The CPU preset switches to files with file keys alone; a generator key given with them is named."""
-    from training import load_preset
+    from modeling_mrconv.training import load_preset
 
     x, y = generate_timeseries(8, length=32, burst_length=8, seed=0)
     write_parquet(tmp_path / "t.parquet", x, y)
-    config = Path(__file__).resolve().parents[3] / "configuration" / "sequence_cpu.yaml"
+    config = Path(__file__).resolve().parents[2] / "configuration" / "sequence_cpu.yaml"
     local = [
         "data.source=local",
         f"data.train_file={tmp_path / 't.parquet'}",
@@ -245,21 +246,17 @@ def test_preset_schema_refuses_keys_of_another_source(tmp_path):
 
 def test_train_refuses_a_bad_test_label_before_the_first_step(tmp_path):
     """Used to surface as an IndexError in the final evaluation, after the whole training."""
-    import argparse
 
     from accelerate.state import AcceleratorState
-    from train import train
-    from training import load_preset
+
+    from modeling_mrconv.training import load_preset, train
 
     x, y = generate_timeseries(20, length=32, burst_length=8, seed=0)
     write_parquet(tmp_path / "train.parquet", x[:16], y[:16])
     write_parquet(tmp_path / "test.parquet", x[16:], [0, 1, 7, 2])
-    config = Path(__file__).resolve().parents[3] / "configuration" / "sequence_cpu.yaml"
+    config = Path(__file__).resolve().parents[2] / "configuration" / "sequence_cpu.yaml"
     files = [f"data.train_file={tmp_path / 'train.parquet'}", f"data.test_file={tmp_path / 'test.parquet'}"]
     preset = load_preset(config, ["data.source=local", *files, "train.batch_size=4"])
-    args = argparse.Namespace(
-        config=config, output_dir=str(tmp_path / "run"), resume=None, mixed_precision=None, cpu=True
-    )
     AcceleratorState._reset_state(reset_partial_state=True)  # train() builds its own Accelerator
     try:
         with pytest.raises(
@@ -268,7 +265,7 @@ def test_train_refuses_a_bad_test_label_before_the_first_step(tmp_path):
                 f"{tmp_path / 'test.parquet'}: test split row 2: label 7 is not among the labels ['0', '1', '2', '3']"
             ),
         ):
-            train(preset, args)
+            train(preset, tmp_path / "run", cpu=True)
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
     assert not (tmp_path / "run" / "checkpoints").exists() and not (tmp_path / "run" / "metrics.jsonl").exists()

@@ -1,7 +1,6 @@
-"""Tests for scripts/tasks/sequence.py: generated series, every file format read back, `.ts` parsing, missing values,
+"""Tests for modeling_mrconv/data/sequence.py: generated series, every file format read back, `.ts` parsing, missing values,
 normalization, labels, every error message, and training from a parquet file."""
 
-import argparse
 import json
 import re
 from pathlib import Path
@@ -11,13 +10,14 @@ import numpy as np
 import pytest
 import torch
 from accelerate.state import AcceleratorState
-from generators.timeseries import generate_timeseries, write_parquet
 from task_checks import check_batch, check_task, same_items
-from tasks import build_task_data
-from tasks.sequence import read_ts
+
+from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data.generators.timeseries import generate_timeseries, write_parquet
+from modeling_mrconv.data.sequence import read_ts
 
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 GEN = {
     "task": "sequence",
     "num_classes": 4,
@@ -349,8 +349,7 @@ def _fresh_accelerator_state():
 
 def test_train_from_parquet_with_set_overrides(tmp_path, _fresh_accelerator_state):
     """The command line of the README: the CPU preset pointed at parquet files with a float-array column."""
-    from train import train
-    from training import load_preset
+    from modeling_mrconv.training import load_preset, train
 
     x, y = generate_timeseries(40, length=48, num_channels=2, burst_length=8, seed=0)
     write_parquet(tmp_path / "train.parquet", x[:32], y[:32], input_column="signal", label_column="target")
@@ -372,15 +371,7 @@ def test_train_from_parquet_with_set_overrides(tmp_path, _fresh_accelerator_stat
         "train.eval_every=3",
     ]
     preset = load_preset(config, overrides)
-    args = argparse.Namespace(
-        config=config,
-        output_dir=str(tmp_path / "run"),
-        resume=None,
-        mixed_precision=None,
-        cpu=True,
-        overwrite_output_dir=False,
-    )
-    results = train(preset, args)
+    results = train(preset, tmp_path / "run", cpu=True)
     assert results["train_steps"] == 3 and results["num_test_examples"] == 8
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["input_dim"] == 2 and saved["id2label"] == {str(k): str(k) for k in range(4)}

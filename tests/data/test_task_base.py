@@ -1,12 +1,13 @@
-"""Tests for scripts/tasks/base.py: every offline task builds and is seeded; the collator; batches run through the
+"""Tests for modeling_mrconv/data/base.py: every offline task builds and is seeded; the collator; batches run through the
 model; registry and source errors."""
 
 import pytest
 import torch
-from generators import listops
 from task_checks import EXPECTED, TINY, check_task, same_items, tiny
-from tasks import TASKS, build_task_data
-from tasks.base import SPLITS, PadCollator
+
+from modeling_mrconv.data import TASKS, build_task_data
+from modeling_mrconv.data.base import SPLITS, PadCollator
+from modeling_mrconv.data.generators import listops
 
 
 @pytest.mark.parametrize("task", sorted(TINY))

@@ -1,15 +1,15 @@
-"""Tests for scripts/tasks/text.py: text and retrieval from local files, synthetic_text and synthetic_retrieval."""
+"""Tests for modeling_mrconv/data/text.py: text and retrieval from local files, synthetic_text and synthetic_retrieval."""
 
 import json
 from pathlib import Path
 
 import pytest
 from task_checks import check_task, items_of, same_items, tiny
-from tasks import build_task_data
-from tasks.base import byte_encode
-from tasks.text import NEGATIVE_MARKER, POSITIVE_MARKER, synthetic_retrieval_examples
 
 from modeling_mrconv import build_byte_tokenizer
+from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data.base import byte_encode
+from modeling_mrconv.data.text import NEGATIVE_MARKER, POSITIVE_MARKER, synthetic_retrieval_examples
 
 
 def test_synthetic_text_rule(tmp_path):

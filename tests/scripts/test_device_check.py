@@ -6,8 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import device_check
 import pytest
+from mrconv_testing import load_script
+
+
+device_check = load_script("device_check")
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,12 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from study.grid import best_learning_rate, initial_specs, planned_runs, run_grid
-from study.report import comparison_lines
-from study.runner import RunSpec
+
+from modeling_mrconv.study.grid import best_learning_rate, initial_specs, planned_runs, run_grid
+from modeling_mrconv.study.report import comparison_lines
+from modeling_mrconv.study.runner import RunSpec
 
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 QUICK_MODELS = {"mrconv_fourier_l0small", "no_branch_bn", "s4d"}
 
 

@@ -5,7 +5,9 @@ import math
 
 import pytest
 import torch
-from study.models import (
+
+from modeling_mrconv.data import build_task_data
+from modeling_mrconv.study.models import (
     ABLATIONS,
     PEERS,
     Architecture,
@@ -17,7 +19,6 @@ from study.models import (
     mrconv_config,
     optimizer_groups,
 )
-from tasks import build_task_data
 
 
 ARCH = Architecture(hidden_size=16, num_layers=2, l0_small=4, l0_large=32, base_kernel="fourier")

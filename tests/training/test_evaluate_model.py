@@ -11,12 +11,15 @@ import pytest
 import torch
 import yaml
 from accelerate.state import AcceleratorState
-from evaluate_model import RESULTS_FILE, run
-from generators.timeseries import generate_timeseries, write_parquet
-from tasks import build_task_data
-from training import build_model, load_preset
+from mrconv_testing import load_script
 
 from modeling_mrconv import MRConvForSequenceClassification
+from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data.generators.timeseries import generate_timeseries, write_parquet
+from modeling_mrconv.training import build_model, load_preset
+
+
+RESULTS_FILE, run = load_script("evaluate_model").RESULTS_FILE, load_script("evaluate_model").run
 
 
 @pytest.fixture(autouse=True)

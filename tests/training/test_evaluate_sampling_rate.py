@@ -10,13 +10,13 @@ import pytest
 import torch
 import yaml
 from accelerate.state import AcceleratorState
-from tasks import build_task_data
-from training import build_model, load_preset
 
 from modeling_mrconv import MRConvForSequenceClassification
+from modeling_mrconv.data import build_task_data
+from modeling_mrconv.training import build_model, load_preset
 
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 PRESET = {
     "model": {"hidden_size": 8, "num_hidden_layers": 1, "kernel_type": "fourier", "kernel_size": 8},
     "data": {"task": "synthetic_audio", "num_classes": 3, "length": 64, "num_train": 4, "num_validation": 4},

@@ -14,16 +14,16 @@ import pytest
 import torch
 from mrconv_testing import run_without_package
 from PIL import Image
-from tasks import build_task_data
-from tasks.image import generate_bars
-from training import build_model, load_preset
-from training.models import MRConvNextFlattenedForImageClassification, sequence_to_pixels
 from transformers import pipeline
 
 from modeling_mrconv import MRConvNextForImageClassification
+from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data.image import generate_bars
+from modeling_mrconv.training import build_model, load_preset
+from modeling_mrconv.training.models import MRConvNextFlattenedForImageClassification, sequence_to_pixels
 
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 PRESET = ROOT / "configuration" / "mrconvnext_cpu.yaml"
 TEXT_CPU = ROOT / "configuration" / "text_cpu.yaml"
 TINY_MODEL = {"architecture": "mrconvnext", "patch_size": 2, "depths": [1, 1, 1, 1], "hidden_sizes": [8, 8, 16, 16]}

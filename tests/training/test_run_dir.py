@@ -1,8 +1,9 @@
-"""training.run_dir: an output folder holding files is refused unless resumed; only our own runs are replaced."""
+"""modeling_mrconv.training.run_dir: an output folder holding files is refused unless resumed; only our own runs are replaced."""
 
 import pytest
-from training import mark_run_dir, prepare_output_dir
-from training.run_dir import RUN_MARKER
+
+from modeling_mrconv.training import mark_run_dir, prepare_output_dir
+from modeling_mrconv.training.run_dir import RUN_MARKER
 
 
 def test_new_and_empty_folders_are_accepted(tmp_path):

@@ -1,14 +1,15 @@
-"""Tests for scripts/training/schema.py: preset keys checked against MRConvConfig, TrainConfig and the task's
+"""Tests for modeling_mrconv/training/schema.py: preset keys checked against MRConvConfig, TrainConfig and the task's
 dataclass before any data is built, with exact messages."""
 
 import re
 from pathlib import Path
 
 import pytest
-from training import load_preset
+
+from modeling_mrconv.training import load_preset
 
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 TEXT_CPU = ROOT / "configuration" / "text_cpu.yaml"
 
 

@@ -1,6 +1,5 @@
 """`train.report_to`: Accelerate trackers fed by every metrics.jsonl event; TensorBoard read back offline."""
 
-import argparse
 import json
 import re
 import sys
@@ -8,12 +7,13 @@ from pathlib import Path
 
 import pytest
 from accelerate.state import AcceleratorState
-from train import tracker_values, train
-from training import load_preset
-from training.config import flat_preset, resolve_trackers
+
+from modeling_mrconv.training import load_preset
+from modeling_mrconv.training.config import flat_preset, resolve_trackers
+from modeling_mrconv.training.loop import tracker_values, train
 
 
-TINY = Path(__file__).resolve().parents[3] / "configuration" / "tiny.yaml"
+TINY = Path(__file__).resolve().parents[2] / "configuration" / "tiny.yaml"
 
 
 @pytest.fixture(autouse=True)
@@ -23,15 +23,15 @@ def _fresh_accelerator_state():
     AcceleratorState._reset_state(reset_partial_state=True)
 
 
-def _args(output_dir: Path) -> argparse.Namespace:
-    return argparse.Namespace(config=TINY, output_dir=str(output_dir), resume=None, mixed_precision=None, cpu=True)
+def _args(output_dir: Path) -> dict:
+    return {"output_dir": str(output_dir), "cpu": True}
 
 
 def test_tensorboard_events_hold_the_logged_train_loss(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     overrides = ["train.report_to=tensorboard", "train.max_steps=3", "train.log_every=1", "train.eval_every=3"]
-    train(load_preset(TINY, overrides), _args(tmp_path))
+    train(load_preset(TINY, overrides), **_args(tmp_path))
     events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     logged = {e["step"]: e["train_loss"] for e in events if "train_loss" in e}
     assert sorted(logged) == [1, 2, 3]
@@ -58,7 +58,7 @@ def test_report_to_choices_and_missing_packages(tmp_path, monkeypatch):
             "train.report_to=tensorboard: the 'tensorboard' package is not installed; pip install tensorboard"
         ),
     ):
-        train(load_preset(TINY, ["train.report_to=tensorboard"]), _args(tmp_path / "run"))
+        train(load_preset(TINY, ["train.report_to=tensorboard"]), **_args(tmp_path / "run"))
     assert not (tmp_path / "run").exists()  # refused before the output folder, the data or a step
     for name in ("trackio", "wandb"):
         monkeypatch.setitem(sys.modules, name, None)

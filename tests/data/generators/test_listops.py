@@ -1,16 +1,15 @@
-"""Tests for scripts/generators/listops.py (LRA ListOps rules)."""
+"""Tests for modeling_mrconv/data/generators/listops.py (LRA ListOps rules)."""
 
 import json
-import os
 import re
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from generators import listops
+
+from modeling_mrconv.data.generators import listops
 
 
 SMALL = {"max_depth": 5, "max_args": 5, "min_length": 20, "max_length": 200}
@@ -168,14 +167,12 @@ def test_deterministic_and_seed_dependent():
 @pytest.mark.slow
 def test_deterministic_across_processes():
     here = [e["source"] for e in listops.generate_listops(20, seed=5, **SMALL)]
-    scripts = Path(listops.__file__).parents[1]
     code = (
-        "import json; from generators import listops;"
+        "import json; from modeling_mrconv.data.generators import listops;"
         "print(json.dumps([e['source'] for e in listops.generate_listops(20, seed=5, max_depth=5, max_args=5,"
         " min_length=20, max_length=200)]))"
     )
-    env = {**os.environ, "PYTHONPATH": str(scripts)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == here
 
 

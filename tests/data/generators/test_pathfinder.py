@@ -1,11 +1,12 @@
-"""Tests for scripts/generators/pathfinder.py (Pathfinder / Path-X rules)."""
+"""Tests for modeling_mrconv/data/generators/pathfinder.py (Pathfinder / Path-X rules)."""
 
 import math
 import sys
 
 import numpy as np
 import pytest
-from generators import pathfinder
+
+from modeling_mrconv.data.generators import pathfinder
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,10 @@
-"""Tests for scripts/generators/timeseries.py: determinism, shapes, balance, and that the label needs both scales."""
+"""Tests for modeling_mrconv/data/generators/timeseries.py: determinism, shapes, balance, and that the label needs both scales."""
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from generators.timeseries import burst_frequencies, generate_timeseries, write_parquet
+
+from modeling_mrconv.data.generators.timeseries import burst_frequencies, generate_timeseries, write_parquet
 
 
 K, L, BURST = 4, 256, 32

@@ -1,0 +1,285 @@
+"""The training loop of `scripts/train.py`, importable: Accelerate, a preset's task and model, checkpoints that
+resume exactly, the merged export reloaded from disk and evaluated on the test split.
+
+`train(preset, output_dir, ...)` writes into `output_dir` the merged export (config.json, model.safetensors, the
+copied modeling code, the tokenizer), `metrics.jsonl` (one line per log/eval event; also sent to `train.report_to`'s
+trackers, TensorBoard events under `mrconv/`), `all_results.json`, `training_preset.yaml` and
+`checkpoints/step_<N>` (resumable `accelerator.save_state` folders, training form, `latest` pointing at the newest).
+"""
+
+import json
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from modeling_mrconv import param_groups
+from modeling_mrconv.data import build_task_data
+from modeling_mrconv.training.config import TrainConfig, flat_preset, resolve_trackers
+from modeling_mrconv.training.evaluation import dataset_labels, evaluate
+from modeling_mrconv.training.models import build_model
+from modeling_mrconv.training.run_dir import mark_run_dir
+
+
+def tracker_values(record: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a metrics.jsonl event for `Accelerator.log`: nested dicts as "lr/kernel", no step, no strings."""
+    values = {}
+    for key, value in record.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub, v in items:
+            if key != "step" and isinstance(v, int | float) and not isinstance(v, bool):
+                values[key if sub is None else f"{key}/{sub}"] = v
+    return values
+
+
+class MetricsLog:
+    """Appends one JSON line per event to output_dir/metrics.jsonl (main process only) and logs its numbers to the
+    Accelerate trackers of `train.report_to` at the event's step."""
+
+    def __init__(self, path: Path, enabled: bool, accelerator: Accelerator | None = None):
+        self.path, self.enabled, self.accelerator = path, enabled, accelerator
+
+    def truncate_after(self, step: int) -> None:
+        """Drop the events of steps after `step` (a resumed run logs them again)."""
+        if self.enabled and self.path.exists():
+            lines = self.path.read_text().splitlines(keepends=True)
+            self.path.write_text("".join(line for line in lines if json.loads(line).get("step", 0) <= step))
+
+    def write(self, **record: Any) -> None:
+        if self.enabled:
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        if self.accelerator is not None and self.accelerator.trackers:
+            self.accelerator.log(tracker_values(record), step=record.get("step"))  # main process only
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict[str, int], model, keep: int) -> None:
+    """A resumable `save_state` folder (training form) plus the counters and the config; `latest` points at it."""
+    folder = output_dir / "checkpoints" / f"step_{state['global_step']}"
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        (folder / "trainer_state.json").write_text(json.dumps(state))
+        accelerator.unwrap_model(model).config.save_pretrained(folder)
+        (output_dir / "checkpoints" / "latest").write_text(folder.name)
+        # the folder just written is always kept, whatever step numbers other folders carry
+        others = sorted((p for p in folder.parent.glob("step_*") if p != folder), key=lambda p: int(p.name[5:]))
+        for old in others[: max(0, len(others) - (keep - 1))]:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def resolve_resume(path: str) -> Path:
+    folder = Path(path)
+    if folder.name == "latest" and not folder.is_dir():
+        folder = folder.parent / (folder.parent / "latest").read_text().strip()
+    if not (folder / "trainer_state.json").exists():
+        raise FileNotFoundError(f"{folder} is not a checkpoint written by scripts/train.py (no trainer_state.json)")
+    return folder
+
+
+def train(
+    preset: dict[str, Any],
+    output_dir: str | Path,
+    resume: str | None = None,
+    mixed_precision: str | None = None,
+    cpu: bool = False,
+) -> dict[str, Any]:
+    """Train `preset` (`load_preset`'s sections) into `output_dir`; returns the final results (`all_results.json`).
+
+    Args:
+        resume: a `checkpoints/step_<N>` folder (or `checkpoints/latest`) of this output directory.
+        mixed_precision: "no" | "bf16" | "fp16", overriding `train.mixed_precision`.
+        cpu: train on CPU even when an accelerator is present.
+    """
+    cfg = TrainConfig(**preset["train"])
+    trackers = resolve_trackers(cfg.report_to)  # a missing tracker package fails here, before any data is built
+    output_dir = Path(output_dir)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        mixed_precision=mixed_precision or cfg.mixed_precision,
+        cpu=cpu,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        log_with=trackers or None,
+        project_dir=output_dir,  # TensorBoard events: output_dir/mrconv/
+    )
+    if cfg.num_threads is not None:
+        if cfg.num_threads < 1:
+            raise ValueError(
+                f"train.num_threads: expected a positive number of threads or null, got {cfg.num_threads}"
+            )
+        torch.set_num_threads(cfg.num_threads)
+    set_seed(cfg.seed)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        mark_run_dir(output_dir)
+        (output_dir / "training_preset.yaml").write_text(yaml.safe_dump(preset, sort_keys=False))
+        if not resume:
+            (output_dir / "metrics.jsonl").unlink(missing_ok=True)
+    if trackers:
+        run_name = {"name": output_dir.name}
+        accelerator.init_trackers(
+            "mrconv", config=flat_preset(preset), init_kwargs={"wandb": run_name, "trackio": run_name}
+        )
+    log = MetricsLog(output_dir / "metrics.jsonl", accelerator.is_main_process, accelerator)
+    accelerator.print(f"effective preset (saved as training_preset.yaml):\n{yaml.safe_dump(preset, sort_keys=False)}")
+
+    with accelerator.main_process_first():
+        task = build_task_data(preset["data"], seed=cfg.seed)
+    accelerator.print(f"data: {task.description}")
+    model = build_model(preset["model"], task)
+    if cfg.sync_batch_norm:
+        model.set_sync_batch_norm(True)
+    accelerator.print(f"model: {model.__class__.__name__}, {model.num_parameters():,} parameters")
+
+    eval_batch_size = cfg.eval_batch_size or 2 * cfg.batch_size
+    loader_kwargs = {"collate_fn": task.collate_fn, "num_workers": cfg.num_workers}
+    train_loader = DataLoader(task.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True, **loader_kwargs)
+    val_loader = DataLoader(task.validation, batch_size=eval_batch_size, **loader_kwargs)
+    test_loader = DataLoader(task.test, batch_size=eval_batch_size, **loader_kwargs)
+    groups = param_groups(model, cfg.learning_rate, cfg.kernel_learning_rate, cfg.weight_decay)
+    optimizer = torch.optim.AdamW(groups)
+    model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
+        model, optimizer, train_loader, val_loader, test_loader
+    )
+    if len(train_loader) < cfg.gradient_accumulation_steps:
+        # drop_last: fewer examples than one batch per process would leave epochs without a single optimizer step
+        raise ValueError(
+            f"train split: {len(task.train)} examples give {len(train_loader)} full batches of "
+            f"train.batch_size={cfg.batch_size} per process ({accelerator.num_processes} process(es)), fewer than "
+            f"the {cfg.gradient_accumulation_steps} micro-batch(es) of one optimizer step "
+            "(train.gradient_accumulation_steps); lower train.batch_size or use more training data."
+        )
+    steps_per_epoch = len(train_loader) // cfg.gradient_accumulation_steps
+    total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    # the prepared scheduler advances once per process per optimizer step
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer,
+        num_warmup_steps=int(cfg.warmup_ratio * total_steps) * accelerator.num_processes,
+        num_training_steps=total_steps * accelerator.num_processes,
+    )
+    scheduler = accelerator.prepare(scheduler)
+    eval_every = cfg.eval_every or steps_per_epoch
+    save_every = cfg.save_every or steps_per_epoch
+
+    state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0}
+    if resume:
+        folder = resolve_resume(resume)
+        accelerator.load_state(str(folder))
+        state = json.loads((folder / "trainer_state.json").read_text())
+        if accelerator.is_main_process:
+            log.truncate_after(state["global_step"])  # events logged after this checkpoint are replayed now
+        accelerator.print(f"resumed from {folder} at step {state['global_step']}")
+
+    accelerator.print(
+        f"training {total_steps} steps ({epochs} epochs of {steps_per_epoch}) on {accelerator.num_processes} "
+        f"process(es), {accelerator.device}, mixed precision {accelerator.mixed_precision}"
+    )
+    start = time.time()
+    progress = tqdm(
+        total=total_steps,
+        initial=state["global_step"],
+        disable=not accelerator.is_local_main_process,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,  # keep logs of non-interactive runs short
+    )
+    running = {"loss": 0.0, "batches": 0, "correct": 0, "count": 0}
+    model.train()
+    while state["global_step"] < total_steps:
+        train_loader.set_epoch(state["epoch"])
+        loader = train_loader
+        if state["batches_in_epoch"]:
+            loader = accelerator.skip_first_batches(train_loader, state["batches_in_epoch"])
+        for batch in loader:
+            with accelerator.accumulate(model):
+                out = model(**batch)
+                accelerator.backward(out.loss)
+                if accelerator.sync_gradients and cfg.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            state["batches_in_epoch"] += 1
+            running["loss"] += out.loss.item()
+            running["batches"] += 1
+            running["correct"] += (out.logits.argmax(-1) == batch["labels"]).sum().item()
+            running["count"] += len(batch["labels"])
+            if not accelerator.sync_gradients:
+                continue
+            state["global_step"] += 1
+            step = state["global_step"]
+            progress.update(1)
+            if step % cfg.log_every == 0 or step == total_steps:
+                record = {
+                    "train_loss": running["loss"] / running["batches"],
+                    "train_accuracy": running["correct"] / running["count"],
+                }
+                progress.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.3f}")
+                log.write(
+                    step=step, epoch=state["epoch"], lr={g["name"]: g["lr"] for g in optimizer.param_groups}, **record
+                )
+                running = {"loss": 0.0, "batches": 0, "correct": 0, "count": 0}
+            if step % eval_every == 0 or step == total_steps:
+                metrics = evaluate(model, val_loader, accelerator, task.num_labels)
+                accelerator.print(f"step {step}: validation accuracy {metrics['accuracy']:.4f}")
+                log.write(step=step, epoch=state["epoch"], **{f"validation_{k}": v for k, v in metrics.items()})
+            if step % save_every == 0 or step == total_steps:
+                save_checkpoint(accelerator, output_dir, dict(state), model, cfg.save_total_limit)
+            if step >= total_steps:
+                break
+        else:
+            state["epoch"] += 1
+            state["batches_in_epoch"] = 0
+    progress.close()
+    train_runtime = time.time() - start
+
+    # the merged export, written from the training weights, reloaded from disk and evaluated on the test split
+    unwrapped = accelerator.unwrap_model(model)
+    state_dict = accelerator.get_state_dict(model)  # collective: full tensors, also from FSDP shards
+    if accelerator.is_fsdp2:  # fully_shard's generated subclass would ship torch's FSDP code as the remote code
+        unwrapped = type(unwrapped).__bases__[-1](unwrapped.config)  # bases: (FSDPModule, the model class)
+    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, state_dict=state_dict)
+    if task.tokenizer is not None and accelerator.is_main_process:
+        task.tokenizer.save_pretrained(output_dir)
+    accelerator.wait_for_everyone()
+    exported = type(unwrapped).from_pretrained(output_dir).to(accelerator.device)
+    test_metrics = evaluate(exported, test_loader, accelerator, task.num_labels)
+    validation_metrics = evaluate(exported, val_loader, accelerator, task.num_labels)
+    train_labels, test_labels = dataset_labels(task.train), dataset_labels(task.test)
+    majority = int(torch.bincount(train_labels, minlength=task.num_labels).argmax())
+    results = {
+        "test_accuracy": test_metrics["accuracy"],
+        "test_macro_f1": test_metrics["macro_f1"],
+        "test_loss": test_metrics["loss"],
+        "validation_accuracy": validation_metrics["accuracy"],
+        "majority_baseline_accuracy": (test_labels == majority).float().mean().item(),
+        "train_steps": state["global_step"],
+        "train_runtime_seconds": round(train_runtime, 1),
+        "num_parameters": unwrapped.num_parameters(),
+        "num_train_examples": len(task.train),
+        "num_test_examples": len(task.test),
+        "num_processes": accelerator.num_processes,
+        "data": task.description,
+    }
+    if accelerator.is_main_process:
+        (output_dir / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
+        log.write(step=state["global_step"], **{f"final_{k}": v for k, v in results.items() if k != "data"})
+    accelerator.print(json.dumps(results, indent=2))
+    # Drop the DDP wrapper while the process group is still alive, then destroy the group: freeing DDP's Reducer
+    # later (holding the GIL) can deadlock against gloo's worker threads (pytorch/pytorch#56297).
+    del model, optimizer, scheduler
+    accelerator.free_memory()  # also drops the accelerator's references and runs gc
+    accelerator.end_training()
+    return results
+
+
+__all__ = ["MetricsLog", "resolve_resume", "save_checkpoint", "tracker_values", "train"]
