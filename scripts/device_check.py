@@ -20,11 +20,18 @@ It writes `report.json` and `report.md`: the environment (Python, torch, transfo
 per stage, the command, exit code, wall time, pass/fail counts, key numbers parsed from the outputs (pytest counts,
 benchmark ratios and times, training results) and the tail of the log. The exit code is 0 iff every stage passed.
 
-Needs on the device machine: this repository (the tree the device tool sends), PyTorch >= 2.3 with CUDA,
-transformers >= 5.17, accelerate, safetensors, numpy, pyyaml, tqdm, pytest (all in the device image; `datasets` is
-not needed: the ListOps preset is generated offline, see modeling_mrconv/data/), and no network (run with HF_HUB_OFFLINE=1,
-which this script sets for its stages). The script itself imports only the standard library and torch, and calls
-the project through its command lines.
+Needs on the device machine: this repository (the tree the device tool sends; the stages import `modeling_mrconv`
+from it, through PYTHONPATH), PyTorch >= 2.3 with CUDA, transformers >= 5.17, accelerate, safetensors, numpy,
+pyyaml, tqdm, pytest, and no network (this script sets HF_HUB_OFFLINE=1 for its stages). The GPU image has no
+`datasets` (the data layer of the training stage, modeling_mrconv/data/), so bring it as wheels:
+
+    python scripts/device_check.py --download_wheels .whl       # here: datasets, evaluate, dill, multiprocess
+    python scripts/device_check.py --wheels .whl --output_dir runs/device_check   # there (carry .whl)
+
+`--download_wheels` fetches, for the device's Python (3.12, manylinux x86-64), the versions installed here of the
+`train` extra's packages the image lacks; `--wheels` installs every wheel of the folder into `<output_dir>/site`
+(no index, no dependencies) before the stages and puts it on their PYTHONPATH. The script itself imports only the
+standard library and torch, and calls the project through its command lines.
 """
 
 import argparse
@@ -54,6 +61,11 @@ FAST_MODEL_TESTS = [
     "tests/test_modeling_mrconv.py",
 ]
 FULL_LENGTHS = ["1024", "4096", "16384", "65536"]
+# packages of the `train` extra (and their dependencies) that the GPU image lacks (its package list: the device
+# tool's KINDS.md); the versions installed here are fetched for the device's Python
+DEVICE_WHEELS = ("datasets", "evaluate", "dill", "multiprocess")
+DEVICE_PYTHON = "3.12"
+MANYLINUX = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 # default per-stage timeouts in seconds: (full, quick); the full check sums to under 8 minutes
 # (the quick ones leave room for a loaded 2-core CI machine; there each stage takes 10-40 s)
 TIMEOUTS = {"tests": (110, 120), "bench_float32": (80, 120), "bench_bfloat16": (80, 120), "train_bf16": (200, 120)}
@@ -167,6 +179,41 @@ def run_stage(name: str, command: list[str], timeout: float, output_dir: Path, e
     return stage
 
 
+def download_command(folder: Path) -> list[str]:
+    """`pip download` of the DEVICE_WHEELS at the versions installed here, for the device's Python and platform."""
+    missing = [name for name in DEVICE_WHEELS if package_version(name) is None]
+    if missing:
+        raise SystemExit(f"--download_wheels: {missing} not installed here; pip install -e '.[train]' first")
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(folder)]
+    command += ["--python-version", DEVICE_PYTHON, "--implementation", "cp"]
+    for platform_tag in MANYLINUX:
+        command += ["--platform", platform_tag]
+    return command + [f"{name}=={package_version(name)}" for name in DEVICE_WHEELS]
+
+
+def install_wheels(folder: Path, site: Path) -> dict[str, Any]:
+    """Install every wheel of `folder` into `site` (no index, no dependencies): the set-up of a `--wheels` run."""
+    wheels = sorted(folder.glob("*.whl"))
+    if not wheels:
+        raise SystemExit(f"--wheels {folder}: no .whl files there (make them with --download_wheels {folder})")
+    command = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile"]
+    command += ["--upgrade", "--target", str(site), *map(str, wheels)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+        raise SystemExit(f"--wheels {folder}: pip install failed:\n{result.stderr[-LOG_TAIL_CHARS:]}")
+    return {"wheels": [w.name for w in wheels], "site": str(site)}
+
+
+def stage_env(device: str, site: Path | None) -> dict[str, str]:
+    """The stages' environment: offline, unbuffered, the repository (and the wheels' site) first on PYTHONPATH."""
+    paths = [str(site)] if site is not None else []
+    paths += [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(paths)}
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""  # the cpu check runs no cuda cases even where a GPU is present
+    return env
+
+
 def stage_commands(args: argparse.Namespace, output_dir: Path) -> dict[str, list[str]]:
     python = sys.executable
     tests = ["tests/test_devices.py", "-k", "cpu"] if args.quick else FAST_MODEL_TESTS
@@ -241,18 +288,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--timeout_scale", type=float, default=1.0, help="multiplies every stage's timeout (slow or shared machines)"
     )
+    parser.add_argument("--wheels", type=Path, default=None, help="install these wheels for the stages (device)")
+    parser.add_argument("--download_wheels", type=Path, default=None, help="fetch the device's wheels here, exit")
     args = parser.parse_args(argv)
+    if args.download_wheels is not None:
+        args.download_wheels.mkdir(parents=True, exist_ok=True)
+        return subprocess.run(download_command(args.download_wheels)).returncode
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch.cuda.is_available() is False; use --device cpu")
     if args.timeout_scale <= 0:
         parser.error(f"--timeout_scale must be > 0, got {args.timeout_scale}")
     output_dir = args.output_dir.resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    if args.device == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = ""  # the cpu check runs no cuda cases even where a GPU is present
     start = time.perf_counter()
     report: dict[str, Any] = {"environment": environment(args.device), "quick": args.quick, "stages": []}
+    site = None
+    if args.wheels is not None:
+        site = output_dir / "site"
+        report["wheels"] = install_wheels(args.wheels.resolve(), site)
+    env = stage_env(args.device, site)
     commands = stage_commands(args, output_dir)
     for name in args.stages:
         timeout = TIMEOUTS[name][1 if args.quick else 0] * args.timeout_scale

@@ -2,6 +2,7 @@
 its stage runner (exit codes, timeouts)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -107,3 +108,55 @@ def test_bad_arguments_are_named(capsys):
     with pytest.raises(SystemExit):
         device_check.main(["--device", "cpu", "--timeout_scale", "0"])
     assert "--timeout_scale must be > 0, got 0.0" in capsys.readouterr().err
+
+
+def make_wheel(folder: Path, name: str = "tiny_device_pkg", version: str = "0.1") -> Path:
+    """A minimal pure-Python wheel whose module holds VALUE = 3."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        f"{name}/__init__.py": b"VALUE = 3\n",
+        f"{name}-{version}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{name}-{version}.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = [
+        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
+        for path, data in files.items()
+    ]
+    files[f"{name}-{version}.dist-info/RECORD"] = (
+        "\n".join([*record, f"{name}-{version}.dist-info/RECORD,,"]) + "\n"
+    ).encode()
+    path = folder / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        for member, data in files.items():
+            archive.writestr(member, data)
+    return path
+
+
+def test_wheels_are_installed_for_the_stages(tmp_path):
+    """--wheels: the folder's wheels go to a site the stages import from, beside the repository's package."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels)
+    installed = device_check.install_wheels(wheels, tmp_path / "site")
+    assert installed["wheels"] == ["tiny_device_pkg-0.1-py3-none-any.whl"]
+    env = device_check.stage_env("cpu", tmp_path / "site")
+    assert env["PYTHONPATH"].split(os.pathsep)[:2] == [str(tmp_path / "site"), str(ROOT)]
+    code = "import tiny_device_pkg, modeling_mrconv; print(tiny_device_pkg.VALUE, modeling_mrconv.__file__)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    value, package = out.stdout.split()
+    assert value == "3" and Path(package).is_relative_to(ROOT)
+    with pytest.raises(SystemExit, match=r"--wheels .*: no .whl files there \(make them with --download_wheels"):
+        device_check.install_wheels(tmp_path / "site", tmp_path / "other")
+
+
+def test_download_command_targets_the_device_python():
+    command = device_check.download_command(Path("/tmp/wheels"))
+    assert command[:4] == [sys.executable, "-m", "pip", "download"]
+    assert "--no-deps" in command and command[command.index("--python-version") + 1] == device_check.DEVICE_PYTHON
+    pins = [arg for arg in command if "==" in arg]
+    assert [pin.split("==")[0] for pin in pins] == list(device_check.DEVICE_WHEELS)
+    assert all(pin.split("==")[1] == device_check.package_version(pin.split("==")[0]) for pin in pins)
