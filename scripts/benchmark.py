@@ -391,7 +391,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+    """Run the benchmark; the process's torch threads and transformers' log verbosity are restored afterwards (tests
+    call this in-process)."""
+    verbosity, threads = transformers.logging.get_verbosity(), torch.get_num_threads()
+    try:
+        run(parse_args(argv))
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        torch.set_num_threads(threads)
+
+
+def run(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda requested but CUDA is not available")

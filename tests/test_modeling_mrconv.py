@@ -6,7 +6,7 @@ from mrconv_testing import random_inputs, tiny_config, warmed_model
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOutput
 
-from modeling_mrconv import MRConvForSequenceClassification, MRConvModel
+from modeling_mrconv import MRConvForDocumentPairClassification, MRConvForSequenceClassification, MRConvModel
 
 
 def test_output_types_and_shapes():
@@ -182,3 +182,31 @@ def test_tiny_training_run_learns():
         accuracy = (model.eval()(input_ids=ids).logits.argmax(-1) == labels).float().mean()
         merged_accuracy = (model.reparameterize()(input_ids=ids).logits.argmax(-1) == labels).float().mean()
     assert accuracy > 0.9 and merged_accuracy == accuracy
+
+
+@pytest.mark.parametrize("prenorm", [False, True])
+@pytest.mark.parametrize("pair", [False, True])
+def test_every_returned_hidden_state_gets_a_gradient(prenorm, pair):
+    """The hidden states a model returns are the tensors the next block reads (views, no copies), so a backward pass
+    from the logits fills `.grad` of each, for the document-pair head's (B, 2, L, H) states too."""
+    config = tiny_config(prenorm=prenorm)
+    model_class = MRConvForDocumentPairClassification if pair else MRConvForSequenceClassification
+    model = model_class(config).train()
+    shape = (3, 2, 12) if pair else (3, 12)
+    outputs = model(input_ids=torch.randint(1, 20, shape), output_hidden_states=True)
+    assert len(outputs.hidden_states) == config.num_hidden_layers + 1
+    for state in outputs.hidden_states:
+        assert state.shape == (*shape, config.hidden_size)
+        state.retain_grad()
+    outputs.logits.sum().backward()
+    # the last state feeds the output through the final norm (prenorm) or directly
+    assert all(state.grad is not None and state.grad.abs().sum() > 0 for state in outputs.hidden_states)
+
+
+def test_checkpoint_code_calls_no_c_library(tmp_path):
+    """The files copied next to a checkpoint (run by users through trust_remote_code) use no ctypes."""
+    model = MRConvForSequenceClassification(tiny_config())
+    model.save_pretrained(tmp_path)
+    copied = sorted(tmp_path.glob("*.py"))
+    assert {"modeling_mrconv.py", "configuration_mrconv.py"} <= {path.name for path in copied}
+    assert not [path.name for path in copied if "ctypes" in path.read_text()]

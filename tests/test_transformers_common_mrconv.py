@@ -92,7 +92,13 @@ class MRConvModelTester:
 
 
 class MRConvCommonTests(ModelTesterMixin):
-    """Flags and overrides shared by every MRConv test class."""
+    """Flags and overrides shared by every MRConv test class.
+
+    `test_bc_cache_name_forward` skips itself ("Not returning cache or non standard Cache"): a bidirectional model
+    ignores `use_cache=True` with a warning, as transformers' encoders do (generic callers pass it; refusing it would
+    break them, and a bidirectional model has nothing to stream), and a causal model returns an `MRConvCache`, not
+    a `DynamicCache` of attention keys and values. tests/test_streaming.py tests both behaviours.
+    """
 
     has_attentions = False  # a convolution model: no attention weights to return
     test_resize_embeddings = True
