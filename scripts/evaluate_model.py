@@ -43,7 +43,7 @@ from accelerate import Accelerator
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
-from modeling_mrconv.data import TASKS, build_task_data
+from modeling_mrconv.data import TASKS, load_task
 from modeling_mrconv.data.base import keys_for_other_sources
 from modeling_mrconv.training import evaluate, load_preset, model_class
 
@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         names = [id2label[str(i)] for i in range(len(id2label))]
         data = data_file_config(data, Path(args.data_file), names)
     accelerator = Accelerator()
-    task = build_task_data(data, seed=preset["train"]["seed"])
+    length = preset["model"].get("max_sequence_length")  # the run's: its documents were cut to it
+    task = load_task(data, seed=preset["train"]["seed"], max_sequence_length=length)
     model = load_model(args.model_dir, task, preset["model"].get("architecture"))
     if model.config.num_labels != task.num_labels:
         raise ValueError(f"model has {model.config.num_labels} labels, the task {task.num_labels}")

@@ -63,13 +63,11 @@ def record(build_task) -> dict:
 
 
 def build_with_task_data(config: dict, seed: int, cache: str):
-    """The data layer before issue 18: `tasks.build_task_data` (TaskData with torch Datasets)."""
-    from modeling_mrconv.data import TASKS, build_task_data
+    """The data layer of issue 18: `load_task` (a DatasetDict of Arrow splits), its datasets cache under `cache`."""
+    from modeling_mrconv.data import load_task
 
-    if "cache_dir" in TASKS[config["task"]].config_cls.__dataclass_fields__:
-        config["cache_dir"] = cache
-    data = build_task_data(config, seed=seed)
-    return {s: getattr(data, s) for s in ("train", "validation", "test")}, data.id2label
+    data = load_task({**config, "cache_dir": cache}, seed=seed)
+    return dict(data.splits), data.id2label
 
 
 if __name__ == "__main__":

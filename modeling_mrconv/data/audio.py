@@ -2,23 +2,25 @@
 
 import io
 import wave
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modeling_mrconv.data.base import (
-    SPLITS,
-    ArrayDataset,
-    TaskConfig,
-    TaskData,
-    _continuous_task,
-    _counts,
-    _get,
-    register_task,
+from modeling_mrconv.data.base import SPLITS, TaskConfig, register_task, value_features
+from modeling_mrconv.data.caching import generated_dataset, map_batches, split_by_counts
+from modeling_mrconv.data.sources import (
+    HFSourceConfig,
+    describe_source,
+    encode_class_ids,
+    is_plain_folder,
+    labelled_splits,
+    refuse_streaming,
 )
-from modeling_mrconv.data.sources import HFSourceConfig, _column, _hf_labelled_splits, _is_plain_folder
+from modeling_mrconv.data.task import TaskData
+from modeling_mrconv.data.values import scale_values
 
 
 # Speech Commands v0.02's 35 words, sorted: label k is SC35_WORDS[k].
@@ -117,68 +119,104 @@ def decimate(values: np.ndarray, factor: int) -> np.ndarray:
     return np.round(grouped.mean(axis=2)).astype(values.dtype)
 
 
-def _audio_task(out: dict, cfg: dict, id2label: dict[int, str], where: str) -> TaskData:
-    """int16 (N, L) arrays per split -> TaskData; the test split is decimated when `resample_to` is set."""
-    rate, target = int(_get(cfg, "sample_rate", 16000)), cfg.get("resample_to")
-    values = {s: np.asarray(out[s][0], dtype=np.int16).reshape(len(out[s][1]), -1, 1) for s in SPLITS}  # (N L 1)
-    if target is not None:
-        if rate % int(target):
-            raise ValueError(f"resample_to={target} must divide sample_rate={rate}")
-        values["test"] = decimate(values["test"], rate // int(target))
-        where += f"; test split decimated to {target} Hz"
-    splits = {s: ArrayDataset(values[s], out[s][1], 1 / 32768) for s in SPLITS}
-    return _continuous_task(splits, id2label, f"{cfg['task']} {where}")
+def _decimate(batch: dict, factor: int) -> dict:
+    return {"samples": [decimate(np.asarray(x)[None], factor)[0] for x in batch["samples"]], "labels": batch["labels"]}
 
 
-def _speech_commands_folder(cfg: dict, length: int, rate: int) -> tuple[dict, str]:
-    root = Path(cfg["root"]).expanduser()
+def _audio_task(splits: Any, config: Any, where: dict[str, str], description: str) -> TaskData:
+    """int16 `samples` (L, 1) splits -> TaskData; the test split is decimated when `resample_to` is set."""
+    if config.resample_to is not None:
+        if config.sample_rate % int(config.resample_to):
+            raise ValueError(f"resample_to={config.resample_to} must divide sample_rate={config.sample_rate}")
+        factor = config.sample_rate // int(config.resample_to)
+        splits["test"] = map_batches(
+            splits["test"], _decimate, splits["test"].features, config, {"factor": factor}, numpy=True
+        )
+        description += f"; test split decimated to {config.resample_to} Hz"
+    splits, _, _ = scale_values(splits, config, "samples", 1 / 32768)
+    return TaskData(splits, None, f"{config.task} {description}", where, input_scale=1 / 32768)
+
+
+def _folder_rows(files: tuple[tuple[str, int], ...], length: int, rate: int) -> Iterator[dict]:
+    for path, label in files:
+        samples, found = read_wav(path)
+        if found != rate:
+            raise ValueError(f"{path}: expected {rate} Hz, got {found} Hz")
+        yield {"samples": _fit_length(samples, length)[:, None], "labels": label}
+
+
+def _speech_commands_folder(config: SpeechCommandsConfig) -> tuple[Any, dict[str, str]]:
+    """The release folder `root/<word>/*.wav` split by `validation_list.txt` and `testing_list.txt`."""
+    from datasets import DatasetDict
+
+    root = Path(config.root).expanduser()
     lists = {}
     for split, name in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
         path = root / name
         lists[split] = set(path.read_text().split()) if path.exists() else set()
-    out = {s: ([], []) for s in SPLITS}
+    files = {s: [] for s in SPLITS}
     for label, word in enumerate(SC35_WORDS):
         for path in sorted((root / word).glob("*.wav")):
             split = next((s for s in ("validation", "test") if f"{word}/{path.name}" in lists[s]), "train")
-            samples, found = read_wav(path)
-            if found != rate:
-                raise ValueError(f"{path}: expected {rate} Hz, got {found} Hz")
-            out[split][0].append(_fit_length(samples, length))
-            out[split][1].append(label)
-    return {s: (a, np.array(y, dtype=np.int64)) for s, (a, y) in out.items()}, f"local folder {root}"
+            files[split].append((str(path), label))
+    features = value_features(1, SC35_WORDS, "int16", "samples")
+    splits = {
+        s: generated_dataset(
+            "speech-commands-folder",
+            _folder_rows,
+            {"files": tuple(rows), "length": config.length, "rate": config.sample_rate},
+            features,
+            config,
+            files=[p for p, _ in rows],
+        )
+        for s, rows in files.items()
+    }
+    return DatasetDict(splits), {s: f"{root} {s} split" for s in SPLITS}
+
+
+def _decode_audio(batch: dict, indices, names, split, where, label_column, column, length, rate) -> dict:
+    """Samples cropped or padded to `length`; labels as SC35 word indices, rows of other labels (`_silence_`) dropped."""
+    labels = encode_class_ids(batch[label_column], names, split, where, indices[0])
+    word_index = {w: i for i, w in enumerate(SC35_WORDS)}
+    keep = [i for i, y in enumerate(labels) if names[y] in word_index]
+    samples = [_fit_length(_audio_samples(batch[column][i], rate), length)[:, None] for i in keep]
+    return {"samples": samples, "labels": [word_index[names[labels[i]]] for i in keep]}
+
+
+def _need_names(names: list[str], integers: bool) -> list[str]:
+    if integers:
+        raise ValueError("speech_commands needs label names (a ClassLabel column or string labels)")
+    return names
 
 
 @register_task("speech_commands", SpeechCommandsConfig)
-def _build_speech_commands(cfg: dict, seed: int) -> TaskData:
-    length, rate = int(_get(cfg, "length", 16000)), int(_get(cfg, "sample_rate", 16000))
-    if _is_plain_folder(cfg):
-        out, where = _speech_commands_folder(cfg, length, rate)
-    else:
-        column = _get(cfg, "audio_column", "audio")
-
-        def convert(ds: Any) -> list:
-            if type(ds.features.get(column)).__name__ == "Audio":
-                from datasets import Audio
-
-                ds = ds.cast_column(column, Audio(decode=False))  # WAV bytes read with `wave`: no torchcodec needed
-            return [_fit_length(_audio_samples(v, rate), length) for v in _column(ds, column)]
-
-        raw, names, where = _hf_labelled_splits(
-            cfg, seed, convert, "google/speech_commands", "v0.02", input_columns=(column,)
-        )
-        if names is None:
-            raise ValueError("speech_commands needs label names (a ClassLabel column or string labels)")
-        word_index = {w: i for i, w in enumerate(SC35_WORDS)}
-        out = {}
-        for split, (arrays, labels) in raw.items():
-            keep = [i for i, y in enumerate(labels) if names[y] in word_index]  # drops `_silence_`
-            out[split] = ([arrays[i] for i in keep], np.array([word_index[names[labels[i]]] for i in keep], np.int64))
-    return _audio_task(out, cfg, dict(enumerate(SC35_WORDS)), where)
+def _build_speech_commands(config: SpeechCommandsConfig, seed: int) -> TaskData:
+    if is_plain_folder(config):
+        refuse_streaming(config, "Speech Commands release folders")
+        splits, where = _speech_commands_folder(config)
+        return _audio_task(splits, config, where, f"local folder {config.root}")
+    column = config.audio_column
+    splits, where = labelled_splits(
+        config,
+        seed,
+        _decode_audio,
+        lambda names: value_features(1, SC35_WORDS, "int16", "samples"),
+        (column,),
+        {"column": column, "length": config.length, "rate": config.sample_rate},
+        rename=_need_names,
+    )
+    return _audio_task(splits, config, where, describe_source(config))
 
 
-def _synthetic_audio_split(rng: np.random.Generator, n: int, cfg: dict) -> tuple[np.ndarray, np.ndarray]:
-    num_classes, length = int(_get(cfg, "num_classes", 10)), int(_get(cfg, "length", 16000))
-    rate, jitter = float(_get(cfg, "sample_rate", 16000)), float(_get(cfg, "pitch_jitter", 0.1))
+def _synthetic_audio_split(
+    rng: np.random.Generator, n: int, config: SyntheticAudioConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    num_classes, length, rate, jitter = (
+        config.num_classes,
+        config.length,
+        float(config.sample_rate),
+        config.pitch_jitter,
+    )
     freqs = np.geomspace(250.0, 4000.0, num_classes)  # Hz
     labels = rng.integers(0, num_classes, n)
     waves = np.empty((n, length), dtype=np.int16)
@@ -188,16 +226,27 @@ def _synthetic_audio_split(rng: np.random.Generator, n: int, cfg: dict) -> tuple
         start, end = np.array([freqs[k], freqs[num_classes - 1 - k]]) * rng.uniform(1 - jitter, 1 + jitter, 2)
         f = start * (end / start) ** (np.arange(duration) / duration)  # exponential chirp, Hz per step
         tone = np.sin(2 * np.pi * np.cumsum(f) / rate + rng.uniform(0, 2 * np.pi)) * np.hanning(duration)
-        x = rng.normal(0.0, float(_get(cfg, "noise_std", 0.05)), length)
+        x = rng.normal(0.0, float(config.noise_std), length)
         x[onset : onset + duration] += rng.uniform(0.3, 0.9) * tone
         waves[i] = _audio_samples(x, int(rate))
     return waves, labels
 
 
+def _synthetic_audio_rows(counts: tuple, seed: int, config: dict) -> Iterator[dict]:
+    params = SyntheticAudioConfig(**config)
+    for i, n in enumerate(counts):
+        waves, labels = _synthetic_audio_split(np.random.default_rng([seed, i]), n, params)
+        for wave_, label in zip(waves, labels, strict=True):
+            yield {"samples": wave_[:, None], "labels": int(label)}
+
+
 @register_task("synthetic_audio", SyntheticAudioConfig)
-def _build_synthetic_audio(cfg: dict, seed: int) -> TaskData:
-    counts = _counts(cfg, (1000, 200, 200))
-    out = {s: _synthetic_audio_split(np.random.default_rng([seed, i]), counts[i], cfg) for i, s in enumerate(SPLITS)}
-    num_classes = int(_get(cfg, "num_classes", 10))
-    where = f"SYNTHETIC chirps, not Speech Commands (seed {seed}, {num_classes} classes)"
-    return _audio_task(out, cfg, {k: f"chirp_{k}" for k in range(num_classes)}, where)
+def _build_synthetic_audio(config: SyntheticAudioConfig, seed: int) -> TaskData:
+    counts = (config.num_train, config.num_validation, config.num_test)
+    params = {k: getattr(config, k) for k in ("num_classes", "length", "sample_rate", "noise_std", "pitch_jitter")}
+    features = value_features(1, [f"chirp_{k}" for k in range(config.num_classes)], "int16", "samples")
+    kwargs = {"counts": counts, "seed": seed, "config": {"task": config.task, **params}}
+    pool = generated_dataset("synthetic_audio", _synthetic_audio_rows, kwargs, features, config)
+    where = {s: f"synthetic_audio generated {s} split" for s in SPLITS}
+    description = f"SYNTHETIC chirps, not Speech Commands (seed {seed}, {config.num_classes} classes)"
+    return _audio_task(split_by_counts(pool, counts), config, where, description)

@@ -10,24 +10,31 @@ Images are decoded with Pillow (`pip install pillow`).
 
 import functools
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from modeling_mrconv.data.base import SPLITS, ArrayDataset, TaskData, _continuous_task, _counts, _get, register_task
+from modeling_mrconv.data.base import SPLITS, register_task, value_features
+from modeling_mrconv.data.caching import generated_dataset, split_by_counts
 from modeling_mrconv.data.sources import (
     HFSourceConfig,
-    _fill_validation,
-    _hf_labelled_splits,
-    _id2label,
-    _is_plain_folder,
+    carve_validation,
+    describe_source,
+    encode_class_ids,
+    is_plain_folder,
+    labelled_splits,
+    refuse_streaming,
 )
+from modeling_mrconv.data.task import TaskData, sequence_lengths
+from modeling_mrconv.data.values import scale_values
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 BAR_CLASSES = ("horizontal", "rising", "vertical", "falling")  # generate: bar orientation 0, 45, 90, 135 degrees
+GENERATED_SIZE = 32  # generate: the side of the images when image_size is null
 
 
 @dataclass
@@ -47,12 +54,12 @@ class ImageConfig(HFSourceConfig):
     image_column: str = "img"
     normalize: bool = False  # per-channel mean/std of the train split
     # resize (short side, bicubic) and centre-crop every image to image_size x image_size; null = keep the sizes,
-    # which must then all be equal. generate: the side of the generated images (null = 32)
+    # which must then all be equal (generate: GENERATED_SIZE)
     image_size: int | None = None
-    num_train: int | None = None  # generate: null = 1024
-    num_validation: int | None = None  # generate: null = 256
-    num_test: int | None = None  # generate: null = 512
-    num_classes: int | None = None  # generate: 2..4 orientations of BAR_CLASSES; null = 4
+    num_train: int = 1024
+    num_validation: int = 256
+    num_test: int = 512
+    num_classes: int = len(BAR_CLASSES)  # generate: 2..4 orientations of BAR_CLASSES
 
 
 def _open_image(value: Any) -> Any:
@@ -113,18 +120,11 @@ def _read(value: Any, channels: int, image_size: int | None, where: str) -> np.n
         raise ValueError(f"{where}: not a readable image ({err})") from err
 
 
-def _stack(arrays: list[np.ndarray], what: str, hint: str = "") -> np.ndarray:
-    shapes = {a.shape for a in arrays}
-    if len(shapes) > 1:
-        raise ValueError(f"{what}: all sequences must share one shape, got {sorted(shapes)[:4]}{hint}")
-    return np.stack(arrays)
+def _folder_files(root: Path) -> tuple[dict[str, list[tuple[str, int]] | None], list[str]]:
+    """`root/<split>/<class>/*.png` -> ({split: [(file, class index), ...] or None}, sorted class names of train).
 
-
-def _image_folder(root: Path, channels: int, image_size: int | None) -> tuple[dict, list[str]]:
-    """`root/<split>/<class>/*.png` -> ({split: (arrays, labels) or None}, sorted class names of train).
-
-    The classes are train's sub-folders; another split may lack a class but not add one. An empty class folder,
-    a split without images or an unreadable image file is a ValueError naming the folder or file.
+    The classes are train's sub-folders; another split may lack a class but not add one. An empty class folder or a
+    split without images is a ValueError naming the folder.
     """
     aliases = {"train": ["train"], "validation": ["validation", "val", "valid"], "test": ["test"]}
     folders = {s: next((root / a for a in aliases[s] if (root / a).is_dir()), None) for s in SPLITS}
@@ -150,12 +150,16 @@ def _image_folder(root: Path, channels: int, image_size: int | None) -> tuple[di
             images = [f for f in sorted((folder / name).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
             if not images:
                 raise ValueError(f"{folder / name}: empty class folder (no {'/'.join(IMAGE_SUFFIXES)} files)")
-            files += [(f, c) for f in images]
+            files += [(str(f), c) for f in images]
         if not files:
             raise ValueError(f"{folder}: the {split} split has no images (expected {folder}/<class>/*.png)")
-        arrays = [_read(f, channels, image_size, str(f)) for f, _ in files]
-        out[split] = (arrays, np.array([c for _, c in files], dtype=np.int64))
+        out[split] = files
     return out, classes
+
+
+def _folder_rows(files: tuple[tuple[str, int], ...], channels: int, image_size: int | None) -> Iterator[dict]:
+    for path, label in files:
+        yield {"pixels": _read(path, channels, image_size, path), "labels": label}
 
 
 def generate_bars(count: int, num_classes: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -184,57 +188,85 @@ def generate_bars(count: int, num_classes: int, size: int, seed: int) -> tuple[n
     return images, labels
 
 
-def _generated(cfg: dict, seed: int, channels: int) -> tuple[dict, list[str], str]:
-    num_classes = int(_get(cfg, "num_classes", len(BAR_CLASSES)))
-    if not 2 <= num_classes <= len(BAR_CLASSES):
-        raise ValueError(f"data.num_classes: the generated bars have 2..{len(BAR_CLASSES)} classes, got {num_classes}")
-    size = int(_get(cfg, "image_size", 32))
-    counts = _counts(cfg, (1024, 256, 512))
-    out = {}
-    for offset, (split, count) in enumerate(zip(SPLITS, counts, strict=True)):
+def _bar_rows(counts: tuple, seed: int, num_classes: int, size: int, channels: int) -> Iterator[dict]:
+    for offset, count in enumerate(counts):
         images, labels = generate_bars(count, num_classes, size, seed * len(SPLITS) + offset)
-        out[split] = ([image_to_sequence(x, channels) for x in images], labels)
-    return out, list(BAR_CLASSES[:num_classes]), f"generated oriented bars {size}x{size} (seed {seed})"
+        for image, label in zip(images, labels, strict=True):
+            yield {"pixels": image_to_sequence(image, channels), "labels": int(label)}
 
 
-def _build_image_task(cfg: dict, seed: int, channels: int) -> TaskData:
-    task = cfg["task"]
-    image_size = cfg.get("image_size")
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
-        raise ValueError(f"data.image_size: expected a positive integer (the square side) or null, got {image_size!r}")
-    if cfg["source"] == "generate":
-        out, names, where = _generated(cfg, seed, channels)
-    elif _is_plain_folder(cfg):
-        out, names = _image_folder(Path(cfg["root"]).expanduser(), channels, image_size)
-        out, where = _fill_validation(out, _get(cfg, "validation_fraction", 0.1), seed), f"image folder {cfg['root']}"
-    else:
-        column = _get(cfg, "image_column", "img")
+def _decode_images(batch: dict, indices, names, split, where, label_column, column, channels, image_size) -> dict:
+    labels = encode_class_ids(batch[label_column], names, split, where, indices[0])
+    pixels = [_read(v, channels, image_size, f"{where} row {i}") for i, v in zip(indices, batch[column], strict=True)]
+    return {"pixels": pixels, "labels": labels}
 
-        def convert(ds: Any) -> list:
-            if type(ds.features.get(column)).__name__ == "Image":
-                from datasets import Image
 
-                ds = ds.cast_column(column, Image(decode=False))  # decode with PIL here, one image at a time
-            split = f"split {ds.split}" if ds.split is not None else "data"
-            return [_read(v, channels, image_size, f"{split} row {i}") for i, v in enumerate(list(ds[column]))]
+def _pixel_splits(config: ImageConfig, seed: int, channels: int) -> tuple[Any, dict[str, str], str]:
+    """The splits with uint8 `pixels` (H*W, C) and ClassLabel `labels`, where each came from, a description."""
+    from datasets import DatasetDict
 
-        out, names, where = _hf_labelled_splits(cfg, seed, convert, "uoft-cs/cifar10", input_columns=(column,))
-    hint = "; set data.image_size to resize and centre-crop every image to one square"
-    values = {s: _stack(out[s][0], f"{task} {s} split", hint) for s in SPLITS}  # (N H*W C) uint8
-    mean = std = None
-    if _get(cfg, "normalize", False):
-        train = values["train"].astype(np.float64) / 255.0
-        mean, std = train.mean(axis=(0, 1)), train.std(axis=(0, 1)) + 1e-8  # (C)
-    splits = {s: ArrayDataset(values[s], out[s][1], 1 / 255, mean, std) for s in SPLITS}
+    features = functools.partial(value_features, channels, dtype="uint8", column="pixels")
+    if config.source == "generate":
+        if not 2 <= config.num_classes <= len(BAR_CLASSES):
+            raise ValueError(
+                f"data.num_classes: the generated bars have 2..{len(BAR_CLASSES)} classes, got {config.num_classes}"
+            )
+        size, counts = config.image_size or GENERATED_SIZE, (config.num_train, config.num_validation, config.num_test)
+        kwargs = {"counts": counts, "seed": seed, "num_classes": config.num_classes, "size": size}
+        raw = features(BAR_CLASSES[: config.num_classes])
+        pool = generated_dataset("bars", _bar_rows, {**kwargs, "channels": channels}, raw, config)
+        where = {s: f"{config.task} generated {s} split" for s in SPLITS}
+        return split_by_counts(pool, counts), where, f"generated oriented bars {size}x{size} (seed {seed})"
+    if is_plain_folder(config):
+        refuse_streaming(config, "image folders")
+        files, classes = _folder_files(Path(config.root).expanduser())
+        splits, where = {}, {}
+        for split, rows in files.items():
+            if rows is not None:
+                kwargs = {"files": tuple(rows), "channels": channels, "image_size": config.image_size}
+                paths = [p for p, _ in rows]
+                raw = features(classes)
+                splits[split] = generated_dataset("image-folder", _folder_rows, kwargs, raw, config, files=paths)
+                where[split] = f"{config.task} {split} split"
+        splits.setdefault("validation", None)
+        carve_validation(splits, config, seed, where)
+        return DatasetDict(splits), where, f"image folder {config.root}"
+    column = config.image_column
+    kwargs = {"column": column, "channels": channels, "image_size": config.image_size}
+    splits, where = labelled_splits(config, seed, _decode_images, features, (column,), kwargs)
+    return splits, where, describe_source(config)
+
+
+def _check_one_shape(splits: Any, task: str) -> None:
+    """Every image of a split has the same number of pixels (else set data.image_size)."""
+    for split in SPLITS:
+        sizes = sorted({int(n) for n in sequence_lengths(splits[split], "pixels")})
+        if len(sizes) > 1:
+            channels = splits[split].features["pixels"].shape[1]
+            raise ValueError(
+                f"{task} {split} split: all sequences must share one shape, got {[(n, channels) for n in sizes[:4]]}; "
+                "set data.image_size to resize and centre-crop every image to one square"
+            )
+
+
+def _build_image_task(config: ImageConfig, seed: int, channels: int) -> TaskData:
+    size = config.image_size
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"data.image_size: expected a positive integer (the square side) or null, got {size!r}")
+    splits, where, origin = _pixel_splits(config, seed, channels)
+    if not config.streaming:
+        _check_one_shape(splits, config.task)
+    splits, mean, std = scale_values(splits, config, "pixels", 1 / 255, config.normalize)
     kind = "grayscale" if channels == 1 else "RGB"
-    return _continuous_task(splits, _id2label(names, out["train"][1]), f"{task} ({kind}) {where}")
+    description = f"{config.task} ({kind}) {origin}"
+    return TaskData(splits, None, description, where, input_scale=1 / 255, input_mean=mean, input_std=std)
 
 
 @register_task("image", ImageConfig)
-def _build_image(cfg: dict, seed: int) -> TaskData:
-    return _build_image_task(cfg, seed, channels=1)
+def _build_image(config: ImageConfig, seed: int) -> TaskData:
+    return _build_image_task(config, seed, channels=1)
 
 
 @register_task("scifar", ImageConfig)
-def _build_scifar(cfg: dict, seed: int) -> TaskData:
-    return _build_image_task(cfg, seed, channels=3)
+def _build_scifar(config: ImageConfig, seed: int) -> TaskData:
+    return _build_image_task(config, seed, channels=3)

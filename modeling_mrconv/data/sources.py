@@ -1,10 +1,11 @@
-"""Data sources shared by the task families: seeded splits, the .npz cache, paths, Hub/local `datasets` loading and
-label encoding (`datasets` is imported only when a hub/local branch runs)."""
+"""Hub and local data read through `datasets`: the shared keys, loading (memory-mapped or streamed), class names and
+label encoding, the preprocessing map of each split and the seeded validation carve.
 
-import hashlib
-import json
-import os
-import zipfile
+Labels: `label_names` when given, else the label column's `ClassLabel` names, else the train split's sorted string
+labels, else the integers 0..max(train) as names. String labels are looked up by name, integer labels are class ids.
+Every row's label is checked as the split is preprocessed; errors name the file (or data set and split) and the row.
+"""
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from modeling_mrconv.data.base import SPLITS, TaskConfig, _get, check_labels
+from modeling_mrconv.data.base import SPLITS, TaskConfig, check_labels
+from modeling_mrconv.data.caching import map_batches
 
 
 @dataclass
@@ -25,7 +27,6 @@ class HFSourceConfig(TaskConfig):
     dataset_name: str | None = None
     dataset_config: str | None = None
     load_kwargs: dict = field(default_factory=dict)  # extra `load_dataset` arguments
-    hf_cache_dir: str | None = None
     # local: <split>_file (csv, tsv, json, jsonl, parquet, arrow or a `save_to_disk` folder), relative to root when
     # set; or root alone (a `save_to_disk` DatasetDict folder, or the task's own folder layout)
     root: str | None = None
@@ -39,82 +40,55 @@ class HFSourceConfig(TaskConfig):
     validation_split: str = "validation"
     test_split: str = "test"
     validation_fraction: float = 0.1  # carved from train, seeded by data_seed, when there is no validation split
-
-
-def _carve(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded split of range(n) into sorted (kept, carved) indices with round(n * fraction) carved."""
-    order = np.random.default_rng(seed).permutation(n)
-    n_carved = round(n * fraction)
-    if not 0 < n_carved < n:
-        raise ValueError(f"validation_fraction={fraction} leaves an empty split of {n} examples")
-    return np.sort(order[n_carved:]), np.sort(order[:n_carved])
-
-
-def _fill_validation(out: dict, fraction: float, seed: int) -> dict:
-    """Carve a seeded `fraction` of train into validation when `out["validation"]` is missing."""
-    if out.get("validation") is None:
-        keep, carved = _carve(len(out["train"][1]), fraction, seed)
-        inputs, labels = out["train"]
-        out["train"] = ([inputs[i] for i in keep], labels[keep])
-        out["validation"] = ([inputs[i] for i in carved], labels[carved])
-    return out
-
-
-def _cached_arrays(name: str, key: dict, cfg: dict, make: Callable[[], dict[str, np.ndarray]]) -> tuple[dict, str]:
-    """`make()`'s arrays, cached as `<cache_dir>/<name>-<hash>.npz` holding `key`; regenerated on key mismatch."""
-    if not _get(cfg, "cache", True):
-        return make(), "generated, not cached"
-    key_json = json.dumps(key, sort_keys=True, default=str)
-    digest = hashlib.sha256(key_json.encode()).hexdigest()[:16]
-    path = Path(_get(cfg, "cache_dir", "~/.cache/mrconv")).expanduser() / f"{name}-{digest}.npz"
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as stored:
-                if str(stored["key"]) == key_json:
-                    return {k: stored[k] for k in stored.files if k != "key"}, f"loaded from cache {path}"
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            pass  # unreadable or foreign file: regenerate and overwrite
-    arrays = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # write then rename: several ranks may race
-    np.savez(tmp, key=np.array(key_json), **arrays)
-    os.replace(tmp, path)
-    return arrays, f"generated, cached at {path}"
-
-
-def _source_hash(module: Any) -> str:
-    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()[:16]
-
-
-def _resolve(cfg: dict, key: str, default_name: str | None = None) -> Path | None:
-    """Path of `cfg[key]` (or `default_name`), relative to `cfg["root"]` when that is set."""
-    value = _get(cfg, key, default_name)
-    if value is None:
-        return None
-    root = cfg.get("root")
-    return (Path(root) / value if root is not None else Path(value)).expanduser()
-
-
-def _is_plain_folder(cfg: dict) -> bool:
-    """`source: local` with a `root` that is neither a `save_to_disk` DatasetDict nor used with <split>_file keys."""
-    root = cfg.get("root")
-    return (
-        cfg["source"] == "local"
-        and root is not None
-        and not (Path(root).expanduser() / "dataset_dict.json").exists()
-        and not any(cfg.get(f"{s}_file") for s in SPLITS)
-    )
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Hugging Face datasets (hub or local files), imported lazily
+    # read the splits as `IterableDataset`s, never whole (train.max_steps and model.max_sequence_length required;
+    # hub data, data files and save_to_disk folders; labels from label_names or a ClassLabel column)
+    streaming: bool = False
+    shuffle_buffer: int = 1000  # streaming: preprocessed train examples held to shuffle the stream
 
 
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _FILE_BUILDERS[".arrow"] = "arrow"
 
 
-def _load_local_file(path: Path, cfg: dict, split: str | None = None) -> Any:
+def resolve_path(config: Any, key: str, default_name: str | None = None) -> Path | None:
+    """Path of `config.<key>` (or `default_name`), relative to `config.root` when that is set."""
+    value = getattr(config, key) or default_name
+    if value is None:
+        return None
+    return (Path(config.root) / value if config.root is not None else Path(value)).expanduser()
+
+
+def is_plain_folder(config: HFSourceConfig) -> bool:
+    """`source: local` with a `root` that is neither a `save_to_disk` DatasetDict nor used with <split>_file keys."""
+    return (
+        config.source == "local"
+        and config.root is not None
+        and not (Path(config.root).expanduser() / "dataset_dict.json").exists()
+        and not any(getattr(config, f"{s}_file") for s in SPLITS)
+    )
+
+
+def _parquet_stream_options() -> dict[str, Any]:
+    """Parquet streamed without pre-buffering: pyarrow's read cache would otherwise keep every byte of a file read so
+    far until the file ends (measured: the RSS grows by the file's size), i.e. hold a whole one-file split."""
+    import pyarrow.dataset
+
+    return {"fragment_scan_options": pyarrow.dataset.ParquetFragmentScanOptions(pre_buffer=False)}
+
+
+def _from_disk(path: Path, streaming: bool) -> Any:
+    import datasets
+
+    loaded = datasets.load_from_disk(str(path))
+    if not streaming:
+        return loaded
+    if isinstance(loaded, datasets.DatasetDict):
+        return datasets.IterableDatasetDict({k: v.to_iterable_dataset() for k, v in loaded.items()})
+    return loaded.to_iterable_dataset()
+
+
+def load_local_file(path: Path, config: HFSourceConfig, split: str | None = None) -> Any:
+    """One split from a data file or a `save_to_disk` folder (a `Dataset`, or an `IterableDataset` when streaming)."""
     import datasets
 
     name = f"{split}_file {path}" if split else str(path)
@@ -123,133 +97,218 @@ def _load_local_file(path: Path, cfg: dict, split: str | None = None) -> Any:
     if path.is_file() and path.stat().st_size == 0:
         raise ValueError(f"{path}: empty {split or 'data'} file (no rows)")
     if path.is_dir():
-        loaded = datasets.load_from_disk(str(path))
-        if isinstance(loaded, datasets.DatasetDict):
+        loaded = _from_disk(path, config.streaming)
+        if isinstance(loaded, datasets.DatasetDict | datasets.IterableDatasetDict):
             raise ValueError(f"{path} is a DatasetDict; pass it as `root` instead of a split file")
         return loaded
     builder = _FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {sorted(_FILE_BUILDERS)}")
     kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
-    files = {"data": str(path)}
-    return datasets.load_dataset(builder, data_files=files, split="data", cache_dir=cfg.get("hf_cache_dir"), **kwargs)
+    if builder == "parquet" and config.streaming:
+        kwargs.update(_parquet_stream_options())
+    return datasets.load_dataset(
+        builder,
+        data_files={"data": str(path)},
+        split="data",
+        cache_dir=config.cache_dir,
+        streaming=config.streaming,
+        **kwargs,
+    )
 
 
-def load_hf_splits(cfg: dict, default_name: str | None = None, default_config: str | None = None) -> dict[str, Any]:
-    """Train/validation/test `datasets.Dataset`s from the Hub or local files; validation is None when absent.
+def load_hf_splits(config: HFSourceConfig) -> dict[str, Any]:
+    """Train/validation/test splits from the Hub or local files; validation is None when absent.
 
     Raises:
         RuntimeError: A Hub dataset could not be loaded (e.g. offline and not cached); the message names it.
     """
     import datasets
 
-    if cfg["source"] == "hub":
-        name = _get(cfg, "dataset_name", default_name)
-        if name is None:
-            raise ValueError(f"task {cfg['task']!r} with source: hub needs `dataset_name`")
-        config = _get(cfg, "dataset_config", default_config)
-        kwargs = _get(cfg, "load_kwargs", {})
+    if config.source == "hub":
+        if config.dataset_name is None:
+            raise ValueError(f"task {config.task!r} with source: hub needs `dataset_name`")
+        name, subset = config.dataset_name, config.dataset_config
+        kwargs = {"cache_dir": config.cache_dir, "streaming": config.streaming, **config.load_kwargs}
         try:
-            loaded = datasets.load_dataset(name, config, cache_dir=cfg.get("hf_cache_dir"), **kwargs)
+            if (
+                config.streaming
+                and datasets.load_dataset_builder(name, subset, **config.load_kwargs).name == "parquet"
+            ):
+                kwargs = {**_parquet_stream_options(), **kwargs}
+            loaded = datasets.load_dataset(name, subset, **kwargs)
         except Exception as err:  # offline, missing, gated, script-based, ...: re-raise naming the dataset
             raise RuntimeError(
-                f"Could not load Hub dataset {name!r} (config {config!r}): {err}. Without network access, download "
+                f"Could not load Hub dataset {name!r} (config {subset!r}): {err}. Without network access, download "
                 "it elsewhere and use `source: local` (a save_to_disk folder or data files)."
             ) from err
-    elif cfg.get("root") is not None and not any(cfg.get(f"{s}_file") for s in SPLITS):
-        loaded = datasets.load_from_disk(str(Path(cfg["root"]).expanduser()))
-        if not isinstance(loaded, datasets.DatasetDict):
-            raise ValueError(f"{cfg['root']} holds a single Dataset; save a DatasetDict or use <split>_file keys")
+    elif config.root is not None and not any(getattr(config, f"{s}_file") for s in SPLITS):
+        loaded = _from_disk(Path(config.root).expanduser(), config.streaming)
+        if not isinstance(loaded, datasets.DatasetDict | datasets.IterableDatasetDict):
+            raise ValueError(f"{config.root} holds a single Dataset; save a DatasetDict or use <split>_file keys")
     else:
-        loaded = {s: _load_local_file(p, cfg, s) for s in SPLITS if (p := _resolve(cfg, f"{s}_file")) is not None}
-    names = {s: _get(cfg, f"{s}_split", s) for s in SPLITS}
+        files = {s: resolve_path(config, f"{s}_file") for s in SPLITS}
+        loaded = {s: load_local_file(path, config, s) for s, path in files.items() if path is not None}
+    names = {s: getattr(config, f"{s}_split") for s in SPLITS}
     missing = [names[s] for s in ("train", "test") if names[s] not in loaded]
     if missing:
         raise ValueError(f"missing split(s) {missing} (set train_file/test_file or root); found {sorted(loaded)}")
     return {s: loaded.get(names[s]) for s in SPLITS}
 
 
-def _column(dataset: Any, name: str, where: str = "data") -> list:
-    if name not in dataset.column_names:
-        raise ValueError(f"{where}: column {name!r} not found; columns: {dataset.column_names}")
-    return list(dataset[name])
+def refuse_streaming(config: HFSourceConfig, what: str) -> None:
+    """`data.streaming` reads data files and Hub sets through `datasets`; `what` is read whole."""
+    if config.streaming:
+        raise ValueError(
+            f"data.streaming: {what} are read whole; streaming takes the Hub or data files read by datasets "
+            "(csv, json, parquet, arrow, save_to_disk folders)"
+        )
 
 
-def _encode_labels(values: list, names: list[str] | None, split: str = "train", where: str = "data") -> np.ndarray:
-    """Integer labels as they are; string labels looked up in `names` (ValueError naming the first unknown row)."""
+def split_origin(config: HFSourceConfig, split: str) -> str:
+    """Where `split` of a hub/local source comes from, for error messages: its file, or data set and split."""
+    path = resolve_path(config, f"{split}_file") if config.source == "local" else None
+    if path is not None:
+        return str(path)
+    origin = config.dataset_name if config.source == "hub" else config.root
+    return f"{config.source} {origin} split {getattr(config, f'{split}_split')!r}"
+
+
+def describe_source(config: HFSourceConfig) -> str:
+    if config.source == "hub":
+        return f"hub {config.dataset_name}"
+    return f"local {config.root or [getattr(config, f'{s}_file') for s in SPLITS]}"
+
+
+def check_columns(
+    dataset: Any,
+    columns: tuple[str, ...],
+    split: str,
+    where: str,
+    hint: str = " (data.label_column and the task's input column keys)",
+) -> Any:
+    """The split, after checking it has rows (unless streamed) and `columns` (ValueError naming file and columns)."""
+    from datasets import IterableDataset
+
+    if isinstance(dataset, IterableDataset):
+        dataset = dataset._resolve_features() if dataset.features is None else dataset
+    elif len(dataset) == 0:
+        raise ValueError(f"{where}: the {split} split is empty (no rows)")
+    missing = [c for c in columns if c not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"{where}: the {split} split has no column(s) {missing}{hint}; columns: {dataset.column_names}"
+        )
+    return dataset
+
+
+def class_names(config: HFSourceConfig, train: Any) -> tuple[list[str], bool]:
+    """The class names (module docstring) and whether they are integers named by themselves (no names in the data)."""
+    from datasets import IterableDataset
+
+    feature = train.features.get(config.label_column) if train.features else None
+    names = config.label_names or (list(feature.names) if hasattr(feature, "names") else None)
+    if names:
+        return [str(n) for n in names], False
+    if isinstance(train, IterableDataset):
+        raise ValueError(
+            "data.label_names: a stream cannot be scanned for its classes; give data.label_names or a label column "
+            "with a ClassLabel feature"
+        )
+    values = [v for v in train.unique(config.label_column) if v is not None]
     if any(isinstance(v, str) for v in values):
-        index = {n: i for i, n in enumerate(names or [])}
-        for i, v in enumerate(values):
-            if v not in index:
-                raise ValueError(f"{where}: {split} split row {i}: label {v!r} is not among the label names {names}")
-        return np.array([index[v] for v in values], dtype=np.int64)
+        return sorted({str(v) for v in values}), False
+    integral = [int(v) for v in values if not isinstance(v, bool) and float(v).is_integer()]
+    return [str(i) for i in range(max(integral, default=0) + 1)], True
+
+
+def encode_class_ids(values: list, names: list[str], split: str, where: str, first_row: int = 0) -> np.ndarray:
+    """String labels looked up in `names`, integer labels kept; every one checked against the classes."""
+    index = {n: i for i, n in enumerate(names)}
+    codes = np.empty(len(values), dtype=np.int64)
     for i, v in enumerate(values):
+        if isinstance(v, str):
+            if v not in index:
+                raise ValueError(
+                    f"{where}: {split} split row {first_row + i}: label {v!r} is not among the label names {names}"
+                )
+            codes[i] = index[v]
+            continue
         try:
             integral = not isinstance(v, bool) and float(v).is_integer()
         except (TypeError, ValueError):  # None, lists, ...
             integral = False
         if not integral:
-            raise ValueError(f"{where}: {split} split row {i}: label {v!r} is not an integer class id or a name")
-    return np.asarray(values, dtype=np.int64)
+            raise ValueError(
+                f"{where}: {split} split row {first_row + i}: label {v!r} is not an integer class id or a name"
+            )
+        codes[i] = int(v)
+    check_labels(split, codes, len(names), where, first_row=first_row)
+    return codes
 
 
-def split_origin(cfg: dict, split: str, default_name: str | None = None) -> str:
-    """Where `split` of a hub/local `datasets` source comes from, for error messages: its file, or data set and split."""
-    path = _resolve(cfg, f"{split}_file") if cfg["source"] == "local" else None
-    if path is not None:
-        return str(path)
-    origin = _get(cfg, "dataset_name", default_name) if cfg["source"] == "hub" else cfg.get("root")
-    return f"{cfg['source']} {origin} split {_get(cfg, f'{split}_split', split)!r}"
+def carve_validation(splits: dict[str, Any], config: HFSourceConfig, seed: int, where: dict[str, str]) -> None:
+    """Carve a seeded `validation_fraction` of train (rows in file order) into validation when there is none."""
+    if splits["validation"] is not None:
+        return
+    if config.streaming:
+        raise ValueError(
+            "data.streaming: a stream has no length to carve validation_fraction from; give a validation split "
+            "(validation_file, or a Hub split named by validation_split)"
+        )
+    n, fraction = len(splits["train"]), config.validation_fraction
+    order = np.random.default_rng(seed).permutation(n)
+    n_carved = round(n * fraction)
+    if not 0 < n_carved < n:
+        raise ValueError(f"validation_fraction={fraction} leaves an empty split of {n} examples")
+    splits["validation"] = splits["train"].select(np.sort(order[:n_carved]))
+    splits["train"] = splits["train"].select(np.sort(order[n_carved:]))
+    where["validation"] = f"validation carved from {where['train']}"
 
 
-def _hf_labelled_splits(
-    cfg: dict,
+def labelled_splits(
+    config: HFSourceConfig,
     seed: int,
-    convert: Callable[[Any], list],
-    default_name: str | None = None,
-    default_config: str | None = None,
-    input_columns: tuple[str, ...] = (),
-) -> tuple[dict, list[str] | None, str]:
-    """Load splits, `convert(dataset) -> inputs` each, encode and check labels, and carve validation when missing.
+    convert: Callable[..., dict],
+    features: Callable[[list[str]], Any],
+    input_columns: tuple[str, ...],
+    fn_kwargs: dict[str, Any] | None = None,
+    rename: Callable[[list[str], bool], list[str]] | None = None,
+) -> tuple[Any, dict[str, str]]:
+    """Load the splits, check their columns, map each with `convert` and carve validation when there is none.
 
-    Every split must have rows, the `input_columns` and the label column; labels must be names of `label_names` / the ClassLabel / the
-    train split's strings, or integers in [0, number of classes) (the names, else the largest train label + 1).
+    Args:
+        convert: `convert(batch, indices, names, split, where, label_column, **fn_kwargs) -> batch of
+            features(names)`; it encodes the labels (`encode_class_ids`) and the inputs; rows are numbered in their file.
+        features: The output features for the class names.
+        input_columns: Columns every split must have (besides `label_column`).
+        rename: Maps (names, integer names?) to the names to use (e.g. IMDB's "neg"/"pos").
 
     Returns:
-        ({split: (inputs, int64 labels)}, label names or None, where the data came from).
+        (a DatasetDict or IterableDatasetDict, {split: where it came from}).
     """
-    raw = load_hf_splits(cfg, default_name, default_config)
-    label_column = _get(cfg, "label_column", "label")
-    where = {s: split_origin(cfg, s, default_name) for s, ds in raw.items() if ds is not None}
-    for s in where:
-        if len(raw[s]) == 0:
-            raise ValueError(f"{where[s]}: the {s} split is empty (no rows)")
-        missing = [c for c in (*input_columns, label_column) if c not in raw[s].column_names]
-        if missing:
-            raise ValueError(
-                f"{where[s]}: the {s} split has no column(s) {missing} (data.label_column and the task's input "
-                f"column keys); columns: {raw[s].column_names}"
-            )
-    feature = raw["train"].features.get(label_column)
-    names = cfg.get("label_names") or (list(feature.names) if hasattr(feature, "names") else None)
-    train_labels = _column(raw["train"], label_column, where["train"])
-    if not names and any(isinstance(v, str) for v in train_labels):
-        names = sorted({str(v) for v in train_labels})
-    labels = {s: _encode_labels(_column(raw[s], label_column, where[s]), names, s, where[s]) for s in where}
-    num_labels = len(names) if names else int(labels["train"].max()) + 1
-    for s in where:
-        check_labels(s, labels[s], num_labels, where[s])
-    out = {s: (convert(raw[s]), labels[s]) for s in where}
-    _fill_validation(out, _get(cfg, "validation_fraction", 0.1), seed)
-    if cfg["source"] == "hub":
-        origin = f"hub {_get(cfg, 'dataset_name', default_name)}"
-    else:
-        origin = f"local {cfg.get('root') or [cfg.get(f'{s}_file') for s in SPLITS]}"
-    return out, names, origin
+    from datasets import Audio, DatasetDict, Image, IterableDataset, IterableDatasetDict
 
-
-def _id2label(names: list[str] | None, labels: np.ndarray) -> dict[int, str]:
-    """Label names from the data (ClassLabel or string labels), else the integer labels themselves, never a
-    hard-coded list of another data set's classes."""
-    num = max(len(names) if names else 0, int(labels.max()) + 1 if labels.size else 0)
-    return dict(enumerate(names or [str(i) for i in range(num)]))
+    raw = load_hf_splits(config)
+    where = {s: split_origin(config, s) for s, ds in raw.items() if ds is not None}
+    for s in where:
+        raw[s] = check_columns(raw[s], (*input_columns, config.label_column), s, where[s])
+        for column in input_columns:  # images and audio are decoded by `convert` (PIL, `wave`), one row at a time
+            feature = raw[s].features[column]
+            if isinstance(feature, Image | Audio):
+                raw[s] = raw[s].cast_column(column, type(feature)(decode=False))
+    names, integers = class_names(config, raw["train"])
+    names = rename(names, integers) if rename is not None else names
+    out = dict.fromkeys(SPLITS)
+    for s in where:
+        kwargs = {
+            **(fn_kwargs or {}),
+            "names": names,
+            "split": s,
+            "where": where[s],
+            "label_column": config.label_column,
+        }
+        out[s] = map_batches(raw[s], convert, features(names), config, kwargs, with_indices=True)
+    carve_validation(out, config, seed, where)
+    streamed = isinstance(out["train"], IterableDataset)
+    return (IterableDatasetDict if streamed else DatasetDict)(out), where

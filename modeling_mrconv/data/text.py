@@ -1,25 +1,28 @@
-"""Byte-level text tasks: text (IMDB), retrieval (AAN), synthetic_text, synthetic_retrieval (ByT5 ids, vocab 259)."""
+"""Byte-level text tasks: text (IMDB), retrieval (AAN), synthetic_text, synthetic_retrieval (ByT5 ids, vocab 259).
 
-from collections.abc import Sequence
+Texts are encoded by one batched `map` (`_encode_text`, `_encode_pairs`): UTF-8 bytes + 3, then EOS, as
+`build_byte_tokenizer` does; `load_task` cuts them to the model's `max_sequence_length` (per document for pairs).
+"""
+
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from modeling_mrconv.data.base import (
-    SPLITS,
-    PairTokenDataset,
-    TaskConfig,
-    TaskData,
-    TokenDataset,
-    _counts,
-    _get,
-    _token_task,
-    byte_encode,
-    check_labels,
-    register_task,
+from modeling_mrconv import build_byte_tokenizer
+from modeling_mrconv.data.base import SPLITS, TaskConfig, byte_ids, check_labels, register_task, token_features
+from modeling_mrconv.data.caching import generated_dataset, map_batches, split_by_counts
+from modeling_mrconv.data.sources import (
+    HFSourceConfig,
+    describe_source,
+    encode_class_ids,
+    labelled_splits,
+    refuse_streaming,
+    resolve_path,
 )
-from modeling_mrconv.data.sources import HFSourceConfig, _column, _hf_labelled_splits, _id2label, _resolve
+from modeling_mrconv.data.task import TaskData
 
 
 @dataclass
@@ -29,7 +32,6 @@ class TextConfig(HFSourceConfig):
     SOURCES = ("hub", "local")
 
     dataset_name: str | None = "imdb"
-    max_length: int = 4096
     text_column: str = "text"
 
 
@@ -44,7 +46,6 @@ class RetrievalConfig(HFSourceConfig):
     SOURCES = ("local", "hub")
 
     dataset_name: str | None = None  # required for hub
-    max_length: int = 4000  # per document
     text1_column: str = "text1"
     text2_column: str = "text2"
 
@@ -54,7 +55,8 @@ class SyntheticTextConfig(TaskConfig):
     """synthetic_text: SYNTHETIC bytes; labels "negative"/"positive".
 
     Filler words of 2-8 letters from a-w; the markers "xyz" and "zyx" occur n_pos != n_neg times (each in
-    [1, max_marker_count], shuffled in); label 1 iff n_pos > n_neg.
+    [1, max_marker_count], shuffled in); label 1 iff n_pos > n_neg. Documents have min_length to max_length ids, EOS
+    included.
     """
 
     num_train: int = 2000
@@ -71,7 +73,7 @@ class SyntheticRetrievalConfig(TaskConfig):
 
     Each document draws its own letter distribution ~ Dirichlet(alpha) over a-z and space; label 1: doc2 is doc1 with
     its chunk_size-byte chunks shuffled and a `noise` fraction of bytes resampled uniformly; label 0: an independent
-    document of the same length.
+    document of the same length (min_length to max_length ids, EOS included).
     """
 
     num_train: int = 2000
@@ -84,20 +86,47 @@ class SyntheticRetrievalConfig(TaskConfig):
     alpha: float = 1.0
 
 
+SENTIMENT_NAMES = ["negative", "positive"]
+PAIR_NAMES = ["different", "same"]
+
+
+def _encode_text(batch: dict, indices: list[int], names, split, where, label_column, column: str) -> dict:
+    labels = encode_class_ids(batch[label_column], names, split, where, indices[0])
+    return {"input_ids": [byte_ids(text) for text in batch[column]], "labels": labels}
+
+
+def _encode_pairs(batch: dict, indices: list[int], names, split, where, label_column, columns: tuple) -> dict:
+    labels = encode_class_ids(batch[label_column], names, split, where, indices[0])
+    rows = []
+    for first, second in zip(batch[columns[0]], batch[columns[1]], strict=True):
+        a, b = byte_ids(first), byte_ids(second)
+        ids = np.zeros((2, max(len(a), len(b))), dtype=np.int16)  # (2 L_i): pad 0 after the shorter
+        ids[0, : len(a)], ids[1, : len(b)] = a, b
+        rows.append(ids)
+    return {"input_ids": rows, "labels": labels}
+
+
+def _encoded(splits: Any, config: TaskConfig, names: list[str], pair: bool, columns: tuple[str, ...]) -> Any:
+    """Generated text splits (`columns` and ClassLabel `labels`) -> byte ids."""
+    function = _encode_pairs if pair else _encode_text
+    for split in SPLITS:
+        kwargs = {"names": names, "split": split, "where": f"{split} split", "label_column": "labels"}
+        kwargs.update({"columns": columns} if pair else {"column": columns[0]})
+        splits[split] = map_batches(splits[split], function, token_features(names, pair), config, kwargs, True)
+    return splits
+
+
 @register_task("text", TextConfig)
-def _build_text(cfg: dict, seed: int) -> TaskData:
-    max_length, column = int(_get(cfg, "max_length", 4096)), _get(cfg, "text_column", "text")
-    out, names, where = _hf_labelled_splits(
-        cfg,
-        seed,
-        lambda ds: [byte_encode(t, max_length) for t in _column(ds, column)],
-        "imdb",
-        input_columns=(column,),
+def _build_text(config: TextConfig, seed: int) -> TaskData:
+    def rename(names: list[str], integers: bool) -> list[str]:  # IMDB's ClassLabel names, or 0/1
+        return SENTIMENT_NAMES if (integers or names == ["neg", "pos"]) and len(names) <= 2 else names
+
+    column = config.text_column
+    splits, where = labelled_splits(
+        config, seed, _encode_text, token_features, (column,), {"column": column}, rename=rename
     )
-    if names in (None, ["neg", "pos"]) and int(out["train"][1].max()) < 2:  # IMDB's ClassLabel names
-        names = ["negative", "positive"]
-    splits = {s: TokenDataset(*out[s]) for s in SPLITS}
-    return _token_task(splits, _id2label(names, out["train"][1]), max_length, f"text (bytes) from {where}")
+    description = f"text (bytes) from {describe_source(config)}"
+    return TaskData(splits, build_byte_tokenizer(4096), description, where)
 
 
 def read_aan_tsv(path: str | Path, split: str = "train") -> tuple[list[str], list[str], list[int]]:
@@ -131,26 +160,46 @@ def read_aan_tsv(path: str | Path, split: str = "train") -> tuple[list[str], lis
     return first, second, labels
 
 
+def _aan_rows(path: str, split: str) -> Iterator[dict]:
+    for a, b, label in zip(*read_aan_tsv(path, split), strict=True):
+        yield {"text1": a, "text2": b, "labels": label}
+
+
 @register_task("retrieval", RetrievalConfig)
-def _build_retrieval(cfg: dict, seed: int) -> TaskData:
-    max_length = int(_get(cfg, "max_length", 4000))
+def _build_retrieval(config: RetrievalConfig, seed: int) -> TaskData:
+    from datasets import ClassLabel, DatasetDict, Features, Value
+
+    files = {s: getattr(config, f"{s}_file") for s in SPLITS}
     # local .tsv files (or the default names) are LRA's AAN layout; other local files go through `datasets`
-    if cfg["source"] == "local" and all(str(_get(cfg, f"{s}_file", ".tsv")).lower().endswith(".tsv") for s in SPLITS):
+    if config.source == "local" and all(str(f or ".tsv").lower().endswith(".tsv") for f in files.values()):
+        refuse_streaming(config, "LRA's AAN TSVs")
         defaults = {"train": "train", "validation": "eval", "test": "test"}
-        files = {s: _resolve(cfg, f"{s}_file", f"new_aan_pairs.{defaults[s]}.tsv") for s in SPLITS}
-        raw = {s: read_aan_tsv(path, s) for s, path in files.items()}
-        where = f"AAN TSVs {[str(p) for p in files.values()]}"
-    else:
-        columns = (_get(cfg, "text1_column", "text1"), _get(cfg, "text2_column", "text2"))
-        out, _, where = _hf_labelled_splits(
-            cfg, seed, lambda ds: list(zip(*(_column(ds, c) for c in columns))), input_columns=columns
+        paths = {s: str(resolve_path(config, f"{s}_file", f"new_aan_pairs.{defaults[s]}.tsv")) for s in SPLITS}
+        for split, path in paths.items():
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{split}_file {path} does not exist")
+        raw = Features({"text1": Value("string"), "text2": Value("string"), "labels": ClassLabel(names=PAIR_NAMES)})
+        splits = DatasetDict(
+            {
+                s: generated_dataset("aan-tsv", _aan_rows, {"path": p, "split": s}, raw, config, files=[p])
+                for s, p in paths.items()
+            }
         )
-        raw = {s: ([p[0] for p in out[s][0]], [p[1] for p in out[s][0]], out[s][1]) for s in SPLITS}
-    splits = {
-        s: PairTokenDataset([byte_encode(t, max_length) for t in a], [byte_encode(t, max_length) for t in b], y)
-        for s, (a, b, y) in raw.items()
-    }
-    return _token_task(splits, {0: "different", 1: "same"}, max_length, f"retrieval (bytes) from {where}")
+        splits, where = _encoded(splits, config, PAIR_NAMES, True, ("text1", "text2")), paths
+        origin = f"AAN TSVs {list(paths.values())}"
+    else:
+        columns = (config.text1_column, config.text2_column)
+        splits, where = labelled_splits(
+            config,
+            seed,
+            _encode_pairs,
+            lambda names: token_features(names, pair=True),
+            columns,
+            {"columns": columns},
+            rename=lambda names, integers: PAIR_NAMES if integers and len(names) <= 2 else names,
+        )
+        origin = describe_source(config)
+    return TaskData(splits, build_byte_tokenizer(4096), f"retrieval (bytes) from {origin}", where, pair=True)
 
 
 _FILLER = np.frombuffer(b"abcdefghijklmnopqrstuvw", dtype=np.uint8)
@@ -184,17 +233,30 @@ def synthetic_text_examples(
     return [d for d, _ in docs], [y for _, y in docs]
 
 
+def _synthetic_text_rows(counts: tuple, seed: int, params: tuple) -> Iterator[dict]:
+    for i, n in enumerate(counts):
+        for text, label in zip(*synthetic_text_examples(n, (seed, i), *params), strict=True):
+            yield {"text": text, "labels": label}
+
+
+def _synthetic(name: str, rows: Any, config: Any, seed: int, params: tuple, columns: tuple[str, ...]) -> Any:
+    """Generated text splits of `rows(counts, seed, params)`, one seeded generator per split, byte-encoded."""
+    from datasets import ClassLabel, Features, Value
+
+    counts = (config.num_train, config.num_validation, config.num_test)
+    names = PAIR_NAMES if len(columns) == 2 else SENTIMENT_NAMES
+    raw = Features({**{c: Value("string") for c in columns}, "labels": ClassLabel(names=names)})
+    pool = generated_dataset(name, rows, {"counts": counts, "seed": seed, "params": params}, raw, config)
+    return _encoded(split_by_counts(pool, counts), config, names, len(columns) == 2, columns)
+
+
 @register_task("synthetic_text", SyntheticTextConfig)
-def _build_synthetic_text(cfg: dict, seed: int) -> TaskData:
-    max_length = int(_get(cfg, "max_length", 1024))
-    args = (int(_get(cfg, "min_length", 256)), max_length, int(_get(cfg, "max_marker_count", 8)))
-    splits = {}
-    for i, (split, n) in enumerate(zip(SPLITS, _counts(cfg, (2000, 500, 500)), strict=True)):
-        texts, labels = synthetic_text_examples(n, (seed, i), *args)
-        splits[split] = TokenDataset([byte_encode(t, max_length) for t in texts], labels)
-    return _token_task(
-        splits, {0: "negative", 1: "positive"}, max_length, f"SYNTHETIC marker-count text (seed {seed})"
-    )
+def _build_synthetic_text(config: SyntheticTextConfig, seed: int) -> TaskData:
+    params = (config.min_length, config.max_length, config.max_marker_count)
+    splits = _synthetic("synthetic_text", _synthetic_text_rows, config, seed, params, ("text",))
+    sources = {s: f"synthetic_text generated {s} split" for s in SPLITS}
+    description = f"SYNTHETIC marker-count text (seed {seed})"
+    return TaskData(splits, build_byte_tokenizer(config.max_length), description, sources)
 
 
 def _random_doc(rng: np.random.Generator, length: int, alpha: float) -> np.ndarray:
@@ -232,22 +294,17 @@ def synthetic_retrieval_examples(
     return first, second, labels
 
 
+def _synthetic_retrieval_rows(counts: tuple, seed: int, params: tuple) -> Iterator[dict]:
+    for i, n in enumerate(counts):
+        for a, b, label in zip(*synthetic_retrieval_examples(n, (seed, i), *params), strict=True):
+            yield {"text1": a, "text2": b, "labels": label}
+
+
 @register_task("synthetic_retrieval", SyntheticRetrievalConfig)
-def _build_synthetic_retrieval(cfg: dict, seed: int) -> TaskData:
-    max_length = int(_get(cfg, "max_length", 512))
-    args = (
-        int(_get(cfg, "min_length", 128)),
-        max_length,
-        float(_get(cfg, "noise", 0.3)),
-        int(_get(cfg, "chunk_size", 16)),
-        float(_get(cfg, "alpha", 1.0)),
-    )
-    splits = {}
-    for i, (split, n) in enumerate(zip(SPLITS, _counts(cfg, (2000, 500, 500)), strict=True)):
-        a, b, y = synthetic_retrieval_examples(n, (seed, i), *args)
-        splits[split] = PairTokenDataset(
-            [byte_encode(t, max_length) for t in a], [byte_encode(t, max_length) for t in b], y
-        )
-    return _token_task(
-        splits, {0: "different", 1: "same"}, max_length, f"SYNTHETIC noisy-copy retrieval (seed {seed})"
-    )
+def _build_synthetic_retrieval(config: SyntheticRetrievalConfig, seed: int) -> TaskData:
+    params = (config.min_length, config.max_length, config.noise, config.chunk_size, config.alpha)
+    columns = ("text1", "text2")
+    splits = _synthetic("synthetic_retrieval", _synthetic_retrieval_rows, config, seed, params, columns)
+    sources = {s: f"synthetic_retrieval generated {s} split" for s in SPLITS}
+    description = f"SYNTHETIC noisy-copy retrieval (seed {seed})"
+    return TaskData(splits, build_byte_tokenizer(config.max_length), description, sources, pair=True)

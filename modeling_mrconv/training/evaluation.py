@@ -1,5 +1,8 @@
 """The evaluation loop: accuracy, macro-F1 and mean loss over a prepared loader, gathered over processes."""
 
+from typing import Any
+
+import numpy as np
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
@@ -7,11 +10,17 @@ from torch.utils.data import DataLoader
 from modeling_mrconv.metrics import classification_metrics
 
 
-def dataset_labels(dataset: torch.utils.data.Dataset) -> torch.Tensor:
-    labels = getattr(dataset, "labels", None)
-    if labels is None:
-        labels = [int(dataset[i]["labels"]) for i in range(len(dataset))]
-    return torch.as_tensor(labels).long().flatten()
+def dataset_labels(dataset: Any) -> torch.Tensor:
+    """Every label of a split (B,): a `datasets.Dataset`'s label column, a stream's labels read one batch at a time
+    (the stream is read through once, holding only the labels), or a torch Dataset's items' labels."""
+    from datasets import Dataset, IterableDataset
+
+    if isinstance(dataset, Dataset):
+        return torch.tensor(dataset.with_format("arrow")["labels"].to_numpy(), dtype=torch.long)
+    if isinstance(dataset, IterableDataset):
+        batches = dataset.select_columns(["labels"]).with_format("numpy").iter(batch_size=1024)
+        return torch.from_numpy(np.concatenate([batch["labels"] for batch in batches])).long()
+    return torch.as_tensor([int(dataset[i]["labels"]) for i in range(len(dataset))]).long()
 
 
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """One preset schema: `model:` keys against `MRConvConfig.__init__` (`MRConvNextConfig.__init__` under `architecture:
-mrconvnext`), `train:` keys against `TrainConfig`, `data:` keys against the task's config dataclass (`tasks.TASKS`),
-each value type-checked from its annotation."""
+mrconvnext`, `bench.peers.PeerConfig.__init__` under `bert`, `s4d` or `mamba`), `train:` keys against `TrainConfig`,
+`data:` keys against the task's config dataclass (`tasks.TASKS`), each value type-checked from its annotation."""
 
 import contextlib
 import dataclasses
@@ -10,6 +10,7 @@ import typing
 from typing import Any
 
 from modeling_mrconv import MRConvConfig, MRConvNextConfig
+from modeling_mrconv.bench.peers import PEER_ARCHITECTURES, PeerConfig
 from modeling_mrconv.data import TASKS
 from modeling_mrconv.data.base import check_task_keys, unknown_key_message
 
@@ -17,7 +18,11 @@ from modeling_mrconv.data.base import check_task_keys, unknown_key_message
 # set from the task's data by training.models.build_model, never by a preset
 MODEL_KEYS_FROM_DATA = ("vocab_size", "input_dim", "pad_token_id", "num_channels", "image_size")
 # model.architecture: the config class whose __init__ gives the other model keys
-MODEL_CONFIGS = {"mrconv": MRConvConfig, "mrconvnext": MRConvNextConfig}
+MODEL_CONFIGS = {
+    "mrconv": MRConvConfig,
+    "mrconvnext": MRConvNextConfig,
+    **dict.fromkeys(PEER_ARCHITECTURES, PeerConfig),
+}
 _TYPE_NAMES = {
     int: "an integer",
     float: "a number",
@@ -107,20 +112,3 @@ def validate_preset(preset: dict[str, Any], train_cls: type) -> None:
     check_section("model", preset["model"], model_schema(architecture), context)
     check_section("train", preset["train"], dataclass_schema(train_cls))
     validate_data(preset["data"])
-    _tie_text_length(preset)
-
-
-def _tie_text_length(preset: dict[str, Any]) -> None:
-    """`text`: `data.max_length` defaults to `model.max_sequence_length`; two different values are an error (else the
-    documents would be cut to the shorter one without a word)."""
-    data, model = preset["data"], preset["model"]
-    if data.get("task") != "text" or model.get("max_sequence_length") is None:
-        return
-    length = model["max_sequence_length"]
-    if data.get("max_length") is None:
-        data["max_length"] = length
-    elif data["max_length"] != length:
-        raise ValueError(
-            f"data.max_length={data['max_length']} disagrees with model.max_sequence_length={length} for task 'text' "
-            "(documents are cut to data.max_length); set one of them, or both to the same value"
-        )

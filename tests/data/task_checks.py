@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from modeling_mrconv.data import TASKS, TaskData
+from modeling_mrconv.data import TaskData
 
 
 LISTOPS = {"max_depth": 4, "max_args": 5, "min_length": 10, "max_length": 60}
@@ -19,23 +19,25 @@ TINY = {
     "synthetic_retrieval": {"task": "synthetic_retrieval", **SMALL, "min_length": 10, "max_length": 50},
     "synthetic_audio": {"task": "synthetic_audio", **SMALL, "num_classes": 4, "length": 400},
 }
-EXPECTED = {  # task: (input name, input_dim, max_length, num_labels, pair)
-    "listops": ("input_ids", None, 64, 10, False),
+EXPECTED = {  # task: (input name, input_dim, max_length (None: the longest item), num_labels, pair)
+    "listops": ("input_ids", None, None, 10, False),
     "pathfinder": ("input_values", 1, 1024, 2, False),
     "pathx": ("input_values", 1, 16384, 2, False),
     "digits": ("input_values", 1, 64, 10, False),
-    "synthetic_text": ("input_ids", None, 150, 2, False),
-    "synthetic_retrieval": ("input_ids", None, 50, 2, True),
+    "synthetic_text": ("input_ids", None, None, 2, False),
+    "synthetic_retrieval": ("input_ids", None, None, 2, True),
     "synthetic_audio": ("input_values", 1, 400, 4, False),
 }
 
 
 def tiny(task: str, tmp_path: Path, **overrides) -> dict:
-    """TINY[task] with `overrides`, and the cache under tmp_path for the tasks that cache (a key of their config)."""
-    cache = (
-        {"cache_dir": str(tmp_path / "cache")} if "cache_dir" in TASKS[task].config_cls.__dataclass_fields__ else {}
-    )
-    return {**TINY[task], **cache, **overrides}
+    """TINY[task] with `overrides`, its datasets cache under tmp_path."""
+    return {**TINY[task], "cache_dir": str(tmp_path / "cache"), **overrides}
+
+
+def labels_of(dataset) -> list[int]:
+    """The labels of a split, read from its Arrow column."""
+    return [int(v) for v in dataset.with_format(None)["labels"]]
 
 
 def check_item(task_data: TaskData, item: dict) -> None:

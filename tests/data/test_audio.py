@@ -7,13 +7,13 @@ import numpy as np
 import torch
 from task_checks import check_task, items_of, same_items, tiny
 
-from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data import load_task
 from modeling_mrconv.data.audio import SC35_WORDS
 
 
 def test_synthetic_audio_resample(tmp_path):
-    full = build_task_data(tiny("synthetic_audio", tmp_path), seed=0)
-    half = build_task_data(tiny("synthetic_audio", tmp_path, resample_to=8000), seed=0)
+    full = load_task(tiny("synthetic_audio", tmp_path), seed=0)
+    half = load_task(tiny("synthetic_audio", tmp_path, resample_to=8000), seed=0)
     assert half.max_length == 400 and half.test[0]["input_values"].shape == (200, 1)
     assert same_items(full.train, half.train)
     x = full.test[0]["input_values"][:, 0] * 32768
@@ -45,7 +45,7 @@ def test_speech_commands_local_folder(tmp_path):
     (tmp_path / "validation_list.txt").write_text("yes/1.wav\ncat/1.wav\n")
     (tmp_path / "testing_list.txt").write_text("zero/2.wav\n")
     cfg = {"task": "speech_commands", "source": "local", "root": str(tmp_path), "length": 400}
-    task_data = build_task_data(cfg)
+    task_data = load_task(cfg)
     check_task(task_data, (6, 2, 1))
     assert task_data.num_labels == 35 and task_data.id2label[task_data.test[0]["labels"]] == "zero"
     assert list(task_data.id2label.values()) == SC35_WORDS
@@ -54,7 +54,7 @@ def test_speech_commands_local_folder(tmp_path):
     first = task_data.train[0]["input_values"][:, 0] * 32768  # cat/0.wav: 300 samples, zero-padded to 400
     assert task_data.id2label[task_data.train[0]["labels"]] == "cat"
     assert torch.equal(first[:300].round().short(), torch.from_numpy(clips["cat/0.wav"])) and (first[300:] == 0).all()
-    half = build_task_data({**cfg, "resample_to": 8000})
+    half = load_task({**cfg, "resample_to": 8000})
     assert half.test[0]["input_values"].shape == (200, 1) and half.max_length == 400
 
 
@@ -71,9 +71,7 @@ def test_speech_commands_datasets_audio_feature(tmp_path):
     )
     splits = {"train": full.select(range(3)), "validation": full.select([3]), "test": full.select([4, 5])}
     datasets.DatasetDict(splits).save_to_disk(tmp_path / "dd")
-    task_data = build_task_data(
-        {"task": "speech_commands", "source": "local", "root": str(tmp_path / "dd"), "length": 120}
-    )
+    task_data = load_task({"task": "speech_commands", "source": "local", "root": str(tmp_path / "dd"), "length": 120})
     check_task(task_data, (2, 1, 1))  # the two `_silence_` rows are dropped
     assert [task_data.id2label[y] for _, y in items_of(task_data.train)] == ["yes", "wow"]
     assert torch.equal(

@@ -2,23 +2,23 @@
 
 import numpy as np
 import torch
-from task_checks import LISTOPS, check_task, items_of, same_items, tiny, write_png
+from task_checks import LISTOPS, check_task, items_of, labels_of, same_items, tiny, write_png
 from transformers import AutoTokenizer
 
-from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data import load_task
 from modeling_mrconv.data.base import SPLITS
-from modeling_mrconv.data.generators import listops, pathfinder
+from modeling_mrconv.data.generators import listops
 
 
 def test_digits_split_is_stratified():
-    task_data = build_task_data({"task": "digits"}, seed=0)
+    task_data = load_task({"task": "digits"}, seed=0)
     for split in (task_data.train, task_data.validation, task_data.test):
-        assert set(split.labels.tolist()) == set(range(10))
+        assert set(labels_of(split)) == set(range(10))
     assert torch.allclose(task_data.train[0]["input_values"] * 16, (task_data.train[0]["input_values"] * 16).round())
 
 
 def test_listops_splits_unique_and_match_generator(tmp_path):
-    task_data = build_task_data(tiny("listops", tmp_path), seed=0)
+    task_data = load_task(tiny("listops", tmp_path), seed=0)
     examples = listops.generate_listops(20, 0, **LISTOPS)
     built = [item for split in (task_data.train, task_data.validation, task_data.test) for item in items_of(split)]
     assert [ids.tolist() for ids, _ in built] == [e["input_ids"] for e in examples]
@@ -29,7 +29,7 @@ def test_listops_splits_unique_and_match_generator(tmp_path):
 
 def test_listops_tokenizer_matches_dataset_ids(tmp_path):
     examples = listops.generate_listops(20, 0, **LISTOPS)
-    task_data = build_task_data(tiny("listops", tmp_path), seed=0)
+    task_data = load_task(tiny("listops", tmp_path), seed=0, max_sequence_length=64)
     tokenizer = task_data.tokenizer
     dataset_ids = [
         ids.tolist() for split in ("train", "validation", "test") for ids, _ in items_of(getattr(task_data, split))
@@ -46,7 +46,7 @@ def test_listops_tokenizer_matches_dataset_ids(tmp_path):
 
 
 def test_listops_truncation_keeps_eos(tmp_path):
-    task_data = build_task_data(tiny("listops", tmp_path, max_sequence_length=8), seed=0)
+    task_data = load_task(tiny("listops", tmp_path), seed=0, max_sequence_length=8)
     examples = listops.generate_listops(20, 0, **LISTOPS)
     assert task_data.max_length == 8 and task_data.tokenizer.model_max_length == 8
     for (ids, _), example in zip(items_of(task_data.train), examples, strict=False):
@@ -54,48 +54,19 @@ def test_listops_truncation_keeps_eos(tmp_path):
         assert len(ids) <= 8 and ids[-1] == listops.EOS_ID
 
 
-def test_pathfinder_cache(tmp_path, monkeypatch):
-    calls = []
-    generate = pathfinder.generate_pathfinder
-
-    def counting(*args, **kwargs):
-        calls.append(args)
-        return generate(*args, **kwargs)
-
-    monkeypatch.setattr(pathfinder, "generate_pathfinder", counting)
-    cfg = tiny("pathfinder", tmp_path)
-    first = build_task_data(cfg, seed=0)
-    second = build_task_data(cfg, seed=0)
-    assert len(calls) == 1 and "cache" in second.description and same_items(first.train, second.train)
-    (path,) = (tmp_path / "cache").glob("pathfinder32-*.npz")
-    with np.load(path) as stored:
-        key = str(stored["key"])
-    # a file holding another key (e.g. written by another generator version) is regenerated, never served
-    stale = np.zeros((8, 32, 32), np.uint8)
-    np.savez(path, key=np.array(key.replace('"seed": 0', '"seed": 99')), images=stale, labels=np.zeros(8, np.int64))
-    third = build_task_data(cfg, seed=0)
-    assert len(calls) == 2 and same_items(first.train, third.train)
-    path.write_bytes(b"not an npz")
-    fourth = build_task_data(cfg, seed=0)
-    assert len(calls) == 3 and same_items(first.train, fourth.train)
-    build_task_data({**cfg, "num_train": 5}, seed=0)  # another generation key: another file
-    assert len(calls) == 4 and len(list((tmp_path / "cache").glob("pathfinder32-*.npz"))) == 2
-    assert not list((tmp_path / "cache").glob("*.tmp.npz"))
-
-
 def test_listops_local_tsv(tmp_path):
     examples = listops.generate_listops(9, 5, **LISTOPS)
     for name, part in (("basic_train", examples[:5]), ("basic_val", examples[5:7]), ("basic_test", examples[7:])):
         listops.write_lra_tsv(part, tmp_path / f"{name}.tsv")
-    task_data = build_task_data({"task": "listops", "source": "local", "root": str(tmp_path)})
+    task_data = load_task({"task": "listops", "source": "local", "root": str(tmp_path)}, max_sequence_length=2048)
     check_task(task_data, (5, 2, 2))
-    assert task_data.max_length == 2048
+    assert task_data.max_length == 2048 and task_data.splits["test"].cache_files
     assert [ids.tolist() for ids, _ in items_of(task_data.train)] == [e["input_ids"] for e in examples[:5]]
     assert [label for _, label in items_of(task_data.test)] == [e["label"] for e in examples[7:]]
     explicit = {
         f"{s}_file": str(tmp_path / f"basic_{n}.tsv") for s, n in zip(SPLITS, ("train", "val", "test"), strict=True)
     }
-    assert same_items(build_task_data({"task": "listops", "source": "local", **explicit}).test, task_data.test)
+    assert same_items(load_task({"task": "listops", "source": "local", **explicit}).test, task_data.test)
 
 
 def test_pathfinder_local_lra_folder(tmp_path):
@@ -111,7 +82,7 @@ def test_pathfinder_local_lra_folder(tmp_path):
     (base / "metadata").mkdir()
     (base / "metadata" / "0.npy").write_text("\n".join(lines[:7]) + "\n")
     (base / "metadata" / "1.npy").write_text("\n".join(lines[7:]) + "\n")
-    task_data = build_task_data({"task": "pathfinder", "source": "local", "root": str(tmp_path)})
+    task_data = load_task({"task": "pathfinder", "source": "local", "root": str(tmp_path)})
     check_task(task_data, (10, 1, 1))
     assert (task_data.max_length, task_data.input_dim) == (64, 1) and "1 missing" in task_data.description
     order = torch.randperm(12, generator=torch.Generator().manual_seed(42)).tolist()  # S4's random_split

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from task_checks import check_task, write_png
+from task_checks import check_task, labels_of, write_png
 
-from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data import load_task
 
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -22,7 +22,7 @@ def test_image_folder(tmp_path, task):
                 write_png(tmp_path / split / name / f"{i}.png", rgb)
                 pictures[(split, name, i)] = rgb
     cfg = {"task": task, "source": "local", "root": str(tmp_path), "validation_fraction": 1 / 3}
-    task_data = build_task_data(cfg)
+    task_data = load_task(cfg)
     check_task(task_data, (4, 2, 2))
     channels = 1 if task == "image" else 3
     assert task_data.input_dim == channels and task_data.max_length == 20
@@ -32,7 +32,7 @@ def test_image_folder(tmp_path, task):
     expected = luma if channels == 1 else rgb
     got = torch.round(task_data.test[0]["input_values"] * 255).long().numpy()
     assert np.array_equal(got, expected.reshape(20, channels))
-    normalized = build_task_data({**cfg, "normalize": True})
+    normalized = load_task({**cfg, "normalize": True})
     train = torch.stack([normalized.train[i]["input_values"] for i in range(4)])  # (N L C)
     assert torch.allclose(train.mean((0, 1)), torch.zeros(channels), atol=1e-4)
     assert torch.allclose(train.std((0, 1), unbiased=False), torch.ones(channels), atol=1e-3)
@@ -50,7 +50,7 @@ def test_image_save_to_disk_with_image_feature(tmp_path):
     datasets.DatasetDict({"train": full.select(range(10)), "test": full.select(range(10, 12))}).save_to_disk(
         tmp_path / "dd"
     )
-    task_data = build_task_data(
+    task_data = load_task(
         {"task": "scifar", "source": "local", "root": str(tmp_path / "dd"), "validation_fraction": 0.2}
     )
     check_task(task_data, (8, 2, 2))
@@ -70,7 +70,7 @@ def test_integer_labels_are_named_by_their_values_not_cifar_classes(tmp_path):
     datasets.DatasetDict({"train": full.select(range(10)), "test": full.select(range(10, 12))}).save_to_disk(
         tmp_path / "dd"
     )
-    task_data = build_task_data(
+    task_data = load_task(
         {"task": "image", "source": "local", "root": str(tmp_path / "dd"), "validation_fraction": 0.2}
     )
     assert task_data.id2label == {i: str(i) for i in range(10)}
@@ -109,8 +109,8 @@ def test_image_size_resizes_and_centre_crops_images_of_any_size(tmp_path):
     pictures = _folder(tmp_path, sizes)
     cfg = {"task": "scifar", "source": "local", "root": str(tmp_path), "validation_fraction": 1 / 3}
     with pytest.raises(ValueError, match=r"all sequences must share one shape, .*; set data.image_size to resize"):
-        build_task_data(cfg)
-    task_data = build_task_data({**cfg, "image_size": 8})
+        load_task(cfg)
+    task_data = load_task({**cfg, "image_size": 8})
     assert task_data.max_length == 64 and task_data.input_dim == 3
     for i, key in enumerate([("test", "a", 0), ("test", "b", 0)]):
         expected = _reference_resize(pictures[key], 8)  # (8 8 3); test items in class order
@@ -122,22 +122,22 @@ def test_image_size_resizes_and_centre_crops_images_of_any_size(tmp_path):
 @pytest.mark.parametrize("task", ["image", "scifar"])
 def test_generated_bars_offline(task):
     cfg = {"task": task, "source": "generate", "num_train": 40, "num_validation": 8, "num_test": 12}
-    task_data = build_task_data(cfg)
+    task_data = load_task(cfg)
     check_task(task_data, (40, 8, 12))
     assert task_data.id2label == {0: "horizontal", 1: "rising", 2: "vertical", 3: "falling"}
     assert task_data.max_length == 32 * 32 and task_data.input_dim == (1 if task == "image" else 3)
-    again = build_task_data(cfg)
+    again = load_task(cfg)
     assert torch.equal(again.test[5]["input_values"], task_data.test[5]["input_values"])
-    assert sorted(set(task_data.train.labels.tolist())) == [0, 1, 2, 3]
-    small = build_task_data({**cfg, "num_classes": 2, "image_size": 16, "data_seed": 1})
+    assert sorted(set(labels_of(task_data.train))) == [0, 1, 2, 3]
+    small = load_task({**cfg, "num_classes": 2, "image_size": 16, "data_seed": 1})
     assert small.id2label == {0: "horizontal", 1: "rising"} and small.max_length == 256
     assert not torch.equal(small.test[0]["input_values"][:256], task_data.test[0]["input_values"][:256])
     with pytest.raises(ValueError, match=r"data.num_classes: the generated bars have 2..4 classes, got 5"):
-        build_task_data({**cfg, "num_classes": 5})
+        load_task({**cfg, "num_classes": 5})
     with pytest.raises(ValueError, match=r"data.image_size: expected a positive integer \(the square side\) or null"):
-        build_task_data({**cfg, "image_size": 0})
+        load_task({**cfg, "image_size": 0})
     with pytest.raises(ValueError, match=r"key\(s\) \['root'\] do not apply to task 'scifar' with source: generate"):
-        build_task_data({**cfg, "task": "scifar", "root": "/data"})
+        load_task({**cfg, "task": "scifar", "root": "/data"})
 
 
 def test_image_folder_errors_name_the_folder_or_file(tmp_path):
@@ -147,7 +147,7 @@ def test_image_folder_errors_name_the_folder_or_file(tmp_path):
     def build(name: str, extra: dict) -> None:
         root = tmp_path / name
         _folder(root, {**base, **extra})
-        build_task_data({**cfg, "root": str(root)})
+        load_task({**cfg, "root": str(root)})
 
     build("ok", {})  # a split may lack a class
     with pytest.raises(
@@ -162,12 +162,12 @@ def test_image_folder_errors_name_the_folder_or_file(tmp_path):
     _folder(no_test, {k: v for k, v in base.items() if k[0] == "train"})
     (no_test / "test").mkdir()
     with pytest.raises(ValueError, match=r"no_test/test: the test split has no images"):
-        build_task_data({**cfg, "root": str(no_test)})
+        load_task({**cfg, "root": str(no_test)})
     bad = tmp_path / "broken"
     _folder(bad, base)
     (bad / "test" / "cat" / "1.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match=r"broken/test/cat/1.png: not a readable image"):
-        build_task_data({**cfg, "root": str(bad)})
+        load_task({**cfg, "root": str(bad)})
 
 
 def _parquet_split(path, labels: list, column: str = "img", seed: int = 4) -> list[np.ndarray]:
@@ -193,33 +193,33 @@ def test_parquet_image_splits_and_their_label_errors(tmp_path):
         "train_file": str(tmp_path / "train.parquet"),
         "test_file": str(tmp_path / "test.parquet"),
         "validation_fraction": 0.25,
-        "hf_cache_dir": str(tmp_path / "hf"),
+        "cache_dir": str(tmp_path / "hf"),
     }
-    task_data = build_task_data(cfg)
+    task_data = load_task(cfg)
     check_task(task_data, (3, 1, 2))
-    assert task_data.id2label == {0: "cat", 1: "dog"} and task_data.test.labels.tolist() == [1, 0]
+    assert task_data.id2label == {0: "cat", 1: "dog"} and labels_of(task_data.test) == [1, 0]
     assert np.array_equal(torch.round(task_data.test[0]["input_values"] * 255).numpy(), test_arrays[0].reshape(16, 3))
     assert len(arrays) == 4
     _parquet_split(tmp_path / "bad_test.parquet", ["dog", "cow", "cat"])
     with pytest.raises(
         ValueError, match=r"bad_test.parquet: test split row 1: label 'cow' is not among the label names"
     ):
-        build_task_data({**cfg, "test_file": str(tmp_path / "bad_test.parquet")})
+        load_task({**cfg, "test_file": str(tmp_path / "bad_test.parquet")})
     _parquet_split(tmp_path / "int_train.parquet", [0, 1, 0, 1])
     _parquet_split(tmp_path / "int_test.parquet", [1, 2])
     ints = {**cfg, "train_file": str(tmp_path / "int_train.parquet"), "test_file": str(tmp_path / "int_test.parquet")}
     with pytest.raises(ValueError, match=r"int_test.parquet: test split row 1: label 2 is outside the 2 classes 0..1"):
-        build_task_data(ints)
+        load_task(ints)
     with pytest.raises(ValueError, match=r"int_test.parquet: test split row 1: label 2 is outside the 2 classes 0..1"):
-        build_task_data({**ints, "label_names": ["no", "yes"]})
+        load_task({**ints, "label_names": ["no", "yes"]})
     with pytest.raises(ValueError, match=r"train.parquet: the train split has no column\(s\) \['image'\]"):
-        build_task_data({**cfg, "image_column": "image"})
+        load_task({**cfg, "image_column": "image"})
 
 
 def test_hub_source_offline_names_the_data_set(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    cfg = {"task": "scifar", "source": "hub", "dataset_name": "someone/imagenet-like", "hf_cache_dir": str(tmp_path)}
+    cfg = {"task": "scifar", "source": "hub", "dataset_name": "someone/imagenet-like", "cache_dir": str(tmp_path)}
     with pytest.raises(
         RuntimeError, match=r"Could not load Hub dataset 'someone/imagenet-like' .* use `source: local`"
     ):
-        build_task_data(cfg)
+        load_task(cfg)

@@ -1,5 +1,5 @@
 """Every split's labels and rows are checked when the data is built (`tasks.base.check_labels` and the readers), and
-`build_task_data` rejects unknown keys and keys of another source: exact messages naming split, file and row/line."""
+`load_task` rejects unknown keys and keys of another source: exact messages naming split, file and row/line."""
 
 import json
 import re
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data import load_task
 from modeling_mrconv.data.base import SPLITS, check_labels
 from modeling_mrconv.data.generators import listops
 from modeling_mrconv.data.generators.timeseries import generate_timeseries, write_parquet
@@ -64,11 +64,11 @@ def _listops_files(tmp_path: Path, test_lines: list[str] | None = None) -> dict:
 def test_listops_tsv_rows_are_checked(tmp_path, lines, message):
     cfg = _listops_files(tmp_path, lines)
     with pytest.raises(ValueError, match=re.escape(str(tmp_path / "test.tsv")) + ".*" + re.escape(message)):
-        build_task_data(cfg)
+        load_task(cfg)
 
 
 def test_listops_local_reads_as_before(tmp_path):
-    task = build_task_data(_listops_files(tmp_path))
+    task = load_task(_listops_files(tmp_path))
     expected = listops.read_lra_tsv(tmp_path / "test.tsv")
     assert [task.test[i]["labels"] for i in range(2)] == [e["label"] for e in expected]
     assert [task.test[i]["input_ids"].tolist() for i in range(2)] == [e["input_ids"] for e in expected]
@@ -84,7 +84,7 @@ def test_pathfinder_metadata_rows_are_checked(tmp_path):
             f"{base / '0.npy'} row 2: expected 'folder file_name index label(0|1) ...', got 'imgs/0 sample_1.png 1'"
         ),
     ):
-        build_task_data({"task": "pathfinder", "source": "local", "root": str(tmp_path)})
+        load_task({"task": "pathfinder", "source": "local", "root": str(tmp_path)})
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -98,7 +98,7 @@ def _text_files(tmp_path: Path, test_rows: list[dict], kind: str = "jsonl") -> d
         path = tmp_path / f"{split}.{kind}"
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         files[f"{split}_file"] = str(path)
-    return {"task": "text", "source": "local", "max_length": 16, "hf_cache_dir": str(tmp_path / "hf"), **files}
+    return {"task": "text", "source": "local", "cache_dir": str(tmp_path / "hf"), **files}
 
 
 def test_text_test_label_outside_the_classes_fails_when_built(tmp_path):
@@ -107,7 +107,7 @@ def test_text_test_label_outside_the_classes_fails_when_built(tmp_path):
         ValueError,
         match=re.escape(f"{tmp_path / 'test.jsonl'}: test split row 1: label 7 is outside the 5 classes 0..4"),
     ):
-        build_task_data(cfg)
+        load_task(cfg)
 
 
 def test_text_label_that_is_not_a_class_id(tmp_path):
@@ -118,12 +118,12 @@ def test_text_label_that_is_not_a_class_id(tmp_path):
             f"{tmp_path / 'test.jsonl'}: test split row 1: label 2.5 is not an integer class id or a name"
         ),
     ):
-        build_task_data(cfg)
+        load_task(cfg)
     cfg = _text_files(tmp_path, [{"text": "a", "label": 1}, {"text": "b", "label": None}])
     with pytest.raises(
         ValueError, match=re.escape("test split row 1: label None is not an integer class id or a name")
     ):
-        build_task_data(cfg)
+        load_task(cfg)
 
 
 def test_text_unknown_label_string_missing_column_and_empty_file(tmp_path):
@@ -132,32 +132,32 @@ def test_text_unknown_label_string_missing_column_and_empty_file(tmp_path):
     cfg = _text_files(tmp_path, [{"text": "a", "label": "good"}, {"text": "b", "label": "meh"}])
     for split in ("train", "validation"):
         Path(cfg[f"{split}_file"]).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert build_task_data({**cfg, "test_file": cfg["train_file"]}).id2label == {0: "bad", 1: "good"}
+    assert load_task({**cfg, "test_file": cfg["train_file"]}).id2label == {0: "bad", 1: "good"}
     with pytest.raises(
         ValueError,
         match=re.escape(
             f"{tmp_path / 'test.jsonl'}: test split row 1: label 'meh' is not among the label names ['bad', 'good']"
         ),
     ):
-        build_task_data(cfg)
+        load_task(cfg)
     (tmp_path / "test.jsonl").write_text(json.dumps({"body": "a", "label": "good"}) + "\n")
     with pytest.raises(
         ValueError,
         match=re.escape(f"{tmp_path / 'test.jsonl'}: the test split has no column(s) ['text'] (data.label_column"),
     ):
-        build_task_data(cfg)
+        load_task(cfg)
     with pytest.raises(ValueError, match=re.escape("the train split has no column(s) ['target']")):
-        build_task_data({**cfg, "label_column": "target"})
+        load_task({**cfg, "label_column": "target"})
     (tmp_path / "test.jsonl").write_text("")
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'test.jsonl'}: empty test file (no rows)")):
-        build_task_data(cfg)
+        load_task(cfg)
 
 
 def test_retrieval_tsv_lines_are_checked(tmp_path):
     good = "1\ta\tb\tsome text\tother text\n0\tc\td\tmore\tless\n"
     for name in ("train", "eval"):
         (tmp_path / f"new_aan_pairs.{name}.tsv").write_text(good)
-    cfg = {"task": "retrieval", "source": "local", "root": str(tmp_path), "max_length": 32}
+    cfg = {"task": "retrieval", "source": "local", "root": str(tmp_path), "cache_dir": str(tmp_path / "hf")}
     test = tmp_path / "new_aan_pairs.test.tsv"
     for text, message in [
         (good + "1\ta\tb\tonly four\n", "line 3: expected 5 tab-separated fields, got 4"),
@@ -167,29 +167,29 @@ def test_retrieval_tsv_lines_are_checked(tmp_path):
     ]:
         test.write_text(text)
         with pytest.raises(ValueError, match=re.escape(str(test)) + ".*" + re.escape(message)):
-            build_task_data(cfg)
+            load_task(cfg)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
 # strict keys
 
 
-def test_unknown_keys_fail_in_build_task_data():
+def test_unknown_keys_fail_in_load_task():
     with pytest.raises(
         ValueError,
         match=re.escape(
             "data.num_trian: unknown data key (not a key of task 'listops'); did you mean 'num_train'? valid keys: ['cache',"
         ),
     ):
-        build_task_data({"task": "listops", "num_trian": 16})
+        load_task({"task": "listops", "num_trian": 16})
     with pytest.raises(
         ValueError, match=re.escape("data.task: unknown data task 'sequense'; did you mean 'sequence'? choose from")
     ):
-        build_task_data({"task": "sequense"})
+        load_task({"task": "sequense"})
     with pytest.raises(
         ValueError, match=re.escape("data.source: task 'listops' takes source generate | local, got 'hub'")
     ):
-        build_task_data({"task": "listops", "source": "hub"})
+        load_task({"task": "listops", "source": "hub"})
 
 
 @pytest.mark.parametrize(
@@ -221,7 +221,7 @@ def test_unknown_keys_fail_in_build_task_data():
 )
 def test_keys_of_another_source_are_refused(cfg, message):
     with pytest.raises(ValueError, match=re.escape(message)):
-        build_task_data(cfg)
+        load_task(cfg)
 
 
 def test_preset_schema_refuses_keys_of_another_source(tmp_path):
@@ -237,7 +237,7 @@ def test_preset_schema_refuses_keys_of_another_source(tmp_path):
         f"data.test_file={tmp_path / 't.parquet'}",
     ]
     preset = load_preset(config, local)
-    assert build_task_data(preset["data"]).num_labels == 4
+    assert load_task(preset["data"]).num_labels == 4
     with pytest.raises(
         ValueError, match=re.escape("data: key(s) ['num_classes'] do not apply to task 'sequence' with source: local")
     ):

@@ -12,9 +12,9 @@ import torch
 from accelerate.state import AcceleratorState
 from task_checks import check_batch, check_task, same_items
 
-from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data import load_task
 from modeling_mrconv.data.generators.timeseries import generate_timeseries, write_parquet
-from modeling_mrconv.data.sequence import read_ts
+from modeling_mrconv.data.series_files import read_ts
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,17 +57,17 @@ def arrays():
 
 
 def test_generated_task(tmp_path):
-    task = build_task_data(GEN, seed=3)
+    task = load_task(GEN, seed=3)
     check_task(task, (12, 4, 8))
     assert task.input_dim == 1 and task.max_length == 64 and task.num_labels == 4 and task.tokenizer is None
     assert task.id2label == {k: f"class_{k}" for k in range(4)} and "SYNTHETIC" in task.description
-    assert same_items(task.train, build_task_data(GEN, seed=3).train)
-    assert not same_items(task.train, build_task_data(GEN, seed=4).train)
+    assert same_items(task.train, load_task(GEN, seed=3).train)
+    assert not same_items(task.train, load_task(GEN, seed=4).train)
     x, y = generate_timeseries(12, length=64, burst_length=8, seed=[3, 0])
     x = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)  # per_series (default)
     assert labels_of(task.train) == y.tolist()
     np.testing.assert_allclose(np.stack(series_of(task.train)), x, atol=1e-5)
-    raw = build_task_data({**GEN, "normalize": "none"}, seed=3)
+    raw = load_task({**GEN, "normalize": "none"}, seed=3)
     np.testing.assert_array_equal(
         np.stack(series_of(raw.train)), generate_timeseries(12, 64, burst_length=8, seed=[3, 0])[0]
     )
@@ -115,7 +115,7 @@ def test_each_format_reads_back_the_arrays(tmp_path, arrays, fmt):
     suffix = "" if fmt == "disk" else f".{fmt}"
     _write(fmt, tmp_path / f"train{suffix}", x, y)
     _write(fmt, tmp_path / f"test{suffix}", tx, ty)
-    task = build_task_data(local(tmp_path, f"train{suffix}", f"test{suffix}", validation_fraction=0.25), seed=0)
+    task = load_task(local(tmp_path, f"train{suffix}", f"test{suffix}", validation_fraction=0.25), seed=0)
     check_task(task, (12, 4, 6))
     assert task.input_dim == 2 and task.max_length == 32 and task.num_labels == 4
     assert task.id2label == {k: str(k) for k in range(4)}
@@ -137,11 +137,11 @@ def test_column_kinds_channels_first_and_list_of_columns(tmp_path, arrays):
     )
     ds.to_parquet(str(tmp_path / "d.parquet"))
     base = local(tmp_path, "d.parquet", "d.parquet", validation_file=str(tmp_path / "d.parquet"))
-    two = build_task_data({**base, "input_column": ["a", "b"]})
+    two = load_task({**base, "input_column": ["a", "b"]})
     np.testing.assert_array_equal(np.stack(series_of(two.test)), x)
-    first = build_task_data({**base, "input_column": "cl", "channels_first": True})
+    first = load_task({**base, "input_column": "cl", "channels_first": True})
     np.testing.assert_array_equal(np.stack(series_of(first.test)), x)
-    one = build_task_data({**base, "input_column": "b"})
+    one = load_task({**base, "input_column": "b"})
     assert one.input_dim == 1
     np.testing.assert_array_equal(np.stack(series_of(one.test)), x[..., 1:])
 
@@ -159,7 +159,7 @@ def test_ts_variable_length_missing_values_and_labels(tmp_path):
     assert names == ["up", "down"] and labels == ["down", "up", "down"]
     assert [s.shape for s in series] == [(4, 2), (2, 2), (3, 2)]
     assert np.isnan(series[0][1, 0]) and np.isnan(series[0][2, 1]) and series[0][3, 1] == 8.0
-    task = build_task_data(local(tmp_path, "v.ts", "v.ts", validation_file=str(path)))
+    task = load_task(local(tmp_path, "v.ts", "v.ts", validation_file=str(path)))
     assert task.id2label == {0: "up", 1: "down"} and labels_of(task.test) == [1, 0, 1]
     got = series_of(task.test)
     np.testing.assert_array_equal(got[0], [[1, 5], [2, 6], [3, 7], [4, 8]])  # linear interpolation
@@ -209,16 +209,16 @@ def test_ragged_npz_and_normalization(tmp_path):
     obj[:] = test
     np.savez(tmp_path / "test.npz", x=obj, y=np.array(["a", "b"]))
     cfg = local(tmp_path, "train.npz", "test.npz", validation_file=str(tmp_path / "train.npz"))
-    none = build_task_data(cfg)
+    none = load_task(cfg)
     assert none.id2label == {0: "a", 1: "b"} and labels_of(none.train) == [1, 0, 1, 0] and none.max_length == 9
     for got, want in zip(series_of(none.test), test):
         np.testing.assert_array_equal(got, want.astype(np.float32))
-    per = build_task_data({**cfg, "normalize": "per_series"})
+    per = load_task({**cfg, "normalize": "per_series"})
     for got, want in zip(series_of(per.train), train):
         std = want.std(0)
         np.testing.assert_allclose(got, (want - want.mean(0)) / np.where(std > 0, std, 1), atol=1e-6)
     assert np.array_equal(series_of(per.train)[1][:, 1], np.zeros(9, np.float32))
-    glob = build_task_data({**cfg, "normalize": "global"})
+    glob = load_task({**cfg, "normalize": "global"})
     flat = np.concatenate(train)  # float64 reference: train statistics only
     for got, want in zip(series_of(glob.test), test):
         np.testing.assert_allclose(got, (want - flat.mean(0)) / flat.std(0), atol=1e-6)
@@ -226,7 +226,7 @@ def test_ragged_npz_and_normalization(tmp_path):
     obj = np.empty(2, dtype=object)
     obj[:] = constant
     np.savez(tmp_path / "c.npz", x=obj, y=np.array([0, 1]))
-    c = build_task_data(
+    c = load_task(
         {**local(tmp_path, "c.npz", "c.npz", validation_file=str(tmp_path / "c.npz")), "normalize": "global"}
     )
     assert all((s == 0).all() for s in series_of(c.train))
@@ -245,16 +245,14 @@ def test_labels_classlabel_integers_and_label_names(tmp_path, arrays):
     datasets.Dataset.from_dict({"series": x.tolist(), "label": y.tolist()}, features=features).save_to_disk(
         str(tmp_path / "cl")
     )
-    task = build_task_data(local(tmp_path, "cl", "cl"))
+    task = load_task(local(tmp_path, "cl", "cl"))
     assert task.id2label == {0: "w", 1: "x", 2: "y", 3: "z"} and labels_of(task.test) == y.tolist()
     write_parquet(tmp_path / "pm.parquet", x[:4], [-1, 1, 1, -1])
     write_parquet(tmp_path / "pm_test.parquet", x[4:6], [1.0, -1.0])
-    pm = build_task_data(
-        local(tmp_path, "pm.parquet", "pm_test.parquet", validation_file=str(tmp_path / "pm.parquet"))
-    )
+    pm = load_task(local(tmp_path, "pm.parquet", "pm_test.parquet", validation_file=str(tmp_path / "pm.parquet")))
     assert pm.id2label == {0: "-1", 1: "1"} and labels_of(pm.test) == [1, 0] and labels_of(pm.train) == [0, 1, 1, 0]
     write_parquet(tmp_path / "01.parquet", x[:2], [1, 0])
-    named = build_task_data(
+    named = load_task(
         {
             **local(tmp_path, "01.parquet", "01.parquet", validation_file=str(tmp_path / "01.parquet")),
             "label_names": ["no", "yes"],
@@ -265,7 +263,7 @@ def test_labels_classlabel_integers_and_label_names(tmp_path, arrays):
         ValueError,
         match=re.escape("test split row 1: label -1.0 is not among the labels ['no', 'yes'] (indices 0..1)"),
     ):
-        build_task_data(
+        load_task(
             {
                 **local(tmp_path, "01.parquet", "pm_test.parquet", validation_file=str(tmp_path / "01.parquet")),
                 "label_names": ["no", "yes"],
@@ -276,11 +274,11 @@ def test_labels_classlabel_integers_and_label_names(tmp_path, arrays):
         ValueError,
         match=re.escape(f"{tmp_path / 'bad.parquet'}: test split row 1: label 5 is not among the labels ['-1', '1']"),
     ):
-        build_task_data(local(tmp_path, "pm.parquet", "bad.parquet", validation_file=str(tmp_path / "pm.parquet")))
+        load_task(local(tmp_path, "pm.parquet", "bad.parquet", validation_file=str(tmp_path / "pm.parquet")))
     with pytest.raises(
         ValueError, match=re.escape("test split row 1: label 5 is not among the labels ['no', 'yes'] (indices 0..1)")
     ):
-        build_task_data(
+        load_task(
             {
                 **local(tmp_path, "01.parquet", "bad.parquet", validation_file=str(tmp_path / "01.parquet")),
                 "label_names": ["no", "yes"],
@@ -298,46 +296,47 @@ def test_error_messages(tmp_path, arrays):
             f"{tmp_path / 't.parquet'}: the train split has no column(s) ['values']; columns: ['series', 'label']"
         ),
     ):
-        build_task_data({**ok, "input_column": "values"})
+        load_task({**ok, "input_column": "values"})
     with pytest.raises(ValueError, match=re.escape("split has no column(s) ['target']; columns: ['series', 'label']")):
-        build_task_data({**ok, "label_column": "target"})
+        load_task({**ok, "label_column": "target"})
     with pytest.raises(
-        ValueError, match=re.escape(f"{tmp_path / 't.parquet'} row 0: series of length 32 exceeds max_length=16")
+        ValueError,
+        match=re.escape(f"{tmp_path / 't.parquet'} row 0: sequence of length 32 exceeds max_sequence_length=16"),
     ):
-        build_task_data({**ok, "max_length": 16})
-    assert build_task_data({**ok, "max_length": 40}).max_length == 40
+        load_task(ok, max_sequence_length=16)
+    assert load_task(ok, max_sequence_length=40).max_length == 40
     with pytest.raises(
         ValueError, match=re.escape("normalize: expected one of per_series | global | none, got 'zscore'")
     ):
-        build_task_data({**ok, "normalize": "zscore"})
+        load_task({**ok, "normalize": "zscore"})
     with pytest.raises(ValueError, match=re.escape("source: local needs `test_file` (or `root`)")):
-        build_task_data({**ok, "test_file": None})
+        load_task({**ok, "test_file": None})
     with pytest.raises(FileNotFoundError, match=re.escape(f"test_file {tmp_path / 'nope.parquet'} does not exist")):
-        build_task_data({**ok, "test_file": str(tmp_path / "nope.parquet")})
+        load_task({**ok, "test_file": str(tmp_path / "nope.parquet")})
     (tmp_path / "empty.jsonl").write_text("")
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'empty.jsonl'}: empty test file (no rows)")):
-        build_task_data({**ok, "test_file": str(tmp_path / "empty.jsonl")})
+        load_task({**ok, "test_file": str(tmp_path / "empty.jsonl")})
     (tmp_path / "bad.csv").write_text('series,label\n"1, 2, 3",0\n"1, oops",1\n')
     with pytest.raises(
         ValueError, match=re.escape(f"{tmp_path / 'bad.csv'} row 1 column 'series': expected numbers, got '1, oops'")
     ):
-        build_task_data({**ok, "test_file": str(tmp_path / "bad.csv")})
+        load_task({**ok, "test_file": str(tmp_path / "bad.csv")})
     (tmp_path / "nan.jsonl").write_text('{"series": [null, null], "label": 0}\n')
     with pytest.raises(
         ValueError, match=re.escape(f"{tmp_path / 'nan.jsonl'} row 0: channel 0 has no observed value")
     ):
-        build_task_data({**ok, "test_file": str(tmp_path / "nan.jsonl")})
+        load_task({**ok, "test_file": str(tmp_path / "nan.jsonl")})
     (tmp_path / "c3.jsonl").write_text('{"series": [[1, 2, 3]], "label": 0}\n')
     with pytest.raises(
         ValueError, match=re.escape("splits have different channel counts {'train': 2, 'validation': 2, 'test': 3}")
     ):
-        build_task_data({**ok, "test_file": str(tmp_path / "c3.jsonl")})
+        load_task({**ok, "test_file": str(tmp_path / "c3.jsonl")})
     np.savez(tmp_path / "noy.npz", x=x)
     with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'noy.npz'}: missing array(s) ['y']; arrays: ['x']")):
-        build_task_data({**ok, "test_file": str(tmp_path / "noy.npz")})
+        load_task({**ok, "test_file": str(tmp_path / "noy.npz")})
     np.savez(tmp_path / "short.npz", x=x, y=y[:3])
     with pytest.raises(ValueError, match=re.escape("16 series in x but 3 labels in y")):
-        build_task_data({**ok, "test_file": str(tmp_path / "short.npz")})
+        load_task({**ok, "test_file": str(tmp_path / "short.npz")})
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ import pytest
 from task_checks import check_task, items_of, same_items, tiny
 
 from modeling_mrconv import build_byte_tokenizer
-from modeling_mrconv.data import build_task_data
-from modeling_mrconv.data.base import byte_encode
+from modeling_mrconv.data import load_task
+from modeling_mrconv.data.base import byte_ids
 from modeling_mrconv.data.text import NEGATIVE_MARKER, POSITIVE_MARKER, synthetic_retrieval_examples
 
 
 def test_synthetic_text_rule(tmp_path):
-    task_data = build_task_data(tiny("synthetic_text", tmp_path, num_train=40), seed=0)
+    task_data = load_task(tiny("synthetic_text", tmp_path, num_train=40), seed=0)
     tokenizer = task_data.tokenizer
     labels = []
     for ids, label in items_of(task_data.train):
@@ -60,8 +60,8 @@ def _write_text_files(tmp_path: Path, kind: str, labels: list | None = None) -> 
 @pytest.mark.parametrize("kind", ["csv", "jsonl", "parquet"])
 def test_text_local_files(tmp_path, kind):
     files = _write_text_files(tmp_path, kind)
-    cfg = {"task": "text", "source": "local", "max_length": 16, "hf_cache_dir": str(tmp_path / "hf"), **files}
-    task_data = build_task_data(cfg)
+    cfg = {"task": "text", "source": "local", "cache_dir": str(tmp_path / "hf"), **files}
+    task_data = load_task(cfg, max_sequence_length=16)
     check_task(task_data, (5, 2, 2))
     assert task_data.id2label == {0: "negative", 1: "positive"} and task_data.vocab_size == 259
     tokenizer = build_byte_tokenizer(16)
@@ -72,9 +72,12 @@ def test_text_local_files(tmp_path, kind):
     assert len(task_data.train[3]["input_ids"]) == 16 and task_data.train[3]["input_ids"][-1] == 1
     # without a validation file, validation is carved from train by data_seed
     no_val = {k: v for k, v in cfg.items() if k != "validation_file"}
-    carved = build_task_data({**no_val, "validation_fraction": 0.4}, seed=1)
+    carved = load_task({**no_val, "validation_fraction": 0.4}, seed=1, max_sequence_length=16)
     assert (len(carved.train), len(carved.validation)) == (3, 2)
-    assert same_items(carved.validation, build_task_data({**no_val, "validation_fraction": 0.4}, seed=1).validation)
+    again = load_task({**no_val, "validation_fraction": 0.4}, seed=1, max_sequence_length=16)
+    assert same_items(carved.validation, again.validation)
+    uncut = load_task(cfg)  # no model length: nothing is cut
+    assert uncut.max_length == len(TEXTS[3]) + 1 and len(uncut.train[3]["input_ids"]) == 81
 
 
 def test_text_local_string_labels_and_save_to_disk(tmp_path):
@@ -91,9 +94,8 @@ def test_text_local_string_labels_and_save_to_disk(tmp_path):
         "root": str(tmp_path / "dd"),
         "text_column": "review",
         "label_column": "stars",
-        "max_length": 32,
     }
-    task_data = build_task_data(cfg)
+    task_data = load_task(cfg)
     check_task(task_data, (5, 1, 3))
     assert task_data.id2label == {0: "bad", 1: "good"}
     assert [label for _, label in items_of(task_data.test)] == LABELS[6:]
@@ -106,13 +108,15 @@ def test_retrieval_local_tsv(tmp_path):
             f"{label}{'.0' if i == 1 else ''}\tid{i}a\tid{i}b\t{a}\t{b}\n" for i, (label, a, b) in enumerate(rows)
         ]
         (tmp_path / f"new_aan_pairs.{name}.tsv").write_text("".join(lines), encoding="utf-8")
-    task_data = build_task_data({"task": "retrieval", "root": str(tmp_path), "max_length": 20})
+    task_data = load_task({"task": "retrieval", "root": str(tmp_path)}, max_sequence_length=20)
     check_task(task_data, (3, 3, 3))
     assert task_data.pair and task_data.id2label == {0: "different", 1: "same"}
     for (ids, label), (expected_label, a, b) in zip(items_of(task_data.test), rows, strict=True):
-        first, second = byte_encode(a, 20), byte_encode(b, 20)
+        first, second = (
+            ids if len(ids) <= 20 else [*ids[:19], 1] for ids in (byte_ids(a).tolist(), byte_ids(b).tolist())
+        )
         assert label == expected_label and ids.shape == (2, max(len(first), len(second)))
-        assert ids[0, : len(first)].tolist() == first.tolist() and ids[1, : len(second)].tolist() == second.tolist()
+        assert ids[0, : len(first)].tolist() == first and ids[1, : len(second)].tolist() == second
         assert (ids[0, len(first) :] == 0).all() and (ids[1, len(second) :] == 0).all()
 
 
@@ -123,8 +127,8 @@ def test_retrieval_local_jsonl_goes_through_datasets(tmp_path):
         (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
         files[f"{split}_file"] = str(tmp_path / f"{split}.jsonl")
     cfg = {"task": "retrieval", "source": "local", "text1_column": "a", "text2_column": "b", "label_column": "same"}
-    task_data = build_task_data({**cfg, **files, "max_length": 12, "hf_cache_dir": str(tmp_path / "hf")})
+    task_data = load_task({**cfg, **files, "cache_dir": str(tmp_path / "hf")}, max_sequence_length=12)
     check_task(task_data, (5, 1, 2))
     ids, label = items_of(task_data.test)[1]
-    assert label == 1 and ids[0, :6].tolist() == byte_encode("doc 7", 12).tolist()
-    assert ids[1].tolist() == byte_encode("other 7" * 8, 12).tolist()
+    assert label == 1 and ids[0, :6].tolist() == byte_ids("doc 7").tolist()
+    assert ids[1].tolist() == [*byte_ids("other 7" * 8)[:11].tolist(), 1]

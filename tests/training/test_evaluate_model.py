@@ -14,7 +14,7 @@ from accelerate.state import AcceleratorState
 from mrconv_testing import load_script
 
 from modeling_mrconv import MRConvForSequenceClassification
-from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data import load_task
 from modeling_mrconv.data.generators.timeseries import generate_timeseries, write_parquet
 from modeling_mrconv.training import build_model, load_preset
 
@@ -53,7 +53,7 @@ def export(tmp_path) -> Path:
     }
     (tmp_path / "preset.yaml").write_text(yaml.safe_dump(preset))
     preset = load_preset(tmp_path / "preset.yaml", [])
-    model = build_model(preset["model"], build_task_data(preset["data"])).eval()
+    model = build_model(preset["model"], load_task(preset["data"])).eval()
     with torch.no_grad():  # non-trivial predictions (the head starts at zero)
         for parameter in model.parameters():
             parameter.add_(0.5 * torch.randn_like(parameter))
@@ -78,9 +78,9 @@ def test_split_and_data_file_results_equal_the_logits(export, tmp_path):
     results = run(_args(export, split="validation"))
     saved = json.loads((export / RESULTS_FILE).read_text())
     assert saved == results and saved["written_by"] == "scripts/evaluate_model.py" and saved["split"] == "validation"
-    task = build_task_data(load_preset(export / "training_preset.yaml", [])["data"])
-    series = [task.validation.series(i).astype(np.float64) for i in range(len(task.validation))]  # z-normalized: again
-    accuracy, matrix = _reference(export, series, task.validation.labels)  # is the identity
+    task = load_task(load_preset(export / "training_preset.yaml", [])["data"])
+    series = [item["input_values"].double().numpy() for item in task.validation]  # z-normalized: again is the identity
+    accuracy, matrix = _reference(export, series, np.array(list(task.validation["labels"])))
     assert saved["validation_accuracy"] == pytest.approx(accuracy, abs=1e-12) and saved["num_examples"] == 6
     assert saved["validation_confusion_matrix"] == matrix.tolist()
 

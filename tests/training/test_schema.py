@@ -32,7 +32,7 @@ TEXT_CPU = ROOT / "configuration" / "text_cpu.yaml"
             "data.num_trian: unknown data key (not a key of task 'synthetic_text'); did you mean 'num_train'?",
         ),
         # keys of the synthetic task do not apply to real text
-        (["data.task=text"], "data.num_train: unknown data key (not a key of task 'text'); valid keys: ['data_seed',"),
+        (["data.task=text"], "data.num_train: unknown data key (not a key of task 'text'); valid keys: ['cache',"),
         (["data.task=txt"], "data.task: unknown data task 'txt'; did you mean 'text'? choose from"),
         (["model.vocab_size=10"], "model.vocab_size: set from the task's data, not a preset key"),
     ],
@@ -59,7 +59,8 @@ def test_every_preset_passes_the_schema():
         assert set(load_preset(path, [])) == {"model", "data", "train"}
 
 
-def test_text_length_follows_the_model(tmp_path):
+def test_text_length_is_the_models(tmp_path):
+    """The model's max_sequence_length is the one length (data/task.py cuts the documents to it): no data key."""
     text = ["data.task=text", "data.num_train=null", "data.num_validation=null", "data.num_test=null"]
     text += ["data.min_length=null"]
     with pytest.raises(ValueError, match=re.escape("data.num_train: unknown data key (not a key of task 'text')")):
@@ -69,9 +70,6 @@ def test_text_length_follows_the_model(tmp_path):
         preset = "\n".join(line for line in preset.splitlines() if not line.strip().startswith(f"{key}:"))
     path = tmp_path / "text.yaml"
     path.write_text(preset.replace("task: synthetic_text", "task: text"))
-    assert load_preset(path, ["model.max_sequence_length=4096"])["data"]["max_length"] == 4096  # not 512
-    assert load_preset(path, [])["data"]["max_length"] == 512
-    assert load_preset(path, ["data.max_length=512"])["data"]["max_length"] == 512
-    message = "data.max_length=512 disagrees with model.max_sequence_length=4096 for task 'text'"
-    with pytest.raises(ValueError, match=re.escape(message)):
+    assert "max_length" not in load_preset(path, ["model.max_sequence_length=4096"])["data"]
+    with pytest.raises(ValueError, match=re.escape("data.max_length: unknown data key (not a key of task 'text')")):
         load_preset(path, ["data.max_length=512", "model.max_sequence_length=4096"])

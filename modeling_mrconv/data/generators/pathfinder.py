@@ -582,8 +582,10 @@ def generate_pathfinder(
     resolution: int = 32,
     contour_length: int | None = None,
     num_workers: int = 1,
+    start: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Generate a Pathfinder dataset; image ``i`` depends only on ``(seed, i)``.
+    """Generate a Pathfinder dataset (images ``start`` to ``start + num_examples - 1``); image ``i`` depends only on
+    ``(seed, i)``.
 
     Args:
         num_examples: Number of images.
@@ -591,14 +593,15 @@ def generate_pathfinder(
         resolution: 32, 64, 128 (Path-X) or 256, selecting the LRA preset.
         contour_length: Target snake length in paddles (LRA: 14; 6 and 9 are the easier levels).
         num_workers: Processes to use; the output does not depend on it.
+        start: Index of the first image.
 
     Returns:
         ``(images, labels)``: (N, H, W) uint8 and (N,) int64.
     """
     params = pathfinder_params(resolution, contour_length)
     if num_workers <= 1 or num_examples < 2:
-        return _generate_range(seed, 0, num_examples, params)
-    bounds = np.linspace(0, num_examples, min(num_workers * 4, num_examples) + 1).astype(int)
+        return _generate_range(seed, start, start + num_examples, params)
+    bounds = start + np.linspace(0, num_examples, min(num_workers * 4, num_examples) + 1).astype(int)
     with ProcessPoolExecutor(max_workers=num_workers) as pool:
         futures = [
             pool.submit(_generate_range, seed, int(a), int(b), params)

@@ -1,0 +1,134 @@
+"""Generated splits and preprocessing through `datasets`' cache, keyed by every parameter and the code that runs.
+
+`Dataset.from_generator` and `Dataset.map` cache their Arrow files under a fingerprint. `datasets` hashes a function
+from an importable module by its name, not its code, so every fingerprint here is explicit: the step's name, its
+parameters and the sha256 of the source files of the modules that compute it (`code_hash`). Changing a generator
+parameter, the seed or the generator's code therefore gives a new cache entry; a cached entry is never served for
+other parameters. `cache: false` (a task key) builds everything in memory instead.
+"""
+
+import functools
+import hashlib
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from modeling_mrconv.data.base import SPLITS, TaskConfig
+
+
+@functools.cache
+def _file_hash(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def code_hash(*modules: ModuleType | str) -> str:
+    """sha256 over the source files of `modules` (module objects or names), in order."""
+    files = [sys.modules[m].__file__ if isinstance(m, str) else m.__file__ for m in modules]
+    return hashlib.sha256("".join(_file_hash(f) for f in files).encode()).hexdigest()
+
+
+def fingerprint(*parts: Any) -> str:
+    """A 32-hex-digit key of JSON-serializable `parts` (tuples as lists, other objects by `str`)."""
+    text = json.dumps(parts, sort_keys=True, default=lambda v: v.tolist() if isinstance(v, np.ndarray) else str(v))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def file_key(path: str | Path) -> list:
+    """What identifies a local file's content for a cache key: its resolved path, size and modification time."""
+    path = Path(path).expanduser().resolve()
+    stat = path.stat()
+    return [str(path), stat.st_size, stat.st_mtime_ns]
+
+
+def _unwrap(err: Exception) -> Exception:
+    """The reader's own error (a ValueError naming the file and row) instead of datasets' generation wrapper."""
+    cause = err.__cause__
+    return cause if isinstance(cause, ValueError | FileNotFoundError | ImportError) else err
+
+
+def generated_dataset(
+    name: str,
+    generator: Callable[..., Iterator[dict]],
+    gen_kwargs: dict[str, Any],
+    features: Any,
+    config: TaskConfig,
+    code: Sequence[ModuleType | str] = (),
+    num_proc: int | None = None,
+    files: Sequence[str | Path] = (),
+) -> Any:
+    """`Dataset.from_generator(generator, gen_kwargs)` with explicit `features`, cached under a fingerprint of `name`,
+    `gen_kwargs`, `features`, the code of the generator's module and of `code` (the modules it calls) and the
+    `file_key` of the `files` the rows are read from.
+
+    Lists in `gen_kwargs` are shards (`datasets` splits them over `num_proc` processes, in order); pass tuples for
+    anything else. Errors the generator raises (ValueError, FileNotFoundError) reach the caller unwrapped.
+    """
+    from datasets import Dataset
+    from datasets.exceptions import DatasetGenerationError
+
+    key = fingerprint(
+        name, gen_kwargs, features.to_dict(), code_hash(generator.__module__, *code), [file_key(f) for f in files]
+    )
+    kwargs = {"features": features, "gen_kwargs": gen_kwargs, "fingerprint": key, "num_proc": num_proc}
+    try:
+        if config.cache:
+            return Dataset.from_generator(generator, cache_dir=config.cache_dir, **kwargs)
+        with tempfile.TemporaryDirectory() as tmp:  # read into memory, then the files go
+            return Dataset.from_generator(generator, cache_dir=tmp, keep_in_memory=True, **kwargs)
+    except DatasetGenerationError as err:
+        raise _unwrap(err) from err
+
+
+def split_by_counts(dataset: Any, counts: Sequence[int]) -> Any:
+    """A DatasetDict of consecutive rows: the first counts[0] are train, the next counts[1] validation, then test."""
+    from datasets import DatasetDict
+
+    if len(dataset) != sum(counts):
+        raise ValueError(f"expected {sum(counts)} generated rows, got {len(dataset)}")
+    bounds = np.cumsum([0, *counts])
+    return DatasetDict({s: dataset.select(range(bounds[i], bounds[i + 1])) for i, s in enumerate(SPLITS)})
+
+
+STREAM_BATCH_SIZE = 16  # rows per map call while streaming
+
+
+def map_batches(
+    dataset: Any,
+    function: Callable[..., dict],
+    features: Any,
+    config: TaskConfig,
+    fn_kwargs: dict[str, Any] | None = None,
+    with_indices: bool = False,
+    batch_size: int = 256,
+    numpy: bool = False,
+) -> Any:
+    """`dataset.map(function, batched=True)` to exactly `features` (other columns dropped), for a `Dataset` (cached
+    under a fingerprint of the input's, the function, `fn_kwargs` and its module's code) or an `IterableDataset`
+    (lazy, applied while streaming). `function(batch, [indices,] **fn_kwargs)` gets rows numbered in `dataset`, as
+    Python lists, or numpy arrays with `numpy` (array columns)."""
+    from datasets import IterableDataset
+
+    dataset = dataset.with_format("numpy" if numpy else None)
+    fn_kwargs = fn_kwargs or {}
+    common = {"batched": True, "batch_size": batch_size, "with_indices": with_indices, "features": features}
+    remove = list(dataset.column_names or [])  # removed before the outputs are written: same names are replaced
+    if isinstance(dataset, IterableDataset):  # small batches: a stream holds a few rows per step, whatever their size
+        common["batch_size"] = STREAM_BATCH_SIZE
+        return dataset.map(function, fn_kwargs=fn_kwargs, remove_columns=remove or None, **common)
+    name = getattr(function, "__qualname__", repr(function))
+    key = fingerprint(dataset._fingerprint, name, fn_kwargs, features.to_dict(), code_hash(function.__module__))
+    return dataset.map(
+        function,
+        fn_kwargs=fn_kwargs,
+        remove_columns=remove,
+        new_fingerprint=key,
+        keep_in_memory=not config.cache,
+        desc=name.lstrip("_").replace("_", " "),
+        **common,
+    )
