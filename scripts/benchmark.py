@@ -11,8 +11,10 @@ classifier (token ids in, logits out) at the same width and depth, timed side by
     mamba             `transformers.MambaModel`, state 16 (torch path unless `mamba_ssm` is installed on CUDA)
     s4d               an S4D-Lin layer written here: diagonal complex A, N=64, Vandermonde kernel every call, FFT conv
 
-Peers get MRConv's head (mean pooling + linear), and the S4D model uses MRConv's block around its convolution. Inference
-rows are the paper's appendix figure (inference time vs length: MRConv merged vs attention vs S4D), plus the others.
+All but the floor come from `modeling_mrconv.training.models.build_model`, the model builder of scripts/train.py and
+the accuracy study; the peers (`bench.peers.PeerForSequenceClassification`) get MRConv's input layer and head (masked
+mean pooling + linear), and the S4D model MRConv's block around its convolution. Inference rows are the paper's
+appendix figure (inference time vs length: MRConv merged vs attention vs S4D), plus the others.
 
 Deployment rows (`--deployment`, measured in modeling_mrconv/bench/deployment.py, causal model): streaming latency per chunk
 after a history vs recomputing the prefix (merged model; chunks `--stream_chunks` after `--stream_histories`), and
@@ -50,6 +52,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -58,9 +61,8 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 import transformers  # noqa: E402
 from torch import nn  # noqa: E402
-from transformers import AutoModel, BertConfig, MambaConfig  # noqa: E402
 
-from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification  # noqa: E402
+from modeling_mrconv import MRConvConfig  # noqa: E402
 from modeling_mrconv.bench.deployment import (  # noqa: E402
     compile_rows,
     deployment_ratios,
@@ -78,7 +80,6 @@ from modeling_mrconv.bench.measure import (  # noqa: E402
     peak_memory,
     time_fn,
 )
-from modeling_mrconv.bench.peers import PooledClassifier, S4DClassifier  # noqa: E402
 from modeling_mrconv.bench.report import (  # noqa: E402
     INFERENCE_MODELS,
     LABELS,
@@ -87,6 +88,7 @@ from modeling_mrconv.bench.report import (  # noqa: E402
     print_summary,
     write_outputs,
 )
+from modeling_mrconv.training.models import build_model, model_config  # noqa: E402
 
 
 try:
@@ -110,50 +112,48 @@ class Runner:
 
 
 # ---------------------------------------------------------------------------------------------------------- models
+# the `model:` section of each model (`training.models.build_model`, the one builder of scripts/train.py and the study)
+# on top of the benchmark's width and depth; the floor model is `floor_model.build_floor_model`
+MODEL_SECTIONS = {
+    "mrconv_merged": {},
+    "mrconv_unmerged": {},
+    "single_kernel": {"reparameterized": True},
+    "attention": {"architecture": "bert"},
+    "mamba": {"architecture": "mamba"},
+    "s4d": {"architecture": "s4d"},
+}
+
+
+def bench_task(args: argparse.Namespace, L: int) -> SimpleNamespace:
+    """The benchmark's inputs as the attributes of a `TaskData` the model builder reads: random ids of MRConv's byte
+    vocabulary, `args.num_labels` classes, length L."""
+    labels = {i: str(i) for i in range(args.num_labels)}
+    tokens = {"input_dim": None, "vocab_size": MRConvConfig().vocab_size, "pad_token_id": 0}
+    return SimpleNamespace(max_length=L, num_labels=len(labels), id2label=labels, pair=False, **tokens)
+
+
+def model_section(name: str, args: argparse.Namespace, **overrides) -> dict:
+    """`name` at `args`' width and depth: MRConv with `args`' kernel (bidirectional unless `overrides` say otherwise),
+    or a peer."""
+    section = {"hidden_size": args.hidden_size, "num_hidden_layers": args.num_layers, **MODEL_SECTIONS[name]}
+    if "architecture" not in section:
+        section.update(kernel_size=args.kernel_size, kernel_type=args.kernel_type, bidirectional=True)
+    return {**section, **overrides}
+
+
 def mrconv_config(args: argparse.Namespace, L: int, **overrides) -> MRConvConfig:
-    """The benchmark's MRConv at `args`' width, depth and kernel, bidirectional unless `overrides` say otherwise."""
-    values = {"bidirectional": True, **overrides}
-    return MRConvConfig(
-        hidden_size=args.hidden_size,
-        num_hidden_layers=args.num_layers,
-        max_sequence_length=L,
-        kernel_size=args.kernel_size,
-        kernel_type=args.kernel_type,
-        num_labels=args.num_labels,
-        **values,
-    )
+    """The benchmark's MRConv at length L (the floor model and the deployment rows)."""
+    return model_config(model_section("mrconv_unmerged", args, **overrides), bench_task(args, L))
 
 
 def build_module(name: str, mode: str, args: argparse.Namespace, L: int) -> nn.Module:
     """The model `name` at length L, on CPU, in the mode's train/eval state."""
-    H, layers, labels = args.hidden_size, args.num_layers, args.num_labels
-    vocab = MRConvConfig().vocab_size
-    if name == "mrconv_merged":
-        module = MRConvForSequenceClassification(mrconv_config(args, L)).eval().reparameterize()
-    elif name == "mrconv_unmerged":
-        module = MRConvForSequenceClassification(mrconv_config(args, L))
-    elif name == "single_kernel":
-        module = MRConvForSequenceClassification(mrconv_config(args, L, reparameterized=True))
-    elif name == "floor":
+    if name == "floor":
         module = build_floor_model(mrconv_config(args, L, reparameterized=True))
-    elif name == "attention":
-        config = BertConfig(
-            vocab_size=vocab,
-            hidden_size=H,
-            num_hidden_layers=layers,
-            num_attention_heads=4,
-            intermediate_size=4 * H,
-            max_position_embeddings=L,
-            hidden_dropout_prob=0.0,
-            attention_probs_dropout_prob=0.0,
-        )
-        backbone = AutoModel.from_config(config, attn_implementation="sdpa", add_pooling_layer=False)
-        module = PooledClassifier(backbone, H, labels)
-    elif name == "mamba":
-        config = MambaConfig(vocab_size=vocab, hidden_size=H, state_size=16, num_hidden_layers=layers, use_cache=False)
-        module = PooledClassifier(AutoModel.from_config(config), H, labels, use_cache=False)
-    elif name == "s4d":
-        module = S4DClassifier(vocab, H, layers, labels, bidirectional=True)
+    elif name in MODEL_SECTIONS:
+        module = build_model(model_section(name, args), bench_task(args, L))
+        if name == "mrconv_merged":
+            module.eval().reparameterize()
     else:
         raise ValueError(f"unknown model {name!r}")
     return module.train(mode == "training")

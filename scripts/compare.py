@@ -1,9 +1,10 @@
 """Accuracy study: MRConv variants, their ablations and peer models trained on the same tasks at equal budget.
 
-Every model of a task gets the same optimizer steps, batch size, seeds and data (`study/presets.py`); peers are
-width-matched to MRConv's parameter count and pick their learning rate from a small sweep on seed 0. Results are
-appended to `<output_dir>/runs.jsonl` as each run finishes (a rerun skips finished runs), then summarized in
-`results.json`, `results.md` and `accuracy.png` (`study/report.py`).
+The study is a file under `configuration/study/` (default `accuracy.yaml`): its tasks are presets of that folder, its
+models lists of overrides. Every cell (task, model, seed, learning rate) is one run of the training loop of
+`scripts/train.py` (`modeling_mrconv.training.train`) into `<runs_dir>/<key>/`; peers first sweep their learning rate
+on seed 0. Records are appended to `<output_dir>/runs.jsonl` as each cell finishes (a rerun skips finished cells),
+then summarized in `results.json`, `results.md` and `accuracy.png` (`modeling_mrconv/study/report.py`).
 
 Commands (from the repository root):
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python scripts/compare.py --tasks all --seeds 3 --workers 2
@@ -13,6 +14,7 @@ Commands (from the repository root):
 """
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -20,20 +22,16 @@ import sys
 import time
 from pathlib import Path
 
+from modeling_mrconv.study.config import DEFAULT_STUDY, load_study
 from modeling_mrconv.study.grid import load_records, planned_runs, run_grid
-from modeling_mrconv.study.models import model_names
-from modeling_mrconv.study.presets import PRESETS
 from modeling_mrconv.study.report import study_meta, write_report
+from modeling_mrconv.study.runner import run_cell
 
 
-QUICK_TASK = "digits"
-QUICK_MODELS = ["mrconv_fourier_l0small", "no_branch_bn", "s4d"]
-
-
-def parse_list(value: str, allowed: list[str], what: str) -> list[str]:
-    """A comma-separated selection of `allowed` ("all" = every one), in the order given."""
+def parse_list(value: str, allowed: list[str], default: list[str], what: str) -> list[str]:
+    """A comma-separated selection of `allowed` ("all" = `default`), in the order given."""
     if value == "all":
-        return list(allowed)
+        return list(default)
     chosen = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [v for v in chosen if v not in allowed]
     if unknown or not chosen:
@@ -43,33 +41,30 @@ def parse_list(value: str, allowed: list[str], what: str) -> list[str]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", default="all", help=f"'all' or a comma list of {list(PRESETS)}")
-    parser.add_argument("--models", default="all", help=f"'all' or a comma list of {model_names()}")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds per model (>= 3 for mean ± std)")
-    parser.add_argument("--workers", type=int, default=2, help="training processes, 1 thread each")
+    parser.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="a study file of configuration/study/")
+    parser.add_argument("--tasks", default="all", help="'all' or a comma list of the study's tasks")
+    parser.add_argument("--models", default="all", help="'all' or a comma list of the study's models")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per model (default: the study's)")
+    parser.add_argument("--workers", type=int, default=None, help="cells side by side (default: the study's)")
     parser.add_argument(
         "--output_dir", default=None, help="default: benchmarks/accuracy, or runs/compare_quick with --quick"
     )
-    parser.add_argument("--quick", action="store_true", help=f"seconds: {QUICK_TASK}, {QUICK_MODELS}, 1 seed, 4 steps")
+    parser.add_argument("--runs_dir", default=None, help="the cells' run folders (default: runs/<study name>)")
+    parser.add_argument("--quick", action="store_true", help="the study's quick form: seconds, for CI")
     parser.add_argument("--report_only", action="store_true", help="no training: rewrite the report from runs.jsonl")
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    if args.workers < 1:
-        parser.error(f"--workers must be >= 1, got {args.workers}")
+    for name in ("seeds", "workers"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.quick:
-        tasks = [QUICK_TASK] if args.tasks == "all" else parse_list(args.tasks, list(PRESETS), "tasks")
-        models = QUICK_MODELS if args.models == "all" else parse_list(args.models, model_names(), "models")
-        seeds = 1 if "--seeds" not in (argv if argv is not None else sys.argv) else args.seeds
-    else:
-        tasks = parse_list(args.tasks, list(PRESETS), "tasks")
-        models = parse_list(args.models, model_names(), "models")
-        seeds = args.seeds
+    study = load_study(args.study, args.quick)
+    tasks = parse_list(args.tasks, list(study.tasks), list(study.default_tasks), "tasks")
+    models = parse_list(args.models, list(study.families), list(study.default_models), "models")
+    seeds, workers = args.seeds or study.seeds, args.workers or study.workers
     output_dir = Path(args.output_dir or ("runs/compare_quick" if args.quick else "benchmarks/accuracy"))
     output_dir.mkdir(parents=True, exist_ok=True)
     results_path = output_dir / "runs.jsonl"
@@ -83,11 +78,11 @@ def main(argv: list[str] | None = None) -> None:
     env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "HF_HUB_OFFLINE") if k in os.environ)
     command = " ".join(filter(None, [env, "python", shlex.join(["scripts/compare.py", *(argv or sys.argv[1:])])]))
     previous = output_dir / "results.json"
-    if args.report_only and previous.exists():
-        # the report describes the runs: keep the command that trained them
-        command = json.loads(previous.read_text())["meta"]["command"]
-    meta = study_meta(command, tasks, models, seeds, args.workers, args.quick)
-    expected = planned_runs(tasks, models, seeds, args.quick)
+    previous_meta = json.loads(previous.read_text())["meta"] if previous.exists() else {}
+    if args.report_only and previous_meta:
+        command = previous_meta["command"]  # the report describes the runs: keep the command that trained them
+    meta = study_meta(command, study, tasks, models, seeds, workers, previous_meta.get("majority_baseline"))
+    expected = planned_runs(study, tasks, models, seeds)
     started = time.perf_counter()
 
     def progress(record: dict) -> None:
@@ -98,12 +93,14 @@ def main(argv: list[str] | None = None) -> None:
             f"{record['seconds_per_step']:.3f} s/step); {len(records)} records",
             flush=True,
         )
-        write_report(output_dir, records, meta, expected, with_plot=False)
+        write_report(output_dir, study, records, meta, expected, with_plot=False)
 
     if not args.report_only:
+        runs_dir = Path(args.runs_dir or Path("runs") / study.path.stem)
         print(f"study: tasks {tasks}, models {models}, {seeds} seed(s), {expected} runs planned", flush=True)
-        run_grid(tasks, models, seeds, results_path, args.workers, args.quick, on_record=progress)
-    summary, _ = write_report(output_dir, load_records(results_path), meta, expected)
+        run_fn = functools.partial(run_cell, study=study, runs_dir=runs_dir)
+        run_grid(study, tasks, models, seeds, results_path, run_fn, workers, on_record=progress)
+    summary, _ = write_report(output_dir, study, load_records(results_path), meta, expected)
     for row in summary:
         print(
             f"{row['task']:>10} {row['model']:>28}: test {100 * row['test_accuracy_mean']:5.1f} ± "

@@ -1,13 +1,24 @@
-"""Peer models of the benchmark at MRConv's width and depth: S4D-Lin (written here) and transformers backbones
-(BERT with SDPA attention, Mamba) under MRConv's head (mean pooling + linear)."""
+"""The peers of MRConv in the benchmark and the accuracy study: S4D-Lin (written here), BERT (SDPA attention) and
+Mamba (transformers; its torch path without `mamba_ssm`), each between MRConv's input layer and head.
+
+`PeerForSequenceClassification` is a `PreTrainedModel` (`PeerConfig.architecture` picks the sequence mixer), so the
+training loop of `scripts/train.py` trains, exports and reloads it as it does MRConv; `training.models.build_model`
+builds it from a preset's `model:` section (`architecture: bert | s4d | mamba`).
+"""
 
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import BertConfig, BertModel, MambaConfig, MambaModel, PreTrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
 
 from modeling_mrconv.modeling_mrconv import masked_mean, zero_padding
+
+
+PEER_ARCHITECTURES = ("bert", "s4d", "mamba")
+STATE_SIZES = {"s4d": 64, "mamba": 16}  # S4D's N (Gu et al., 2022); Mamba's default d_state
 
 
 class S4DKernel(nn.Module):
@@ -75,35 +86,126 @@ class S4DBlocks(nn.Module):
         return x
 
 
-class S4DClassifier(nn.Module):
-    """Embedding, `S4DBlocks`, mean pooling, linear head."""
+class PeerConfig(PreTrainedConfig):
+    r"""
+    Configuration of a peer classifier: MRConv's input layer (token embedding or a linear map of `input_values`), a
+    sequence mixer, masked mean pooling and a linear head.
 
-    def __init__(self, vocab_size: int, hidden_size: int, num_layers: int, num_labels: int, bidirectional: bool):
-        super().__init__()
-        self.embeddings = nn.Embedding(vocab_size, hidden_size)
-        self.blocks = S4DBlocks(hidden_size, num_layers, bidirectional)
-        self.classifier = nn.Linear(hidden_size, num_labels)
+    Args:
+        architecture (`str`, *optional*, defaults to `"s4d"`):
+            The mixer: `"bert"` (transformers' `BertModel`, SDPA attention, learned positions, 4x wide MLP),
+            `"s4d"` (`S4DBlocks`: MRConv's block around an S4D-Lin convolution) or `"mamba"` (`MambaModel`).
+        vocab_size (`int`, *optional*, defaults to 259): Token ids of `input_ids` (MRConv's default).
+        input_dim (`int`, *optional*): Channels of `input_values`; `None` means the model reads token ids.
+        hidden_size (`int`, *optional*, defaults to 128): Width of every layer.
+        num_hidden_layers (`int`, *optional*, defaults to 4): Depth.
+        max_sequence_length (`int`, *optional*, defaults to 1024): BERT's learned positions.
+        num_attention_heads (`int`, *optional*, defaults to 4): BERT's heads.
+        state_size (`int`, *optional*): S4D's N (defaults to 64) or Mamba's state (defaults to 16).
+        bidirectional (`bool`, *optional*, defaults to `True`): S4D's kernels run both ways (BERT always does,
+            Mamba never).
+        pad_token_id (`int`, *optional*, defaults to 0): The embedding row kept at zero.
+    """
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        x = self.blocks(self.embeddings(input_ids).transpose(1, 2))  # (B H L)
-        return self.classifier(x.mean(-1))  # (B num_labels)
+    model_type = "mrconv_peer"
+
+    def __init__(
+        self,
+        architecture: str = "s4d",
+        vocab_size: int = 259,
+        input_dim: int | None = None,
+        hidden_size: int = 128,
+        num_hidden_layers: int = 4,
+        max_sequence_length: int = 1024,
+        num_attention_heads: int = 4,
+        state_size: int | None = None,
+        bidirectional: bool = True,
+        pad_token_id: int | None = 0,
+        **kwargs,
+    ):
+        if architecture not in PEER_ARCHITECTURES:
+            raise ValueError(f"architecture: expected one of {PEER_ARCHITECTURES}, got {architecture!r}")
+        if architecture == "bert" and hidden_size % num_attention_heads:
+            raise ValueError(
+                f"hidden_size {hidden_size} is not a multiple of num_attention_heads {num_attention_heads}"
+            )
+        self.architecture = architecture
+        self.vocab_size = vocab_size
+        self.input_dim = input_dim
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.max_sequence_length = max_sequence_length
+        self.num_attention_heads = num_attention_heads
+        self.state_size = state_size if state_size is not None else STATE_SIZES.get(architecture)
+        self.bidirectional = bidirectional
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
 
 
-class PooledClassifier(nn.Module):
-    """A transformers backbone returning (B, L, H) hidden states, with MRConv's head: masked mean pooling + linear."""
+def build_mixer(config: PeerConfig) -> nn.Module:
+    """The sequence mixer of `config.architecture`; the transformers ones read `inputs_embeds` only, so their own
+    (one-row) word embedding is frozen."""
+    H, layers = config.hidden_size, config.num_hidden_layers
+    if config.architecture == "s4d":
+        return S4DBlocks(H, layers, config.bidirectional, config.state_size)
+    if config.architecture == "bert":
+        bert = BertConfig(
+            vocab_size=1,
+            hidden_size=H,
+            num_hidden_layers=layers,
+            num_attention_heads=config.num_attention_heads,
+            intermediate_size=4 * H,
+            max_position_embeddings=config.max_sequence_length,
+            type_vocab_size=1,
+            hidden_dropout_prob=0.0,
+            attention_probs_dropout_prob=0.0,
+        )
+        mixer = BertModel(bert, add_pooling_layer=False)
+        mixer.set_attn_implementation("sdpa")
+    else:
+        mixer = MambaModel(
+            MambaConfig(
+                vocab_size=1, hidden_size=H, state_size=config.state_size, num_hidden_layers=layers, use_cache=False
+            )
+        )
+    mixer.get_input_embeddings().weight.requires_grad_(False)
+    return mixer
 
-    def __init__(self, backbone: nn.Module, hidden_size: int, num_labels: int, **call_kwargs):
-        super().__init__()
-        self.backbone = backbone
-        self.call_kwargs = call_kwargs
-        self.classifier = nn.Linear(hidden_size, num_labels)
+
+class PeerForSequenceClassification(PreTrainedModel):
+    """Input layer, the mixer of `config.architecture`, masked mean pooling, linear head (MRConv's, so that only the
+    mixer differs); `forward` takes MRConv's inputs and returns a `SequenceClassifierOutput`."""
+
+    config_class = PeerConfig
+    config: PeerConfig
+    base_model_prefix = "peer"
+    main_input_name = "input_ids"
+
+    def __init__(self, config: PeerConfig):
+        super().__init__(config)
+        if config.input_dim is None:
+            self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        else:
+            self.embeddings = nn.Linear(config.input_dim, config.hidden_size)
+        self.mixer = build_mixer(config)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
 
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        inputs = {"input_ids": input_ids} if inputs_embeds is None else {"inputs_embeds": inputs_embeds}
-        hidden = self.backbone(**inputs, attention_mask=attention_mask, **self.call_kwargs).last_hidden_state
-        return self.classifier(masked_mean(hidden.transpose(1, 2), attention_mask))  # (B num_labels)
+        labels: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        **kwargs,
+    ) -> SequenceClassifierOutput:
+        x = self.embeddings(input_ids if self.config.input_dim is None else input_values)  # (B L H)
+        if self.config.architecture == "s4d":
+            x = self.mixer(x.transpose(1, 2), attention_mask)  # (B H L)
+        else:
+            x = self.mixer(inputs_embeds=x, attention_mask=attention_mask).last_hidden_state.transpose(1, 2)  # (B H L)
+        logits = self.classifier(masked_mean(x, attention_mask))  # (B num_labels)
+        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+__all__ = ["PEER_ARCHITECTURES", "PeerConfig", "PeerForSequenceClassification", "S4DBlocks", "S4DKernel", "S4DLayer"]

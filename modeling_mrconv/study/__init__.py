@@ -1,2 +1,3 @@
-"""The accuracy study of `scripts/compare.py`: model zoo (`study.models`), task presets (`study.presets`), one
-training run (`study.runner`), the resumable grid (`study.grid`) and the report (`study.report`)."""
+"""The accuracy study of `scripts/compare.py`: a study file under `configuration/study/` (`study.config`), the
+resumable grid (`study.grid`), one cell through the training loop of `scripts/train.py` (`study.runner`) and the
+report (`study.report`)."""

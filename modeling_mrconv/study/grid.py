@@ -1,9 +1,9 @@
-"""The study grid: which runs, in which order, on how many processes; results appended as each run finishes.
+"""The study grid: which cells, in which order, on how many processes; records appended as each cell finishes.
 
 Peers first run their learning-rate sweep on seed 0; once a task's sweep of a peer is complete, the remaining seeds
 run at the rate with the best validation accuracy (ties: lower validation loss, then the smaller rate). MRConv
-variants and ablations use the preset's rate. Every finished run is one line of `runs.jsonl`; a rerun skips the
-keys already there, so an interrupted study resumes where it stopped.
+variants and ablations use the task preset's rate. Every finished cell is one line of `runs.jsonl`; a rerun skips
+the keys already there, so an interrupted study resumes where it stopped.
 """
 
 import concurrent.futures as futures
@@ -14,9 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from modeling_mrconv.study.models import family
-from modeling_mrconv.study.presets import task_preset
-from modeling_mrconv.study.runner import RunSpec, run
+from modeling_mrconv.study.config import RunSpec, Study
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
@@ -33,9 +31,8 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
         f.flush()
 
 
-def sweep_specs(task: str, model: str, quick: bool) -> list[RunSpec]:
-    rates = task_preset(task, quick).peer_learning_rates
-    return [RunSpec(task, model, 0, lr, "sweep", quick) for lr in rates]
+def sweep_specs(study: Study, task: str, model: str) -> list[RunSpec]:
+    return [RunSpec(task, model, 0, lr, "sweep", study.quick) for lr in study.peer_learning_rates]
 
 
 def best_learning_rate(records: list[dict[str, Any]]) -> float:
@@ -48,43 +45,42 @@ def best_learning_rate(records: list[dict[str, Any]]) -> float:
     return min(records, key=rank)["learning_rate"]
 
 
-def task_models(task: str, models: list[str], quick: bool) -> list[str]:
-    """`models` without those the task's preset excludes (`TaskPreset.excluded`)."""
-    excluded = task_preset(task, quick).excluded
-    return [m for m in models if m not in excluded]
+def task_models(study: Study, task: str, models: list[str]) -> list[str]:
+    """`models` without those the study excludes on `task`."""
+    return [m for m in models if m not in study.tasks[task].excluded]
 
 
-def initial_specs(tasks: list[str], models: list[str], seeds: int, quick: bool) -> list[RunSpec]:
-    """Every run that does not wait for a sweep: MRConv runs of all seeds and the peers' sweeps."""
+def initial_specs(study: Study, tasks: list[str], models: list[str], seeds: int) -> list[RunSpec]:
+    """Every cell that does not wait for a sweep: MRConv cells of all seeds and the peers' sweeps."""
     specs = []
     for task in tasks:
-        for model in task_models(task, models, quick):
-            if family(model) == "peer":
-                specs += sweep_specs(task, model, quick)
+        for model in task_models(study, task, models):
+            if study.families[model] == "peer":
+                specs += sweep_specs(study, task, model)
             else:
-                lr = task_preset(task, quick).learning_rate
-                specs += [RunSpec(task, model, seed, lr, "main", quick) for seed in range(seeds)]
+                lr = study.learning_rate(task)
+                specs += [RunSpec(task, model, seed, lr, "main", study.quick) for seed in range(seeds)]
     return specs
 
 
-def chosen_rates(records: list[dict[str, Any]], tasks: list[str], models: list[str], quick: bool) -> dict:
+def chosen_rates(study: Study, records: list[dict[str, Any]], tasks: list[str], models: list[str]) -> dict:
     """{(task, peer): rate} for every peer whose sweep is complete in `records`."""
     by_key = {r["key"]: r for r in records}
     chosen = {}
     for task in tasks:
-        for model in task_models(task, models, quick):
-            if family(model) != "peer":
+        for model in task_models(study, task, models):
+            if study.families[model] != "peer":
                 continue
-            sweep = [by_key.get(s.key) for s in sweep_specs(task, model, quick)]
+            sweep = [by_key.get(s.key) for s in sweep_specs(study, task, model)]
             if all(sweep):
                 chosen[task, model] = best_learning_rate(sweep)
     return chosen
 
 
-def followup_specs(chosen: dict, seeds: int, quick: bool) -> list[RunSpec]:
-    """The main runs of seeds 1.. of each peer at its chosen rate (seed 0 is the sweep run at that rate)."""
+def followup_specs(study: Study, chosen: dict, seeds: int) -> list[RunSpec]:
+    """The main cells of seeds 1.. of each peer at its chosen rate (seed 0 is the sweep cell at that rate)."""
     return [
-        RunSpec(task, model, seed, lr, "main", quick)
+        RunSpec(task, model, seed, lr, "main", study.quick)
         for (task, model), lr in chosen.items()
         for seed in range(1, seeds)
     ]
@@ -97,18 +93,19 @@ def _init_worker() -> None:
 
 
 def run_grid(
+    study: Study,
     tasks: list[str],
     models: list[str],
     seeds: int,
     results_path: Path,
+    run_fn: Callable[[RunSpec], dict[str, Any]],
     workers: int = 2,
-    quick: bool = False,
     on_record: Callable[[dict[str, Any]], None] | None = None,
-    run_fn: Callable[[RunSpec], dict[str, Any]] = run,
 ) -> list[dict[str, Any]]:
-    """Run every missing run of the grid, `workers` at a time (in-process when 1); returns all records of the file.
+    """Run every missing cell of the grid with `run_fn` (`runner.run_cell`), `workers` at a time (in-process when 1);
+    returns all records of the file.
 
-    Runs start in task order, so an interrupted study has its first tasks complete.
+    Cells start in task order, so an interrupted study has its first tasks complete.
     """
     records = load_records(results_path)
     done = {r["key"] for r in records}
@@ -126,12 +123,12 @@ def run_grid(
         append_record(results_path, record)
         records.append(record)
         done.add(record["key"])
-        push(followup_specs(chosen_rates(records, tasks, models, quick), seeds, quick))
+        push(followup_specs(study, chosen_rates(study, records, tasks, models), seeds))
         if on_record is not None:
             on_record(record)
 
-    push(initial_specs(tasks, models, seeds, quick))
-    push(followup_specs(chosen_rates(records, tasks, models, quick), seeds, quick))
+    push(initial_specs(study, tasks, models, seeds))
+    push(followup_specs(study, chosen_rates(study, records, tasks, models), seeds))
     if workers <= 1:
         while queue:
             finish(run_fn(heapq.heappop(queue)[-1]))
@@ -148,10 +145,11 @@ def run_grid(
     return records
 
 
-def planned_runs(tasks: list[str], models: list[str], seeds: int, quick: bool) -> int:
-    """Number of runs the grid needs (sweeps + main), known before any sweep finished."""
+def planned_runs(study: Study, tasks: list[str], models: list[str], seeds: int) -> int:
+    """Number of cells the grid needs (sweeps + main), known before any sweep finished."""
     count = 0
     for task in tasks:
-        for model in task_models(task, models, quick):
-            count += len(sweep_specs(task, model, quick)) + seeds - 1 if family(model) == "peer" else seeds
+        for model in task_models(study, task, models):
+            peer = study.families[model] == "peer"
+            count += len(study.peer_learning_rates) + seeds - 1 if peer else seeds
     return count

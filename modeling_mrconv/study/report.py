@@ -1,22 +1,22 @@
-"""The study's outputs from its run records: results.json (runs + summary), results.md (tables), accuracy.png."""
+"""The study's outputs from its cell records: results.json (runs + summary), results.md (tables), accuracy.png."""
 
 import json
 import math
 import platform
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
-from modeling_mrconv.study.grid import best_learning_rate, chosen_rates, sweep_specs
-from modeling_mrconv.study.models import family, model_names
-from modeling_mrconv.study.presets import TaskPreset, task_preset
-from modeling_mrconv.study.runner import task_data
+from modeling_mrconv.study.config import Study
+from modeling_mrconv.study.grid import chosen_rates, sweep_specs
+from modeling_mrconv.study.runner import RUNNER
 
 
+ROOT = Path(__file__).resolve().parents[2]
 FAMILY_COLORS = {"mrconv": "tab:blue", "ablation": "tab:orange", "peer": "tab:green"}
 
 
@@ -27,16 +27,16 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def summarize(
-    records: list[dict[str, Any]], tasks: list[str], models: list[str], seeds: int, quick: bool
+    study: Study, records: list[dict[str, Any]], tasks: list[str], models: list[str], seeds: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(summary rows: one per task and model with its main runs aggregated, sweep rows: the peers' trials)."""
     by_key = {r["key"]: r for r in records}
-    chosen = chosen_rates(records, tasks, models, quick)
+    chosen = chosen_rates(study, records, tasks, models)
     summary, sweep = [], []
     for task in tasks:
         for model in models:
-            if family(model) == "peer":
-                trials = [by_key[s.key] for s in sweep_specs(task, model, quick) if s.key in by_key]
+            if study.families[model] == "peer":
+                trials = [by_key[s.key] for s in sweep_specs(study, task, model) if s.key in by_key]
                 best = chosen.get((task, model))
                 sweep += [
                     {
@@ -53,13 +53,13 @@ def summarize(
                     continue
                 lr = best
             else:
-                lr = task_preset(task, quick).learning_rate
+                lr = study.learning_rate(task)
             runs = [
                 r
                 for r in records
                 if r["task"] == task and r["model"] == model and r["learning_rate"] == lr and r["seed"] < seeds
             ]
-            runs = [r for r in runs if r.get("quick", False) == quick]
+            runs = [r for r in runs if r.get("quick", False) == study.quick]
             if not runs:
                 continue
             test_mean, test_std = mean_std([r["test"]["accuracy"] for r in runs])
@@ -69,7 +69,7 @@ def summarize(
                 {
                     "task": task,
                     "model": model,
-                    "family": family(model),
+                    "family": study.families[model],
                     "learning_rate": lr,
                     "seeds": sorted(r["seed"] for r in runs),
                     "parameters": runs[0]["parameters"],
@@ -96,33 +96,53 @@ def write_json(path: Path, records: list[dict], summary: list[dict], sweep: list
     path.write_text(json.dumps(payload, indent=1) + "\n")
 
 
-def majority_baseline(task: str, quick: bool) -> float:
-    """Test accuracy of always predicting the most frequent training label."""
-    data = task_data(task, quick)
-    train, test = data.train.labels, np.asarray(data.test.labels)
-    return float((test == np.bincount(np.asarray(train)).argmax()).mean())
+def majority_baselines(records: list[dict], known: dict[str, float]) -> dict[str, float]:
+    """Test accuracy of always predicting the most frequent training label, per task: the cells' (`all_results.json`),
+    else `known` (the previous report's, for runs made before the cells recorded it)."""
+    return {**known, **{r["task"]: r["majority_baseline"] for r in records if "majority_baseline" in r}}
 
 
-def study_meta(command: str, tasks: list[str], models: list[str], seeds: int, workers: int, quick: bool) -> dict:
+def study_meta(
+    command: str,
+    study: Study,
+    tasks: list[str],
+    models: list[str],
+    seeds: int,
+    workers: int,
+    baselines: dict[str, float] | None = None,
+) -> dict:
+    """The report's description of the study: command, selection, environment, the tasks' presets, `baselines` (the
+    previous report's majority-class accuracies; `write_report` adds the cells')."""
     return {
         "command": command,
+        "study": _shown(study.path),
         "tasks": tasks,
         "models": models,
         "seeds": seeds,
         "workers": workers,
         "threads_per_worker": 1,
-        "quick": quick,
+        "quick": study.quick,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "presets": {task: _preset_dict(task_preset(task, quick)) for task in tasks},
-        "majority_baseline": {task: majority_baseline(task, quick) for task in tasks},
+        "presets": {
+            task: {
+                "preset": _shown(study.tasks[task].preset),
+                "description": yaml.safe_load(study.tasks[task].preset.read_text()).get("description", task),
+                **study.base_preset(task),
+                "values": study.tasks[task].values,
+                "excluded": study.tasks[task].excluded,
+            }
+            for task in tasks
+        },
+        "majority_baseline": {t: v for t, v in (baselines or {}).items() if t in tasks},
     }
 
 
-def _preset_dict(preset: TaskPreset) -> dict[str, Any]:
-    return asdict(preset)
+def _shown(path: Path) -> str:
+    """`path` relative to the repository root when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _fmt_acc(mean: float, std: float) -> str:
@@ -157,12 +177,31 @@ def comparison_lines(rows: list[dict], baseline: float, base_model: str) -> list
     return lines
 
 
-def markdown(summary: list[dict], sweep: list[dict], meta: dict[str, Any], expected_runs: int, done_runs: int) -> str:
+def runner_note(records: list[dict]) -> list[str]:
+    """The paragraph on runs made before the study ran its cells through the training loop (none when all did)."""
+    old = sum(r.get("runner") != RUNNER for r in records)
+    if not old:
+        return []
+    return [
+        f"**Runner.** {old} of the {len(records)} runs below were made by the previous runner, the study's own "
+        "training loop and model zoo (removed in issue 18). The study now runs every cell through "
+        "`modeling_mrconv.training.train`, the loop of `scripts/train.py`, which rebuilds the same models on the same "
+        "data, steps and rates; what a rerun would change (evaluation on the merged export, train accuracy over the "
+        "last 10% of the steps, batch order, the peers' optimizer groups and init) is listed in `model_card.md` "
+        "(Accuracy study).",
+        "",
+    ]
+
+
+def markdown(
+    summary: list[dict], sweep: list[dict], meta: dict[str, Any], expected_runs: int, records: list[dict]
+) -> str:
     """results.md: the command, one table per task, the sweep table, the cost of the grid."""
     lines = [
         "# Accuracy study: MRConv vs its ablations and peers at equal step budget",
         "",
-        "Written by `scripts/compare.py`; every number below is read from `results.json` of the same run.",
+        f"Written by `scripts/compare.py` from `{meta['study']}`; every number below is read from `results.json` of "
+        "the same run.",
         "",
         "Command (from the repository root):",
         "",
@@ -170,25 +209,28 @@ def markdown(summary: list[dict], sweep: list[dict], meta: dict[str, Any], expec
         meta["command"],
         "```",
         "",
-        f"Runs finished: {done_runs} of {expected_runs} planned. Seeds per model: {meta['seeds']} (mean ± sample std "
-        f"of test accuracy, in %); {meta['workers']} worker process(es), 1 thread each; torch {meta['torch']}.",
+        f"Runs finished: {len(records)} of {expected_runs} planned. Seeds per model: {meta['seeds']} (mean ± sample "
+        f"std of test accuracy, in %); {meta['workers']} worker process(es), 1 thread each; torch {meta['torch']}.",
         "Every model of a task: the same optimizer steps, batch size, seeds, data and masked-mean-pooling head. "
         "Peers are width-matched to the base MRConv's parameter count; MRConv uses the preset's learning rate, "
         "peers the best of their sweep (seed 0, validation accuracy).",
         "",
+        *runner_note(records),
     ]
     for task in meta["tasks"]:
         rows = [r for r in summary if r["task"] == task]
         if not rows:
             continue
         preset = meta["presets"][task]
+        model, values = preset["model"], preset["values"]
         lines += [
             f"## {task}",
             "",
-            f"{preset['notes']}. {rows[0]['steps']} steps of batch {rows[0]['batch_size']}; MRConv width "
-            f"{preset['arch']['hidden_size']}, {preset['arch']['num_layers']} layers, l0 small/large "
-            f"{preset['arch']['l0_small']}/{preset['arch']['l0_large']}, ablations on `{preset['arch']['base_kernel']}` "
-            f"at the small l0. Majority-class baseline: {100 * meta['majority_baseline'][task]:.1f}% test accuracy.",
+            f"{preset['description']}. {rows[0]['steps']} steps of batch {rows[0]['batch_size']}; MRConv width "
+            f"{model['hidden_size']}, {model['num_hidden_layers']} layers, l0 small/large "
+            f"{model['kernel_size']}/{values['l0_large']}, ablations on `{model['kernel_type']}` at the small l0. "
+            f"Majority-class baseline: {100 * meta['majority_baseline'].get(task, math.nan):.1f}% test accuracy. "
+            f"Preset: `{preset['preset']}`.",
             "",
             "| model | family | params | width | lr | test acc % | val acc % | train acc % | s/step | wall s/run |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -206,8 +248,8 @@ def markdown(summary: list[dict], sweep: list[dict], meta: dict[str, Any], expec
                 f"{acc} | {100 * r['validation_accuracy_mean']:.1f} | {100 * r['train_accuracy_mean']:.1f} | "
                 f"{r['seconds_per_step']:.3f} | {r['wall_seconds']:.0f} |"
             )
-        base = f"mrconv_{preset['arch']['base_kernel']}_l0small"
-        lines += ["", *comparison_lines(rows, meta["majority_baseline"][task], base), ""]
+        base = f"mrconv_{model['kernel_type']}_l0small"
+        lines += ["", *comparison_lines(rows, meta["majority_baseline"].get(task, math.nan), base), ""]
         for model, reason in preset["excluded"].items():
             if model in meta["models"]:
                 lines += [f"Not run: `{model}`: {reason}.", ""]
@@ -229,15 +271,19 @@ def markdown(summary: list[dict], sweep: list[dict], meta: dict[str, Any], expec
     return "\n".join(lines)
 
 
-def plot(summary: list[dict], tasks: list[str], path: Path, baselines: dict[str, float] | None = None) -> None:
-    """accuracy.png: per task, test accuracy (mean ± std over seeds) of every model, colored by family."""
+def plot(
+    summary: list[dict], tasks: list[str], models: list[str], path: Path, baselines: dict[str, float] | None = None
+) -> None:
+    """accuracy.png: per task, test accuracy (mean ± std over seeds) of every model (`models`' order), colored by
+    family."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     tasks = [t for t in tasks if any(r["task"] == t for r in summary)]
-    names = [m for m in model_names() if any(r["model"] == m for r in summary)]
+    names = [m for m in models if any(r["model"] == m for r in summary)]
+    families = {r["model"]: r["family"] for r in summary}
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(3.2 * max(1, len(tasks)) + 1.5, 0.32 * len(names) + 1.6))
     axes = np.atleast_1d(axes)
     for ax, task in zip(axes, tasks, strict=False):
@@ -245,7 +291,7 @@ def plot(summary: list[dict], tasks: list[str], path: Path, baselines: dict[str,
         y = np.arange(len(names))
         means = [100 * rows[n]["test_accuracy_mean"] if n in rows else np.nan for n in names]
         stds = [100 * rows[n]["test_accuracy_std"] if n in rows else 0.0 for n in names]
-        colors = [FAMILY_COLORS[family(n)] for n in names]
+        colors = [FAMILY_COLORS[families[n]] for n in names]
         ax.barh(y, means, xerr=stds, color=colors, capsize=2)
         if baselines and task in baselines:
             ax.axvline(100 * baselines[task], color="black", linestyle="--", linewidth=1)
@@ -266,20 +312,24 @@ def plot(summary: list[dict], tasks: list[str], path: Path, baselines: dict[str,
 
 def write_report(
     output_dir: Path,
+    study: Study,
     records: list[dict],
     meta: dict[str, Any],
     expected_runs: int,
     with_plot: bool = True,
 ) -> tuple[list[dict], list[dict]]:
     """Write results.json, results.md and (optionally) accuracy.png; returns (summary, sweep)."""
-    tasks, models, seeds, quick = meta["tasks"], meta["models"], meta["seeds"], meta["quick"]
-    records = [r for r in records if r["task"] in tasks and r["model"] in models and r.get("quick", False) == quick]
-    summary, sweep = summarize(records, tasks, models, seeds, quick)
+    tasks, models, seeds = meta["tasks"], meta["models"], meta["seeds"]
+    records = [
+        r for r in records if r["task"] in tasks and r["model"] in models and r.get("quick", False) == study.quick
+    ]
+    summary, sweep = summarize(study, records, tasks, models, seeds)
+    meta = {**meta, "majority_baseline": majority_baselines(records, meta["majority_baseline"])}
     write_json(output_dir / "results.json", records, summary, sweep, meta)
-    (output_dir / "results.md").write_text(markdown(summary, sweep, meta, expected_runs, len(records)))
+    (output_dir / "results.md").write_text(markdown(summary, sweep, meta, expected_runs, records))
     if with_plot and summary:
-        plot(summary, tasks, output_dir / "accuracy.png", meta.get("majority_baseline"))
+        plot(summary, tasks, models, output_dir / "accuracy.png", meta.get("majority_baseline"))
     return summary, sweep
 
 
-__all__ = ["best_learning_rate", "markdown", "plot", "summarize", "write_report"]
+__all__ = ["comparison_lines", "markdown", "plot", "runner_note", "study_meta", "summarize", "write_report"]

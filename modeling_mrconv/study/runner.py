@@ -1,125 +1,78 @@
-"""One run of the accuracy study: build the task's data and model, train a fixed number of AdamW steps, evaluate."""
+"""One cell of a study: its preset (`Study.cell_preset`) trained by `modeling_mrconv.training.train`, the loop of
+`scripts/train.py`, into `<runs_dir>/<key>/`, and the record the report reads, collected from the run's
+`all_results.json`, `metrics.jsonl` and `training_preset.yaml`."""
 
-import functools
+import contextlib
+import json
 import math
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
-from transformers import get_cosine_schedule_with_warmup
+import yaml
 
-from modeling_mrconv.data import TaskData, build_task_data
-from modeling_mrconv.study.models import build_model, optimizer_groups
-from modeling_mrconv.study.presets import task_preset
+from modeling_mrconv.study.config import RunSpec, Study
+from modeling_mrconv.training import mark_run_dir, prepare_output_dir, train
 
 
-TRAIN_EVAL_EXAMPLES = 256  # training examples scored after training (how well each model fits)
-DATA_SEED = 0  # every run of a task sees the same data; the run seed sets the init and the batch order
+RUNNER = "modeling_mrconv.training.train"  # recorded in every record (the committed runs predate it)
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    """One training run. `phase` is `sweep` (a peer's learning-rate trial on seed 0) or `main`."""
-
-    task: str
-    model: str
-    seed: int
-    learning_rate: float
-    phase: str = "main"
-    quick: bool = False
-
-    @property
-    def key(self) -> str:
-        """Identity of the run's result: a sweep run at the chosen rate is also the main run of seed 0."""
-        return f"{'quick/' if self.quick else ''}{self.task}/{self.model}/seed{self.seed}/lr{self.learning_rate:g}"
-
-
-@functools.cache
-def task_data(task: str, quick: bool) -> TaskData:
-    """The task's data, built once per process."""
-    return build_task_data(task_preset(task, quick).data, DATA_SEED)
-
-
-def batches(loader: DataLoader, steps: int):
-    """`steps` batches, cycling over epochs (each epoch reshuffled by the loader's generator)."""
-    done = 0
-    while done < steps:
-        for batch in loader:
-            if done == steps:
-                return
-            yield batch
-            done += 1
-
-
-@torch.no_grad()
-def score(model: torch.nn.Module, dataset: torch.utils.data.Dataset, task: TaskData, batch_size: int) -> dict:
-    """Accuracy and mean cross-entropy over `dataset` in eval mode."""
-    model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=task.collate_fn)
-    correct, loss, count = 0, 0.0, 0
-    for batch in loader:
-        logits = model(batch).float()
-        loss += F.cross_entropy(logits, batch["labels"], reduction="sum").item()
-        correct += int((logits.argmax(-1) == batch["labels"]).sum())
-        count += len(batch["labels"])
-    model.train()
-    return {"accuracy": correct / count, "loss": loss / count}
-
-
-def run(spec: RunSpec) -> dict[str, Any]:
-    """Train and evaluate one model; returns the result record (JSON-serializable)."""
-    torch.set_num_threads(1)
+def run_cell(spec: RunSpec, study: Study, runs_dir: str | Path) -> dict[str, Any]:
+    """Train one cell (an unfinished earlier try of it starts over) and return its record; the loop's output goes
+    to `<cell>/train.log`."""
+    output_dir = Path(runs_dir) / spec.key
+    prepare_output_dir(output_dir, None, overwrite=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    mark_run_dir(output_dir)
     started = time.perf_counter()
-    preset = task_preset(spec.task, spec.quick)
-    task = task_data(spec.task, spec.quick)
-    torch.manual_seed(spec.seed)
-    model, info = build_model(spec.model, task, preset.arch)
-    model.train()
-    optimizer = torch.optim.AdamW(optimizer_groups(model, spec.learning_rate, preset.weight_decay))
-    scheduler = get_cosine_schedule_with_warmup(optimizer, math.ceil(preset.warmup_ratio * preset.steps), preset.steps)
-    generator = torch.Generator().manual_seed(spec.seed)
-    loader = DataLoader(
-        task.train,
-        batch_size=preset.batch_size,
-        shuffle=True,
-        drop_last=len(task.train) >= preset.batch_size,
-        generator=generator,
-        collate_fn=task.collate_fn,
-    )
-    losses = []
-    train_started = time.perf_counter()
-    for batch in batches(loader, preset.steps):
-        loss = F.cross_entropy(model(batch), batch["labels"])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        losses.append(loss.item())
-    train_seconds = time.perf_counter() - train_started
-    rng = np.random.default_rng(0)
-    train_subset = Subset(task.train, sorted(rng.permutation(len(task.train))[:TRAIN_EVAL_EXAMPLES].tolist()))
-    tail = losses[-max(1, len(losses) // 10) :]
+    with (
+        (output_dir / "train.log").open("w") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
+        train(study.cell_preset(spec), output_dir, cpu=True)  # CPU-sized cells: s/step is measured on 1 thread
+    return cell_record(spec, output_dir, time.perf_counter() - started)
+
+
+def cell_record(spec: RunSpec, output_dir: Path, wall_seconds: float) -> dict[str, Any]:
+    """The record of a finished cell. Test and validation accuracy are the merged export's (`all_results.json`); the
+    validation loss (the sweep's tie-break) is the last validation event's and the train accuracy and loss are those
+    of the last `train.log_every` steps (`metrics.jsonl`)."""
+    results = json.loads((output_dir / "all_results.json").read_text())
+    events = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
+    logged = [e for e in events if "train_loss" in e]
+    validation = [e for e in events if "validation_loss" in e][-1]
+    preset = yaml.safe_load((output_dir / "training_preset.yaml").read_text())
+    model = preset["model"]
     return {
         **asdict(spec),
         "key": spec.key,
-        **info,
-        "steps": preset.steps,
-        "batch_size": preset.batch_size,
-        "final_train_loss": float(np.mean(tail)),
-        "diverged": not all(math.isfinite(v) for v in losses),
-        "train": score(model, train_subset, task, preset.eval_batch_size),
-        "validation": score(model, task.validation, task, preset.eval_batch_size),
-        "test": score(model, task.test, task, preset.eval_batch_size),
-        "train_seconds": train_seconds,
-        "seconds_per_step": train_seconds / preset.steps,
-        "wall_seconds": time.perf_counter() - started,
+        "runner": RUNNER,
+        "output_dir": str(output_dir),
+        "parameters": results["num_parameters"],
+        "hidden_size": model.get("hidden_size"),
+        "num_layers": model.get("num_hidden_layers"),
+        "config": model,
+        "steps": results["train_steps"],
+        "batch_size": preset["train"]["batch_size"],
+        "final_train_loss": logged[-1]["train_loss"],
+        "diverged": not all(math.isfinite(e["train_loss"]) for e in logged),
+        "train": {"accuracy": logged[-1]["train_accuracy"], "loss": logged[-1]["train_loss"]},
+        "validation": {"accuracy": results["validation_accuracy"], "loss": validation["validation_loss"]},
+        "test": {"accuracy": results["test_accuracy"], "loss": results["test_loss"]},
+        "majority_baseline": results["majority_baseline_accuracy"],
+        "train_seconds": results["train_runtime_seconds"],
+        "seconds_per_step": results["train_runtime_seconds"] / max(1, results["train_steps"]),
+        "wall_seconds": wall_seconds,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "host": platform.node(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+__all__ = ["RUNNER", "cell_record", "run_cell"]

@@ -1,9 +1,14 @@
-"""The classifier of a task: `model.architecture` picks MRConv (sequence model, `MRConvConfig`) or MRConvNeXt (image
-model, `MRConvNextConfig`); either is sized from the task's data.
+"""The one model builder: a preset's `model:` section (`architecture`, then that architecture's config keys) and a
+task's data give the classifier that `scripts/train.py`, the accuracy study and the benchmark train or time.
 
-MRConvNeXt trains on the image tasks' raster sequences through `MRConvNextFlattenedForImageClassification`, which reshapes
-`input_values` (B, H*W, C) to `pixel_values` (B, C, H, W) and exports a plain `MRConvNextForImageClassification`
-with an image processor that reproduces the task's preprocessing (`export_image_processor`).
+- `mrconv` (the default): `MRConvConfig` keys, so also MRConv's ablations (`branch_batch_norm: false`,
+  `num_branches: 1`, `reparameterized: true` for the dense long kernel trained from scratch);
+- `mrconvnext`: MRConvNeXt on the image tasks' raster sequences through `MRConvNextFlattenedForImageClassification`,
+  which reshapes `input_values` (B, H*W, C) to `pixel_values` (B, C, H, W) and exports a plain
+  `MRConvNextForImageClassification` with an image processor that reproduces the task's preprocessing
+  (`export_image_processor`);
+- `bert`, `s4d`, `mamba`: the peers (`bench.peers.PeerConfig` keys), MRConv's input layer and head around another
+  sequence mixer.
 """
 
 import math
@@ -11,15 +16,15 @@ import os
 from typing import Any
 
 import torch
-from transformers import ConvNextImageProcessorPil
+from transformers import ConvNextImageProcessorPil, PreTrainedConfig, PreTrainedModel
 
 from modeling_mrconv import (
-    MRConvConfig,
     MRConvForDocumentPairClassification,
     MRConvForSequenceClassification,
     MRConvNextConfig,
     MRConvNextForImageClassification,
 )
+from modeling_mrconv.bench.peers import PEER_ARCHITECTURES, PeerForSequenceClassification
 from modeling_mrconv.data import TaskData
 from modeling_mrconv.training.schema import MODEL_CONFIGS
 
@@ -97,14 +102,12 @@ def export_image_processor(task: TaskData, image_size: int) -> ConvNextImageProc
 
     Grayscale tasks (C = 1) take grayscale images (`image.convert("L")`, the task's own conversion).
     """
-    train = task.train
-    mean, std = getattr(train, "mean", None), getattr(train, "std", None)
-    channels = task.input_dim
+    mean, std, channels = task.input_mean, task.input_std, task.input_dim
     return ConvNextImageProcessorPil(
         size={"shortest_edge": image_size},
         crop_pct=1.0,
         do_convert_rgb=channels == 3,
-        rescale_factor=float(getattr(train, "scale", 1 / 255)),
+        rescale_factor=float(task.input_scale or 1 / 255),
         do_normalize=mean is not None,
         image_mean=[0.0] * channels if mean is None else [float(m) for m in mean],
         image_std=[1.0] * channels if std is None else [float(s) for s in std],
@@ -112,42 +115,58 @@ def export_image_processor(task: TaskData, image_size: int) -> ConvNextImageProc
 
 
 def model_class(task: TaskData, architecture: str | None = None) -> type[torch.nn.Module]:
-    """The class `build_model` builds: MRConvNeXt's image wrapper, the pair head for two-document tasks
+    """The class `build_model` builds: MRConvNeXt's image wrapper, a peer, the pair head for two-document tasks
     (retrieval), else the sequence head."""
     if (architecture or "mrconv") == "mrconvnext":
         return MRConvNextFlattenedForImageClassification
+    if architecture in PEER_ARCHITECTURES:
+        return PeerForSequenceClassification
     return MRConvForDocumentPairClassification if task.pair else MRConvForSequenceClassification
 
 
-def build_model(model_cfg: dict[str, Any], task: TaskData) -> torch.nn.Module:
-    """The classifier for a task (`model.architecture`: mrconv | mrconvnext), sized from the data, single-label."""
+def model_config(model_cfg: dict[str, Any], task: TaskData) -> PreTrainedConfig:
+    """The config of an `mrconv` or peer `model:` section (MRConvNeXt's is sized from the images: `build_model`),
+    sized from the task's data, single-label."""
     model_cfg = dict(model_cfg)
     architecture = model_cfg.pop("architecture", None) or "mrconv"
-    if architecture not in MODEL_CONFIGS:
-        raise ValueError(f"model.architecture: expected one of {sorted(MODEL_CONFIGS)}, got {architecture!r}")
-    labels = {
+    if architecture in PEER_ARCHITECTURES:
+        if task.pair:
+            raise ValueError(f"model.architecture: {architecture} reads one sequence, not a document pair (retrieval)")
+        model_cfg["architecture"] = architecture
+    config = MODEL_CONFIGS[architecture](
+        **{"max_sequence_length": task.max_length, **model_cfg},
+        vocab_size=task.vocab_size or 1,
+        input_dim=task.input_dim,
+        pad_token_id=task.pad_token_id,
+        **label_fields(task),
+    )
+    if config.max_sequence_length < task.max_length:
+        raise ValueError(f"model.max_sequence_length {config.max_sequence_length} < data length {task.max_length}")
+    return config
+
+
+def label_fields(task: TaskData) -> dict[str, Any]:
+    """The config fields of a single-label classifier of the task's labels."""
+    return {
         "num_labels": task.num_labels,
         "id2label": task.id2label,
         "label2id": {v: k for k, v in task.id2label.items()},
         "problem_type": "single_label_classification",
     }
+
+
+def build_model(model_cfg: dict[str, Any], task: TaskData) -> PreTrainedModel:
+    """The classifier for a task (`model.architecture`: mrconv | mrconvnext | bert | s4d | mamba), sized from the
+    data, single-label, initialized from the current torch seed."""
+    architecture = model_cfg.get("architecture") or "mrconv"
+    if architecture not in MODEL_CONFIGS:
+        raise ValueError(f"model.architecture: expected one of {sorted(MODEL_CONFIGS)}, got {architecture!r}")
     if architecture == "mrconvnext":
-        return _build_mrconvnext(model_cfg, task, labels)
-    config = MRConvConfig(
-        **{"max_sequence_length": task.max_length, **model_cfg},
-        vocab_size=task.vocab_size or 1,
-        input_dim=task.input_dim,
-        pad_token_id=task.pad_token_id,
-        **labels,
-    )
-    if config.max_sequence_length < task.max_length:
-        raise ValueError(f"model.max_sequence_length {config.max_sequence_length} < data length {task.max_length}")
-    return model_class(task)(config)
+        return _build_mrconvnext({k: v for k, v in model_cfg.items() if k != "architecture"}, task)
+    return model_class(task, architecture)(model_config(model_cfg, task))
 
 
-def _build_mrconvnext(
-    model_cfg: dict[str, Any], task: TaskData, labels: dict
-) -> MRConvNextFlattenedForImageClassification:
+def _build_mrconvnext(model_cfg: dict[str, Any], task: TaskData) -> MRConvNextFlattenedForImageClassification:
     """MRConvNeXt on square images: num_channels = C and image_size = sqrt(H*W) from the data."""
     if task.input_dim is None or task.pair:
         raise ValueError(
@@ -160,7 +179,7 @@ def _build_mrconvnext(
             f"model.architecture: mrconvnext needs square images, but the data's images have {task.max_length} "
             "pixels (not H*W with H = W); set data.image_size to resize them to a square"
         )
-    config = MRConvNextConfig(**model_cfg, num_channels=task.input_dim, image_size=side, **labels)
+    config = MRConvNextConfig(**model_cfg, num_channels=task.input_dim, image_size=side, **label_fields(task))
     model = MRConvNextFlattenedForImageClassification(config)
     model.image_processor = export_image_processor(task, side)
     return model

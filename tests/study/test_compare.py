@@ -1,26 +1,32 @@
-"""scripts/compare.py --quick end to end (a fresh process, offline), resumption, and the grid's scheduling rules."""
+"""scripts/compare.py --quick end to end (a fresh process, offline), resumption, the grid's scheduling rules, and
+the committed results rendered by --report_only."""
 
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from mrconv_testing import load_script
 
+from modeling_mrconv.study.config import RunSpec, load_study
 from modeling_mrconv.study.grid import best_learning_rate, initial_specs, planned_runs, run_grid
 from modeling_mrconv.study.report import comparison_lines
-from modeling_mrconv.study.runner import RunSpec
+from modeling_mrconv.study.runner import RUNNER
 
 
 ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "benchmarks" / "accuracy"
 QUICK_MODELS = {"mrconv_fourier_l0small", "no_branch_bn", "s4d"}
 
 
 def run_compare(output_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, str(ROOT / "scripts" / "compare.py"), "--quick", "--output_dir", str(output_dir)]
+    command += ["--runs_dir", str(output_dir / "cells")]
     result = subprocess.run([*command, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
@@ -38,7 +44,13 @@ def test_quick_study_writes_results_and_resumes(tmp_path: Path):
     for r in runs:
         for split in ("train", "validation", "test"):
             assert 0.0 <= r[split]["accuracy"] <= 1.0 and math.isfinite(r[split]["loss"])
-        assert r["parameters"] > 0 and r["steps"] == 4 and r["seconds_per_step"] > 0 and r["threads"] == 1
+        assert r["parameters"] > 0 and r["steps"] == 4 and r["seconds_per_step"] >= 0 and r["threads"] == 1
+        # every cell is a run of the training loop, with its own folder
+        assert r["runner"] == RUNNER and Path(r["output_dir"]) == tmp_path / "cells" / r["key"]
+        assert (
+            json.loads((Path(r["output_dir"]) / "all_results.json").read_text())["test_accuracy"]
+            == r["test"]["accuracy"]
+        )
     summary = {row["model"]: row for row in payload["summary"]}
     assert set(summary) == QUICK_MODELS
     assert summary["s4d"]["learning_rate"] in (1e-3, 1e-2) and summary["s4d"]["seeds"] == [0]
@@ -48,6 +60,7 @@ def test_quick_study_writes_results_and_resumes(tmp_path: Path):
 
     table = (tmp_path / "results.md").read_text()
     assert "scripts/compare.py --quick" in table and "Runs finished: 4 of 4 planned" in table
+    assert "previous runner" not in table
     for name, row in summary.items():
         line = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
         assert f"{row['parameters']:,}" in line and f"{100 * row['test_accuracy_mean']:.1f} ±" in line
@@ -83,8 +96,8 @@ def test_grid_sweeps_peers_first_then_runs_their_seeds_at_the_best_rate(tmp_path
         calls.append(spec)
         return fake_run(spec)
 
-    path = tmp_path / "runs.jsonl"
-    records = run_grid(["digits"], ["dense_kernel", "bert"], 3, path, workers=1, run_fn=recording_run)
+    path, study = tmp_path / "runs.jsonl", load_study()
+    records = run_grid(study, ["digits"], ["dense_kernel", "bert"], 3, path, recording_run, workers=1)
     keys = [c.key for c in calls]
     assert len(keys) == len(set(keys)) == 3 + 3 + 2  # dense x 3 seeds, bert sweep x 3 rates, bert seeds 1 and 2
     assert [c.phase for c in calls[:3]] == ["sweep"] * 3
@@ -93,7 +106,7 @@ def test_grid_sweeps_peers_first_then_runs_their_seeds_at_the_best_rate(tmp_path
     assert len(records) == 8 and len(path.read_text().splitlines()) == 8
     # resumable: nothing left to run
     calls.clear()
-    run_grid(["digits"], ["dense_kernel", "bert"], 3, path, workers=1, run_fn=recording_run)
+    run_grid(study, ["digits"], ["dense_kernel", "bert"], 3, path, recording_run, workers=1)
     assert calls == []
 
 
@@ -108,15 +121,16 @@ def test_best_learning_rate_ties_and_nan():
 
 
 def test_initial_specs_use_preset_rates_and_exclusions():
-    specs = initial_specs(["digits"], ["mrconv_dilated_l0small", "mamba"], 3, quick=False)
+    study = load_study()
+    specs = initial_specs(study, ["digits"], ["mrconv_dilated_l0small", "mamba"], 3)
     assert [(s.model, s.seed, s.phase) for s in specs[:3]] == [("mrconv_dilated_l0small", i, "main") for i in range(3)]
     assert {s.learning_rate for s in specs[:3]} == {5e-3}
     assert [(s.model, s.learning_rate, s.phase) for s in specs[3:]] == [
         ("mamba", lr, "sweep") for lr in (1e-3, 3e-3, 1e-2)
     ]
-    # the sequence preset excludes Mamba (too slow on CPU): no run, and the plan counts none
-    assert [s.model for s in initial_specs(["sequence"], ["mamba", "s4d"], 3, quick=False)] == ["s4d"] * 3
-    assert planned_runs(["sequence", "digits"], ["mamba", "dense_kernel"], 3, quick=False) == 3 + 5 + 3
+    # the study excludes Mamba on the sequence task (too slow on CPU): no run, and the plan counts none
+    assert [s.model for s in initial_specs(study, ["sequence"], ["mamba", "s4d"], 3)] == ["s4d"] * 3
+    assert planned_runs(study, ["sequence", "digits"], ["mamba", "dense_kernel"], 3) == 3 + 5 + 3
 
 
 def test_comparison_lines_call_wins_losses_and_noise():
@@ -154,3 +168,19 @@ def test_quick_runs_never_mix_with_study_runs(tmp_path: Path):
         in result.stderr
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.jsonl"]
+
+
+@pytest.mark.slow
+def test_report_only_renders_the_committed_results(tmp_path: Path):
+    """The committed runs (previous runner) through today's report: same summary numbers, a note on the runner."""
+    for name in ("runs.jsonl", "results.json"):
+        shutil.copy(COMMITTED / name, tmp_path / name)
+    load_script("compare").main(["--report_only", "--output_dir", str(tmp_path)])
+    committed = json.loads((COMMITTED / "results.json").read_text())
+    written = json.loads((tmp_path / "results.json").read_text())
+    assert written["meta"]["command"] == committed["meta"]["command"]
+    assert written["meta"]["majority_baseline"] == committed["meta"]["majority_baseline"]
+    assert written["summary"] == committed["summary"] and written["sweep"] == committed["sweep"]
+    table = (tmp_path / "results.md").read_text()
+    assert "Runs finished: 153 of 153 planned" in table
+    assert "**Runner.** 153 of the 153 runs below were made by the previous runner" in table
