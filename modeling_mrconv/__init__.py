@@ -4,11 +4,18 @@ Importing the package registers the classes with the Auto classes (library route
 `register_for_auto_class`, so `save_pretrained` copies the code and writes `auto_map` (remote-code route).
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForImageClassification, AutoModelForSequenceClassification
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+)
 
 from .cache_mrconv import MRConvCache
 from .configuration_mrconv import MRConvConfig
 from .configuration_mrconvnext import MRConvNextConfig
+from .feature_extraction_mrconv import MRConvFeatureExtractor
 from .metrics import compute_metrics
 from .modeling_mrconv import (
     MRConvForDocumentPairClassification,
@@ -38,6 +45,9 @@ MRConvForSequenceClassification.register_for_auto_class("AutoModelForSequenceCla
 # no Auto class exists for document pairs: the export's auto_map points AutoModelForSequenceClassification at it
 MRConvForDocumentPairClassification.register_for_auto_class("AutoModelForSequenceClassification")
 register_pipeline()
+# continuous inputs: the task's preprocessing, saved with exports as preprocessor_config.json (with its code)
+AutoFeatureExtractor.register(MRConvConfig, MRConvFeatureExtractor, exist_ok=True)
+MRConvFeatureExtractor.register_for_auto_class()
 AutoConfig.register(MRConvNextConfig.model_type, MRConvNextConfig, exist_ok=True)
 AutoModel.register(MRConvNextConfig, MRConvNextModel, exist_ok=True)
 AutoModelForImageClassification.register(MRConvNextConfig, MRConvNextForImageClassification, exist_ok=True)
@@ -49,6 +59,7 @@ __all__ = [
     "BatchNormRecalibrationCallback",
     "MRConvCache",
     "MRConvConfig",
+    "MRConvFeatureExtractor",
     "MRConvForDocumentPairClassification",
     "MRConvForSequenceClassification",
     "MRConvModel",

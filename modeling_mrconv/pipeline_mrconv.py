@@ -10,17 +10,24 @@ different lengths; batches (`batch_size=`) are padded on the right with an atten
 - any other list (of arrays or of lists; a `datasets` column) is a batch, one series per item. With
   `input_dim == 1`, a list of lists is a batch of (L,) series: pass one (L, 1) series as an array.
 
+Preprocessing: the model folder's feature extractor (`preprocessor_config.json`, `MRConvFeatureExtractor`), which
+the training script's export writes with the task's settings (missing values interpolated, `normalize`), so raw series
+get the trained model's prediction on the task's inputs. Without one, series go to the model as given and a missing
+value (NaN) or an infinite value is an error; non-finite logits are an error too, never a NaN score.
+
 Continuous-input checkpoints list it in `config.custom_pipelines`, so `pipeline(model=folder, trust_remote_code=True)`
-finds it offline without our package installed; like the model code shipped with them, it imports only torch and
-transformers.
+finds it offline without our package installed; like the model code shipped with them, it imports only torch, numpy,
+transformers and the standard library.
 """
 
 from numbers import Real
 from typing import Any
 
 import torch
-from transformers import AutoModelForSequenceClassification, Pipeline, SequenceFeatureExtractor
+from transformers import AutoModelForSequenceClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
+
+from .feature_extraction_mrconv import MRConvFeatureExtractor
 
 
 TASK = "sequence-classification"
@@ -31,14 +38,18 @@ class MRConvSequenceClassificationPipeline(Pipeline):
 
     _load_processor = False
     _load_image_processor = False
-    _load_feature_extractor = False
+    _load_feature_extractor = None  # the model folder's preprocessor_config.json when there is one
     _load_tokenizer = False
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.feature_extractor is None:  # only its padding value (and side: right) is used, when batching
-            self.feature_extractor = SequenceFeatureExtractor(
-                feature_size=self.model.config.input_dim, sampling_rate=1, padding_value=0.0
+        input_dim = self.model.config.input_dim
+        if self.feature_extractor is None:  # no preprocessing: the series as given, NaN refused
+            self.feature_extractor = MRConvFeatureExtractor(feature_size=input_dim)
+        elif getattr(self.feature_extractor, "feature_size", input_dim) != input_dim:
+            raise ValueError(
+                f"feature_extractor: feature_size={self.feature_extractor.feature_size} but the model reads "
+                f"input_dim={input_dim} channels"
             )
 
     def _sanitize_parameters(self, top_k: int | None = 1, truncation: bool = False, **kwargs):
@@ -50,7 +61,7 @@ class MRConvSequenceClassificationPipeline(Pipeline):
         elif isinstance(inputs, tuple):
             inputs = list(inputs)
         if isinstance(inputs, list) and self._is_one_series(inputs):
-            inputs = torch.as_tensor(inputs, dtype=torch.float32)  # numbers, or rows of input_dim numbers
+            inputs = torch.as_tensor(inputs, dtype=torch.float64)  # numbers, or rows of input_dim numbers
         return super().__call__(inputs, **kwargs)
 
     def _is_one_series(self, inputs: list) -> bool:
@@ -71,7 +82,7 @@ class MRConvSequenceClassificationPipeline(Pipeline):
     def preprocess(self, inputs: Any, truncation: bool = False) -> dict[str, torch.Tensor]:
         input_dim, max_length = self.model.config.input_dim, self.model.config.max_sequence_length
         try:
-            values = torch.as_tensor(inputs, dtype=torch.float32)  # numpy arrays, tensors and nested lists
+            values = torch.as_tensor(inputs, dtype=torch.float64)  # arrays, tensors, lists; float64 as the task
         except (TypeError, ValueError) as error:
             raise ValueError(
                 f"inputs: could not read a series as a float array of shape (length,) or (length, {input_dim}) "
@@ -91,14 +102,17 @@ class MRConvSequenceClassificationPipeline(Pipeline):
                     "pass truncation=True to keep the first max_sequence_length steps."
                 )
             values = values[:max_length]
-        # (1 L C) and (1 L): the batch collator pads both on the right
-        return {"input_values": values[None], "attention_mask": torch.ones(1, values.shape[0], dtype=torch.long)}
+        # the task's preprocessing of one series: (1 L C) and (1 L); the batch collator pads both on the right
+        features = self.feature_extractor(values.cpu().numpy(), return_tensors="pt")
+        return {"input_values": features["input_values"], "attention_mask": features["attention_mask"]}
 
     def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"logits": self.model(**model_inputs).logits}
 
     def postprocess(self, model_outputs: dict[str, torch.Tensor], top_k: int | None = 1) -> list[dict[str, Any]]:
         logits = model_outputs["logits"][0].float()
+        if not bool(torch.isfinite(logits).all()):
+            raise ValueError(f"the model gave non-finite logits {logits.tolist()} for this input (values too large?)")
         config = self.model.config
         if config.problem_type == "regression":
             return [{"label": config.id2label.get(i, f"LABEL_{i}"), "score": v.item()} for i, v in enumerate(logits)]

@@ -136,3 +136,13 @@ def test_continuous_pipeline_lists_and_batches_match_the_model():
         pipe(np.zeros(12))
     with pytest.raises(ValueError, match="rows of different widths"):
         pipe([[[1.0, 2.0], [1.0]]])
+
+
+def test_pipeline_without_a_preprocessor_refuses_nan_instead_of_scoring_it():
+    """A model saved without preprocessor_config.json: series go in as given, and NaN is an error, not a NaN score."""
+    classify = pipeline("sequence-classification", model=warmed_model(tiny_config(input_dim=1)))
+    series = np.random.default_rng(0).normal(size=20)
+    assert np.isfinite(classify(series)[0]["score"])
+    series[5] = np.nan
+    with pytest.raises(ValueError, match=r"missing value \(NaN\) at 1 position\(s\), first at step 5"):
+        classify(series)

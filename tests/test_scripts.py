@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from safetensors.torch import load_file
 
 from modeling_mrconv import MRConvConfig, MRConvForDocumentPairClassification, MRConvForSequenceClassification
 from modeling_mrconv.training import DEFAULT_PRESET, load_preset, train
+from modeling_mrconv.training.config import resolve_num_threads
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,8 +133,37 @@ def test_num_threads_sets_torch_threads(tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
-    with pytest.raises(ValueError, match=r"train.num_threads: expected a positive number of threads or null, got 0"):
-        train(load_preset(config, ["train.num_threads=0"]), **run_args(tmp_path / "zero", config))
+    for value in ("0", "two"):
+        with pytest.raises(
+            ValueError, match=r"train.num_threads: expected a positive number of threads, auto or null"
+        ):
+            load_preset(config, [f"train.num_threads={value}"])
+
+
+@pytest.mark.parametrize(
+    ("cores", "environment", "expected"),
+    [
+        (2, {}, 1),  # a 2-core machine: one core left to the other jobs
+        (8, {}, 7),
+        (1, {}, 1),
+        (16, {"LOCAL_WORLD_SIZE": "2"}, 3),  # torch's default (physical cores) 8, less one, per process
+        (8, {"OMP_NUM_THREADS": "3"}, 3),  # the user's choice
+    ],
+)
+def test_auto_num_threads_leaves_a_core_to_other_jobs(monkeypatch, cores, environment, expected):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    assert resolve_num_threads("auto", default=min(cores, 8)) == expected
+    assert resolve_num_threads(4, default=2) == 4 and resolve_num_threads(None, default=2) is None
+
+
+def test_cpu_presets_leave_a_core_to_other_jobs():
+    for path in CPU_PRESETS:
+        if path.stem != "tiny":
+            assert load_preset(path, [])["train"]["num_threads"] == "auto", path.name
 
 
 def test_resume_in_place_logs_each_step_once_and_rotation_keeps_the_new_checkpoint(tmp_path):
@@ -150,6 +181,101 @@ def test_resume_in_place_logs_each_step_once_and_rotation_keeps_the_new_checkpoi
     train(load_preset(config, ["train.max_steps=4"]), **run_args(tmp_path, config))
     latest = (checkpoints / "latest").read_text()
     assert latest == "step_4" and (checkpoints / latest / "trainer_state.json").exists()
+
+
+def test_resuming_a_finished_run_keeps_its_runtime_and_logs_one_final_line(tmp_path, capsys):
+    config = ROOT / "configuration" / "tiny.yaml"
+    preset = load_preset(config, ["train.max_steps=4"])
+    first = train(preset, **run_args(tmp_path, config))
+    log = capsys.readouterr().out  # as redirected to a file: plain lines, the evaluation on its own line
+    assert "\r" not in log and re.search(r"^step 4: validation accuracy \d\.\d{4}$", log, re.MULTILINE)
+    assert re.search(r"^step 4/4 \(100%\), [\d.]+ s/step, 0m00s left, loss=[\d.]+, acc=[\d.]+$", log, re.MULTILINE)
+    state_file = tmp_path / "checkpoints" / "step_4" / "trainer_state.json"
+    saved = json.loads(state_file.read_text())
+    assert saved["train_runtime_seconds"] > 0 and first["train_steps"] == 4
+    state_file.write_text(json.dumps({**saved, "train_runtime_seconds": 100.0}))  # as after a long first segment
+    (tmp_path / "README.md").write_text("# my notes\n")  # the model card never replaces a README of the user's
+    again = train(preset, **run_args(tmp_path, config, resume=str(tmp_path / "checkpoints" / "latest")))
+    assert again["train_steps"] == 4
+    assert again["train_runtime_seconds"] >= 100.0  # the earlier segment counts (was 0.0)
+    events = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    finals = [e for e in events if "final_test_accuracy" in e]
+    assert len(finals) == 1 and finals[0]["final_train_runtime_seconds"] == again["train_runtime_seconds"]
+    assert (tmp_path / "README.md").read_text() == "# my notes\n"
+
+
+HEAVY_MODULES = {"torch", "transformers", "accelerate", "datasets"}
+
+
+def run_train_cli(*args: str, cwd: Path = ROOT) -> tuple[int, str, list[str], set[str]]:
+    """`python -X importtime scripts/train.py args`: (exit status, stdout, stderr lines that are not import times,
+    the top-level modules imported)."""
+    command = [sys.executable, "-X", "importtime", str(ROOT / "scripts" / "train.py"), *args]
+    result = subprocess.run(command, env=ENV, cwd=cwd, capture_output=True, text=True, timeout=300)
+    lines = result.stderr.splitlines()
+    imported = {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")}
+    messages = [line for line in lines if not line.startswith("import time:")]
+    return result.returncode, result.stdout, messages, imported
+
+
+def test_help_needs_no_heavy_imports():
+    status, stdout, messages, imported = run_train_cli("--help")
+    assert status == 0 and stdout.startswith("usage: train.py") and not messages
+    assert not imported & HEAVY_MODULES
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--set", "train.learning_rat=1"],
+            "train.learning_rat: unknown train key; did you mean 'learning_rate'? valid keys: ['batch_size', ",
+        ),
+        (
+            ["--set", "modle.kernel_size=8"],
+            "--set modle.kernel_size=8: unknown section 'modle'; did you mean 'model'? sections: model | data | train",
+        ),
+        (
+            ["--config", "configuration/listops_cpu.yml"],
+            f"configuration/listops_cpu.yml: no such preset file; did you mean "
+            f"'{ROOT / 'configuration' / 'listops_cpu.yaml'}'?",
+        ),
+        (["--set", "train.batch_size"], "--set expects section.key=value with section model|data|train"),
+        (["--resume", "nowhere/checkpoints/latest"], "--resume nowhere/checkpoints/latest: not a checkpoint"),
+    ],
+)
+def test_user_errors_are_one_line_before_the_heavy_imports(tmp_path, args, message):
+    status, _, messages, imported = run_train_cli(*args, "--output_dir", str(tmp_path / "run"))
+    assert status == 2 and len(messages) == 1, messages
+    assert messages[0].startswith(f"train.py: error: {message}")
+    assert not imported & HEAVY_MODULES
+
+
+def test_a_failed_runs_folder_is_refused_with_what_works(tmp_path):
+    """A run that failed on its data leaves a folder without a checkpoint: no --resume is offered (issue 18)."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".mrconv_run").write_text("")
+    status, _, messages, imported = run_train_cli("--output_dir", str(tmp_path / "run"))
+    assert status == 2 and messages == [
+        f"train.py: error: --output_dir {tmp_path / 'run'} holds a run of scripts/train.py that stopped before its "
+        "first checkpoint (nothing to resume); pass --overwrite_output_dir to replace it, or another --output_dir."
+    ]
+    assert not imported & HEAVY_MODULES
+
+
+def test_model_key_errors_are_one_line_too(tmp_path):
+    """`model:` and `data:` keys are checked against the config classes, after the imports: one line as well."""
+    command = [sys.executable, str(ROOT / "scripts" / "train.py"), "--set", "model.kernel_sise=8"]
+    result = subprocess.run(
+        [*command, "--output_dir", str(tmp_path / "run")], env=ENV, cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("train.py: error: model.kernel_sise: unknown model key; did you mean 'kernel_size'?")
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_resume_from_saved_state_is_exact(tmp_path):

@@ -1,15 +1,20 @@
-"""Presets (`configuration/*.yaml`: `model:`, `data:`, `train:`) and `TrainConfig`, the `train:` keys and defaults."""
+"""Presets (`configuration/*.yaml`: `model:`, `data:`, `train:`) and `TrainConfig`, the `train:` keys and defaults.
+
+This module needs only the standard library and PyYAML: `scripts/train.py` loads it by path, without the package's
+torch imports, so that `read_preset` (the file, its sections, `--set` and the `train:` keys) answers user errors at
+once. `load_preset` adds the `model:` and `data:` schemas (`schema.py`, which imports the package).
+"""
 
 import dataclasses
+import difflib
 import importlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
-
-from modeling_mrconv.training.schema import validate_preset
 
 
 DEFAULT_PRESET = Path(__file__).resolve().parents[2] / "configuration" / "listops_cpu.yaml"
@@ -40,12 +45,17 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     num_workers: int = 0
-    num_threads: int | None = None  # torch CPU threads (torch.set_num_threads); null = torch's default
+    num_threads: int | str | None = None  # torch CPU threads: a number, auto (resolve_num_threads) or null (torch's)
     sync_batch_norm: bool = False  # reduce BatchNorm statistics over all processes
     report_to: str = "none"  # none | tensorboard | trackio | wandb | all (the installed ones): Accelerate trackers
 
     def __post_init__(self):
         check_report_to(self.report_to)
+        threads = self.num_threads
+        if not (threads is None or threads == "auto" or (isinstance(threads, int) and threads >= 1)):
+            raise ValueError(
+                f"train.num_threads: expected a positive number of threads, auto or null, got {threads!r}"
+            )
 
 
 def check_report_to(report_to: str) -> None:
@@ -56,25 +66,112 @@ def check_report_to(report_to: str) -> None:
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
+def resolve_num_threads(num_threads: int | str | None, default: int) -> int | None:
+    """torch's CPU threads for `train.num_threads` (None: leave torch's `default`).
+
+    `auto` leaves one core to the other jobs of a shared machine: an OpenMP step waits for its slowest thread, so a
+    process with as many threads as cores slows down several-fold as soon as another job takes one (measured in
+    README.md, "Main job"). It is the user's `OMP_NUM_THREADS` when set; else the cores this process may use (at most
+    torch's `default`, the physical cores), less one, shared among the `LOCAL_WORLD_SIZE` processes of this machine;
+    at least 1.
+    """
+    if num_threads != "auto":
+        return num_threads
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit() and int(os.environ["OMP_NUM_THREADS"]) > 0:
+        return int(os.environ["OMP_NUM_THREADS"])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, (min(cores, default) - 1) // processes)
+
+
+def _did_you_mean(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The preset file as a mapping; a missing file (with a did-you-mean among the presets) or bad YAML is an error."""
+    if not path.is_file():
+        presets = {p.stem: p for p in DEFAULT_PRESET.parent.glob("*.yaml")}
+        close = difflib.get_close_matches(path.stem, list(presets), n=1)
+        hint = f"did you mean {str(presets[close[0]])!r}? " if close else ""
+        raise FileNotFoundError(
+            f"{path}: no such preset file; {hint}the presets are the .yaml files of {DEFAULT_PRESET.parent}"
+        )
+    try:
+        preset = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+    if not isinstance(preset, dict):
+        raise ValueError(
+            f"{path}: expected a mapping with sections model:, data:, train:, got {type(preset).__name__}"
+        )
+    return preset
+
+
+def read_preset(path: Path, overrides: list[str]) -> dict[str, Any]:
+    """The preset's sections with `section.key=value` overrides (YAML values), checked as far as PyYAML alone allows:
+    the file, the section names (with a did-you-mean), the overrides' syntax and the `train:` keys.
+
+    Returns:
+        `{"model": dict, "data": dict, "train": dict}` as written (no defaults filled in, values not type-checked).
+
+    Raises:
+        FileNotFoundError: No preset file at `path`.
+        ValueError: Bad YAML, an unknown section or `train:` key, a malformed override, no `data:` section.
+    """
+    path = Path(path)
+    preset = _read_yaml(path)
+    for section in preset:
+        if section not in (*SECTIONS, "description"):
+            raise ValueError(
+                f"{path}: unknown preset section {section!r}; {_did_you_mean(str(section), list(SECTIONS))}"
+                f"sections: {' | '.join(SECTIONS)} (and description)"
+            )
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        section, _, field = key.partition(".")
+        if not sep or not field:
+            raise ValueError(f"--set expects section.key=value with section model|data|train, got {override!r}")
+        if section not in SECTIONS:
+            raise ValueError(
+                f"--set {override}: unknown section {section!r}; {_did_you_mean(section, list(SECTIONS))}"
+                f"sections: {' | '.join(SECTIONS)}"
+            )
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ValueError(
+                f"--set {override}: the value is not valid YAML: {' '.join(str(error).split())}"
+            ) from None
+        if preset.get(section) is None:
+            preset[section] = {}
+        preset[section][field] = parsed
+    if "data" not in preset:
+        raise ValueError(f"{path}: the preset has no data: section")
+    sections = {"model": preset.get("model") or {}, "data": preset["data"], "train": preset.get("train") or {}}
+    for section, values in sections.items():
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: the {section}: section must be a mapping of keys, got {values!r}")
+    for key in sections["train"]:
+        if key not in TRAIN_KEYS:  # the message of schema.check_section
+            raise ValueError(
+                f"train.{key}: unknown train key; {_did_you_mean(str(key), list(TRAIN_KEYS))}"
+                f"valid keys: {sorted(TRAIN_KEYS)}"
+            )
+    return sections
+
+
 def load_preset(path: Path, overrides: list[str]) -> dict[str, Any]:
-    """A YAML preset with `model:`, `data:` and `train:` sections, plus `section.key=value` overrides (YAML values).
+    """A YAML preset with `model:`, `data:` and `train:` sections, plus `section.key=value` overrides (YAML values),
+    validated against the schemas of every section (`read_preset`, then `schema.validate_preset`).
 
     Returns:
         `{"model": dict, "data": dict, "train": dict}`; `train` holds every `TrainConfig` field (defaults filled in).
     """
-    preset = yaml.safe_load(Path(path).read_text())
-    unknown = set(preset) - {*SECTIONS, "description"}
-    if unknown:
-        raise ValueError(f"{path}: unknown preset sections {sorted(unknown)}")
-    for override in overrides:
-        key, sep, value = override.partition("=")
-        section, _, field = key.partition(".")
-        if not sep or section not in SECTIONS or not field:
-            raise ValueError(f"--set expects section.key=value with section model|data|train, got {override!r}")
-        preset.setdefault(section, {})[field] = yaml.safe_load(value)
-    if "data" not in preset:
-        raise ValueError(f"{path}: the preset has no data: section")
-    sections = {"model": preset.get("model") or {}, "data": preset["data"], "train": preset.get("train") or {}}
+    from modeling_mrconv.training.schema import validate_preset  # imports the package (torch, transformers)
+
+    sections = read_preset(path, overrides)
     validate_preset(sections, TrainConfig)
     return {**sections, "train": dataclasses.asdict(TrainConfig(**sections["train"]))}
 

@@ -2,15 +2,14 @@
 resume exactly, the merged export reloaded from disk and evaluated on the test split.
 
 `train(preset, output_dir, ...)` writes into `output_dir` the merged export (config.json, model.safetensors, the
-copied modeling code, the tokenizer), `metrics.jsonl` (one line per log/eval event; also sent to `train.report_to`'s
-trackers, TensorBoard events under `mrconv/`), `all_results.json`, `training_preset.yaml` and
-`checkpoints/step_<N>` (resumable `accelerator.save_state` folders, training form, `latest` pointing at the newest).
+copied modeling code, the tokenizer or the feature extractor, `export.py`), a model card README.md, `metrics.jsonl`
+(one line per log/eval event; also sent to `train.report_to`'s trackers, TensorBoard events under `mrconv/`),
+`all_results.json`, `training_preset.yaml` and `checkpoints/step_<N>` (resumable `accelerator.save_state` folders, training form, `latest` pointing at the newest).
 """
 
 import json
 import math
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,15 +19,16 @@ import yaml
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
 from modeling_mrconv import param_groups
-from modeling_mrconv.data import build_task_data
-from modeling_mrconv.training.config import TrainConfig, flat_preset, resolve_trackers
+from modeling_mrconv.data import load_task
+from modeling_mrconv.training.config import TrainConfig, flat_preset, resolve_num_threads, resolve_trackers
 from modeling_mrconv.training.evaluation import dataset_labels, evaluate
+from modeling_mrconv.training.export import task_feature_extractor, write_model_card
 from modeling_mrconv.training.models import build_model
-from modeling_mrconv.training.run_dir import mark_run_dir
+from modeling_mrconv.training.progress import Progress, library_bars
+from modeling_mrconv.training.run_dir import mark_run_dir, resolve_resume
 
 
 def tracker_values(record: dict[str, Any]) -> dict[str, float]:
@@ -50,10 +50,17 @@ class MetricsLog:
         self.path, self.enabled, self.accelerator = path, enabled, accelerator
 
     def truncate_after(self, step: int) -> None:
-        """Drop the events of steps after `step` (a resumed run logs them again)."""
+        """Drop the events of steps after `step` and the final results (a resumed run logs them again)."""
         if self.enabled and self.path.exists():
             lines = self.path.read_text().splitlines(keepends=True)
-            self.path.write_text("".join(line for line in lines if json.loads(line).get("step", 0) <= step))
+            events = [json.loads(line) for line in lines]
+            self.path.write_text(
+                "".join(
+                    line
+                    for line, event in zip(lines, events, strict=True)
+                    if event.get("step", 0) <= step and not any(key.startswith("final_") for key in event)
+                )
+            )
 
     def write(self, **record: Any) -> None:
         if self.enabled:
@@ -76,15 +83,6 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, state: dict[str,
         for old in others[: max(0, len(others) - (keep - 1))]:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
-
-
-def resolve_resume(path: str) -> Path:
-    folder = Path(path)
-    if folder.name == "latest" and not folder.is_dir():
-        folder = folder.parent / (folder.parent / "latest").read_text().strip()
-    if not (folder / "trainer_state.json").exists():
-        raise FileNotFoundError(f"{folder} is not a checkpoint written by scripts/train.py (no trainer_state.json)")
-    return folder
 
 
 def train(
@@ -112,12 +110,9 @@ def train(
         log_with=trackers or None,
         project_dir=output_dir,  # TensorBoard events: output_dir/mrconv/
     )
-    if cfg.num_threads is not None:
-        if cfg.num_threads < 1:
-            raise ValueError(
-                f"train.num_threads: expected a positive number of threads or null, got {cfg.num_threads}"
-            )
-        torch.set_num_threads(cfg.num_threads)
+    num_threads = resolve_num_threads(cfg.num_threads, default=torch.get_num_threads())
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
     set_seed(cfg.seed)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -133,8 +128,13 @@ def train(
     log = MetricsLog(output_dir / "metrics.jsonl", accelerator.is_main_process, accelerator)
     accelerator.print(f"effective preset (saved as training_preset.yaml):\n{yaml.safe_dump(preset, sort_keys=False)}")
 
-    with accelerator.main_process_first():
-        task = build_task_data(preset["data"], seed=cfg.seed)
+    if preset["data"].get("streaming") and cfg.max_steps is None:
+        raise ValueError(
+            "train.max_steps: data.streaming: true reads the train split as a stream of unknown length, so the "
+            "schedule is counted in optimizer steps; set train.max_steps"
+        )
+    with accelerator.main_process_first():  # the model's max_sequence_length is the data's length (data/task.py)
+        task = load_task(preset["data"], seed=cfg.seed, max_sequence_length=preset["model"].get("max_sequence_length"))
     accelerator.print(f"data: {task.description}")
     model = build_model(preset["model"], task)
     if cfg.sync_batch_norm:
@@ -143,7 +143,10 @@ def train(
 
     eval_batch_size = cfg.eval_batch_size or 2 * cfg.batch_size
     loader_kwargs = {"collate_fn": task.collate_fn, "num_workers": cfg.num_workers}
-    train_loader = DataLoader(task.train, batch_size=cfg.batch_size, shuffle=True, drop_last=True, **loader_kwargs)
+    # a stream is shuffled by its buffer (data.shuffle_buffer, data/task.py), a memory-mapped split by the sampler
+    train_loader = DataLoader(
+        task.train, batch_size=cfg.batch_size, shuffle=not task.streaming, drop_last=True, **loader_kwargs
+    )
     val_loader = DataLoader(task.validation, batch_size=eval_batch_size, **loader_kwargs)
     test_loader = DataLoader(task.test, batch_size=eval_batch_size, **loader_kwargs)
     groups = param_groups(model, cfg.learning_rate, cfg.kernel_learning_rate, cfg.weight_decay)
@@ -151,7 +154,7 @@ def train(
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
         model, optimizer, train_loader, val_loader, test_loader
     )
-    if len(train_loader) < cfg.gradient_accumulation_steps:
+    if not task.streaming and len(train_loader) < cfg.gradient_accumulation_steps:
         # drop_last: fewer examples than one batch per process would leave epochs without a single optimizer step
         raise ValueError(
             f"train split: {len(task.train)} examples give {len(train_loader)} full batches of "
@@ -159,9 +162,13 @@ def train(
             f"the {cfg.gradient_accumulation_steps} micro-batch(es) of one optimizer step "
             "(train.gradient_accumulation_steps); lower train.batch_size or use more training data."
         )
-    steps_per_epoch = len(train_loader) // cfg.gradient_accumulation_steps
-    total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
-    epochs = math.ceil(total_steps / steps_per_epoch)
+    if task.streaming:  # a stream has no length: train.max_steps (checked above) is the schedule
+        steps_per_epoch, total_steps = None, cfg.max_steps
+        schedule = "streamed, the train stream read again as it ends"
+    else:
+        steps_per_epoch = len(train_loader) // cfg.gradient_accumulation_steps
+        total_steps = cfg.max_steps or cfg.epochs * steps_per_epoch
+        schedule = f"{math.ceil(total_steps / steps_per_epoch)} epochs of {steps_per_epoch}"
     # the prepared scheduler advances once per process per optimizer step
     scheduler = get_cosine_schedule_with_warmup(
         optimizer,
@@ -169,29 +176,27 @@ def train(
         num_training_steps=total_steps * accelerator.num_processes,
     )
     scheduler = accelerator.prepare(scheduler)
-    eval_every = cfg.eval_every or steps_per_epoch
-    save_every = cfg.save_every or steps_per_epoch
+    eval_every = cfg.eval_every or steps_per_epoch or total_steps
+    save_every = cfg.save_every or steps_per_epoch or total_steps
 
-    state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0}
+    # train_runtime_seconds: the training time of the run so far, over every resumed segment
+    state = {"global_step": 0, "epoch": 0, "batches_in_epoch": 0, "train_runtime_seconds": 0.0}
     if resume:
         folder = resolve_resume(resume)
         accelerator.load_state(str(folder))
-        state = json.loads((folder / "trainer_state.json").read_text())
+        state = {**state, **json.loads((folder / "trainer_state.json").read_text())}
         if accelerator.is_main_process:
             log.truncate_after(state["global_step"])  # events logged after this checkpoint are replayed now
         accelerator.print(f"resumed from {folder} at step {state['global_step']}")
 
     accelerator.print(
-        f"training {total_steps} steps ({epochs} epochs of {steps_per_epoch}) on {accelerator.num_processes} "
-        f"process(es), {accelerator.device}, mixed precision {accelerator.mixed_precision}"
+        f"training {total_steps} steps ({schedule}) on {accelerator.num_processes} "
+        f"process(es), {accelerator.device}, mixed precision {accelerator.mixed_precision}, "
+        f"{torch.get_num_threads()} CPU thread(s) per process"
     )
-    start = time.time()
-    progress = tqdm(
-        total=total_steps,
-        initial=state["global_step"],
-        disable=not accelerator.is_local_main_process,
-        mininterval=0.5 if sys.stderr.isatty() else 30.0,  # keep logs of non-interactive runs short
-    )
+    start, earlier_runtime = time.time(), state["train_runtime_seconds"]
+    # a bar on a terminal, plain lines (every 30 s) in a redirected log; messages go through it, never glued to it
+    progress = Progress(total_steps, initial=state["global_step"], enabled=accelerator.is_local_main_process)
     running = {"loss": 0.0, "batches": 0, "correct": 0, "count": 0}
     model.train()
     while state["global_step"] < total_steps:
@@ -217,7 +222,7 @@ def train(
                 continue
             state["global_step"] += 1
             step = state["global_step"]
-            progress.update(1)
+            progress.update(step)
             if step % cfg.log_every == 0 or step == total_steps:
                 record = {
                     "train_loss": running["loss"] / running["batches"],
@@ -230,9 +235,10 @@ def train(
                 running = {"loss": 0.0, "batches": 0, "correct": 0, "count": 0}
             if step % eval_every == 0 or step == total_steps:
                 metrics = evaluate(model, val_loader, accelerator, task.num_labels)
-                accelerator.print(f"step {step}: validation accuracy {metrics['accuracy']:.4f}")
+                progress.write(f"step {step}: validation accuracy {metrics['accuracy']:.4f}")
                 log.write(step=step, epoch=state["epoch"], **{f"validation_{k}": v for k, v in metrics.items()})
             if step % save_every == 0 or step == total_steps:
+                state["train_runtime_seconds"] = earlier_runtime + time.time() - start
                 save_checkpoint(accelerator, output_dir, dict(state), model, cfg.save_total_limit)
             if step >= total_steps:
                 break
@@ -240,18 +246,24 @@ def train(
             state["epoch"] += 1
             state["batches_in_epoch"] = 0
     progress.close()
-    train_runtime = time.time() - start
+    train_runtime = earlier_runtime + time.time() - start
 
     # the merged export, written from the training weights, reloaded from disk and evaluated on the test split
     unwrapped = accelerator.unwrap_model(model)
     state_dict = accelerator.get_state_dict(model)  # collective: full tensors, also from FSDP shards
     if accelerator.is_fsdp2:  # fully_shard's generated subclass would ship torch's FSDP code as the remote code
         unwrapped = type(unwrapped).__bases__[-1](unwrapped.config)  # bases: (FSDPModule, the model class)
-    unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, state_dict=state_dict)
+    with library_bars(progress.interactive):  # transformers' own bars too: none in a redirected log
+        unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, state_dict=state_dict)
     if task.tokenizer is not None and accelerator.is_main_process:
         task.tokenizer.save_pretrained(output_dir)
+    if accelerator.is_main_process:  # continuous series: the task's preprocessing as preprocessor_config.json
+        feature_extractor = task_feature_extractor(preset["data"], task)
+        if feature_extractor is not None:
+            feature_extractor.save_pretrained(output_dir)
     accelerator.wait_for_everyone()
-    exported = type(unwrapped).from_pretrained(output_dir).to(accelerator.device)
+    with library_bars(progress.interactive):
+        exported = type(unwrapped).from_pretrained(output_dir).to(accelerator.device)
     test_metrics = evaluate(exported, test_loader, accelerator, task.num_labels)
     validation_metrics = evaluate(exported, val_loader, accelerator, task.num_labels)
     train_labels, test_labels = dataset_labels(task.train), dataset_labels(task.test)
@@ -265,14 +277,16 @@ def train(
         "train_steps": state["global_step"],
         "train_runtime_seconds": round(train_runtime, 1),
         "num_parameters": unwrapped.num_parameters(),
-        "num_train_examples": len(task.train),
-        "num_test_examples": len(task.test),
+        "num_train_examples": len(train_labels),
+        "num_test_examples": len(test_labels),
         "num_processes": accelerator.num_processes,
         "data": task.description,
     }
     if accelerator.is_main_process:
         (output_dir / "all_results.json").write_text(json.dumps(results, indent=2) + "\n")
         log.write(step=state["global_step"], **{f"final_{k}": v for k, v in results.items() if k != "data"})
+        if not write_model_card(output_dir, preset, results, unwrapped.config):
+            accelerator.print(f"kept your {output_dir / 'README.md'}: no model card written")
     accelerator.print(json.dumps(results, indent=2))
     # Drop the DDP wrapper while the process group is still alive, then destroy the group: freeing DDP's Reducer
     # later (holding the GIL) can deadlock against gloo's worker threads (pytorch/pytorch#56297).
