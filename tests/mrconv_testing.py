@@ -7,6 +7,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
@@ -38,6 +39,21 @@ def tiny_config(**overrides) -> MRConvConfig:
     }
     values.update(overrides)
     return MRConvConfig(**values)
+
+
+def check_merged_round_trip(model, inputs: dict) -> None:
+    """`model` with moved running statistics, saved merged and reloaded, gives its eval-mode outputs (to 1e-5)."""
+    model.train()
+    model(**inputs)  # running statistics away from their init
+    model.eval()
+    with torch.no_grad():
+        expected = model(**inputs)[0]
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder, reparameterize=True)
+        merged = type(model).from_pretrained(folder).eval()
+    assert merged.config.reparameterized
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**inputs)[0], expected, rtol=1e-5, atol=1e-5)
 
 
 def warmed_model(config: MRConvConfig, steps: int = 4, length: int = 48) -> MRConvForSequenceClassification:

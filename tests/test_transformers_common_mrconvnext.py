@@ -3,11 +3,11 @@
 The mixins come from the installed transformers release's source distribution (`transformers_common.py`).
 """
 
-import tempfile
 import unittest
 from unittest import mock
 
 import torch
+from mrconv_testing import check_merged_round_trip
 from transformers_common import load
 
 from modeling_mrconv import MRConvNextConfig, MRConvNextForImageClassification, MRConvNextModel
@@ -97,18 +97,7 @@ class MRConvNextModelTest(common.ModelTesterMixin, unittest.TestCase):
         """The merge-on-save round trip, which the mixin's save/load tests run with the training form kept."""
         config, inputs = self.model_tester.prepare_config_and_inputs_for_common()
         for model_class in self.all_model_classes:
-            model = model_class(config)
-            model.train()
-            model(**inputs)  # running statistics away from their init
-            model.eval()
-            with torch.no_grad():
-                expected = model(**inputs)[0]
-            with tempfile.TemporaryDirectory() as folder:
-                model.save_pretrained(folder, reparameterize=True)
-                merged = model_class.from_pretrained(folder).eval()
-            self.assertTrue(merged.config.reparameterized)
-            with torch.no_grad():
-                torch.testing.assert_close(merged(**inputs)[0], expected, rtol=1e-5, atol=1e-5)
+            check_merged_round_trip(model_class(config), inputs)
 
     @unittest.skip(reason="an image model: the Conv2d patch stem is not a token embedding (as ConvNeXt's tests say)")
     def test_model_get_set_embeddings(self):

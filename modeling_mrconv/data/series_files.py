@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from modeling_mrconv.feature_extraction_mrconv import fill_missing as interpolate_missing
+
 
 _TS_HEADER = (
     "@problemname",
@@ -152,15 +154,10 @@ def cell_array(value: Any, where: str) -> np.ndarray:
 
 
 def fill_missing(x: np.ndarray, where: str) -> np.ndarray:
-    """Linear interpolation of NaNs along time per channel; edges take the nearest observed value."""
+    """`feature_extraction_mrconv.fill_missing` (the export's own preprocessing), errors naming `where`."""
     if x.shape[0] == 0:
         raise ValueError(f"{where}: empty series")
-    if not np.isnan(x).any():
-        return x
-    x, t = x.copy(), np.arange(x.shape[0])
-    for c in range(x.shape[1]):
-        seen = ~np.isnan(x[:, c])
-        if not seen.any():
-            raise ValueError(f"{where}: channel {c} has no observed value")
-        x[:, c] = np.interp(t, t[seen], x[seen, c])
-    return x
+    try:
+        return interpolate_missing(x)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
