@@ -9,7 +9,7 @@ import torch
 from transformers import AutoFeatureExtractor
 
 from modeling_mrconv import MRConvFeatureExtractor
-from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data import load_task
 from modeling_mrconv.feature_extraction_mrconv import fill_missing
 from modeling_mrconv.training.export import task_feature_extractor
 
@@ -33,7 +33,7 @@ def test_raw_series_become_the_sequence_tasks_inputs(tmp_path, normalize):
         np.savez(tmp_path / f"{split}.npz", x=x, y=np.arange(len(series)) % 2)
     files = {"train_file": str(tmp_path / "train.npz"), "test_file": str(tmp_path / "test.npz")}
     data = {"task": "sequence", "source": "local", "normalize": normalize, **files}
-    task = build_task_data(data, seed=0)
+    task = load_task(data, seed=0)
     extractor = task_feature_extractor(data, task)
     assert (extractor.normalize, extractor.interpolate_missing) == (normalize, True)
     for i, series in enumerate(splits["test"]):

@@ -27,15 +27,12 @@ from modeling_mrconv.data.collate import ContinuousCollator, PairCollator
 from modeling_mrconv.data.task import TaskData, load_task
 
 
-build_task_data = load_task  # the name before issue 18, kept while its callers move to `load_task`
-
 __all__ = [
     "TASKS",
     "ContinuousCollator",
     "PairCollator",
     "TaskConfig",
     "TaskData",
-    "build_task_data",
     "load_task",
     "register_task",
 ]

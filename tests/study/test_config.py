@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data import load_task
 from modeling_mrconv.study.config import RunSpec, load_study
 from modeling_mrconv.study.grid import task_models
 from modeling_mrconv.training import build_model
@@ -80,7 +80,7 @@ def test_cells_build_the_models_of_the_committed_runs():
         record = json.loads(line)
         records.setdefault((record["task"], record["model"]), record)
     for task in study.tasks:
-        data = build_task_data(study.base_preset(task)["data"])
+        data = load_task(study.base_preset(task)["data"])
         for model in task_models(study, task, list(study.families)):
             record = records[task, model]
             built = build_model(study.cell_preset(RunSpec(task, model, 0, record["learning_rate"]))["model"], data)

@@ -12,7 +12,7 @@ import yaml
 from accelerate.state import AcceleratorState
 
 from modeling_mrconv import MRConvForSequenceClassification
-from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data import load_task
 from modeling_mrconv.training import build_model, load_preset
 
 
@@ -39,7 +39,7 @@ def test_sampling_rate_factor_changes_the_model_and_writes_metrics(tmp_path):
     config = tmp_path / "preset.yaml"
     config.write_text(yaml.safe_dump({**PRESET, "data": {**PRESET["data"], "num_test": 12}}))
     preset = load_preset(config, ["data.resample_to=8000"])
-    task = build_task_data(preset["data"], seed=preset["train"]["seed"])
+    task = load_task(preset["data"], seed=preset["train"]["seed"])
     model = build_model(preset["model"], task).eval()
     with torch.no_grad():  # non-trivial weights (the head starts at zero) and BatchNorm statistics
         for parameter in model.parameters():

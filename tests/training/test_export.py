@@ -15,7 +15,7 @@ from mrconv_testing import run_without_package
 from transformers import AutoFeatureExtractor, pipeline
 
 from modeling_mrconv import MRConvFeatureExtractor, MRConvForSequenceClassification
-from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data import load_task
 from modeling_mrconv.training import load_preset, train
 from modeling_mrconv.training.export import CARD_MARKER, model_card, write_model_card
 
@@ -67,7 +67,7 @@ def run(request, tmp_path_factory) -> tuple[Path, list[np.ndarray]]:
 def task_probabilities(output_dir: Path) -> torch.Tensor:
     """The exported model's probabilities on the task's own test inputs (the data layer's preprocessing)."""
     preset = yaml.safe_load((output_dir / "training_preset.yaml").read_text())
-    task = build_task_data(preset["data"], seed=preset["train"]["seed"])
+    task = load_task(preset["data"], seed=preset["train"]["seed"])
     model = MRConvForSequenceClassification.from_pretrained(output_dir).eval()
     with torch.no_grad():
         return torch.stack(

@@ -10,7 +10,7 @@ import torch
 
 from modeling_mrconv import MRConvForSequenceClassification
 from modeling_mrconv.bench.peers import PeerForSequenceClassification
-from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data import load_task
 from modeling_mrconv.training import build_model, load_preset
 from modeling_mrconv.training.models import MRConvNextFlattenedForImageClassification, model_config
 
@@ -34,7 +34,7 @@ SECTIONS = {
 
 @pytest.fixture(scope="module")
 def tasks():
-    return {"sequence": build_task_data(SEQUENCE), "listops": build_task_data(LISTOPS), "bars": build_task_data(BARS)}
+    return {"sequence": load_task(SEQUENCE), "listops": load_task(LISTOPS), "bars": load_task(BARS)}
 
 
 def forward_backward(model: torch.nn.Module, task) -> torch.Tensor:

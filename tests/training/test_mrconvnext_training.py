@@ -17,7 +17,7 @@ from PIL import Image
 from transformers import pipeline
 
 from modeling_mrconv import MRConvNextForImageClassification
-from modeling_mrconv.data import build_task_data
+from modeling_mrconv.data import load_task
 from modeling_mrconv.data.image import generate_bars
 from modeling_mrconv.training import build_model, load_preset
 from modeling_mrconv.training.models import MRConvNextFlattenedForImageClassification, sequence_to_pixels
@@ -66,7 +66,7 @@ def test_preset_switches_to_a_local_image_folder_with_one_override():
 
 def test_preset_keys_reach_the_mrconvnext_config():
     preset = load_preset(PRESET, ["model.kernel_type=[fourier, fourier, dilated, dilated]"])
-    task = build_task_data({**preset["data"], **BARS})
+    task = load_task({**preset["data"], **BARS})
     model = build_model(preset["model"], task)
     assert type(model) is MRConvNextFlattenedForImageClassification
     config = model.config
@@ -78,7 +78,7 @@ def test_preset_keys_reach_the_mrconvnext_config():
 
 
 def test_wrapper_reads_the_raster_order_and_refuses_padding():
-    task = build_task_data(BARS)
+    task = load_task(BARS)
     model = build_model(TINY_MODEL, task).eval()
     batch = task.collate_fn([task.test[i] for i in range(3)])
     pixels = sequence_to_pixels(batch["input_values"])  # (B C H W)
@@ -101,12 +101,12 @@ def test_non_square_or_token_data_is_refused(tmp_path):
         for name in ("a", "b"):
             (tmp_path / split / name).mkdir(parents=True)
             Image.fromarray(np.zeros((4, 5, 3), dtype=np.uint8)).save(tmp_path / split / name / "0.png")
-    folder = build_task_data({"task": "scifar", "source": "local", "root": str(tmp_path), "validation_fraction": 0.5})
+    folder = load_task({"task": "scifar", "source": "local", "root": str(tmp_path), "validation_fraction": 0.5})
     with pytest.raises(
         ValueError, match=r"needs square images, but the data's images have 20 pixels .* data.image_size"
     ):
         build_model(TINY_MODEL, folder)
-    tokens = build_task_data({"task": "listops", "num_train": 4, "num_validation": 2, "num_test": 2, "cache": False})
+    tokens = load_task({"task": "listops", "num_train": 4, "num_validation": 2, "num_test": 2, "cache": False})
     with pytest.raises(ValueError, match="mrconvnext needs an image task"):
         build_model(TINY_MODEL, tokens)
 
@@ -115,7 +115,7 @@ def test_non_square_or_token_data_is_refused(tmp_path):
 def test_export_processor_turns_a_pil_image_into_the_task_inputs(task, normalize):
     """The shipped processor on the PIL image equals the task's input_values of that image (resize is the identity
     at 32x32; rescale and normalization as the task's, up to float32 rounding). Grayscale tasks take "L" images."""
-    data = build_task_data({**BARS, "task": task, "normalize": normalize})
+    data = load_task({**BARS, "task": task, "normalize": normalize})
     model = build_model(TINY_MODEL, data)
     images, _ = generate_bars(6, 4, 32, 2)  # the test split: seed data_seed * 3 + 2
     pictures = [Image.fromarray(x).convert("L" if task == "image" else "RGB") for x in images]
@@ -135,7 +135,7 @@ def test_export_processor_resizes_as_data_image_size(tmp_path):
             (tmp_path / split / f"c{i}").mkdir(parents=True)
             Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(tmp_path / split / f"c{i}" / "0.png")
     cfg = {"task": "scifar", "source": "local", "root": str(tmp_path), "image_size": 8, "validation_fraction": 0.5}
-    data = build_task_data(cfg)
+    data = load_task(cfg)
     model = build_model({**TINY_MODEL, "patch_size": 1}, data)
     assert model.config.image_size == 8
     files = [Image.open(tmp_path / "test" / f"c{i}" / "0.png") for i in range(2)]
@@ -177,7 +177,7 @@ def test_train_script_exports_a_plain_packaged_model(trained_export):
 
 def test_pipeline_on_pil_images_equals_the_trained_model_on_the_task_inputs(trained_export, tmp_path):
     preset = load_preset(trained_export / "training_preset.yaml", [])
-    task = build_task_data(preset["data"])
+    task = load_task(preset["data"])
     model = MRConvNextFlattenedForImageClassification.from_pretrained(trained_export).eval()
     batch = task.collate_fn([task.test[i] for i in range(4)])
     with torch.no_grad():
