@@ -107,11 +107,13 @@ def map_batches(
     with_indices: bool = False,
     batch_size: int = 256,
     numpy: bool = False,
+    code: Sequence[ModuleType | str] = (),
 ) -> Any:
     """`dataset.map(function, batched=True)` to exactly `features` (other columns dropped), for a `Dataset` (cached
     under a fingerprint of the input's, the function, `fn_kwargs` and its module's code) or an `IterableDataset`
     (lazy, applied while streaming). `function(batch, [indices,] **fn_kwargs)` gets rows numbered in `dataset`, as
-    Python lists, or numpy arrays with `numpy` (array columns)."""
+    Python lists, or numpy arrays with `numpy` (array columns). `code`: further modules whose functions `function`
+    calls, hashed into the cache key with its own module (as `generated_dataset`'s `code`)."""
     from datasets import IterableDataset
 
     dataset = dataset.with_format("numpy" if numpy else None)
@@ -122,7 +124,7 @@ def map_batches(
         common["batch_size"] = STREAM_BATCH_SIZE
         return dataset.map(function, fn_kwargs=fn_kwargs, remove_columns=remove or None, **common)
     name = getattr(function, "__qualname__", repr(function))
-    key = fingerprint(dataset._fingerprint, name, fn_kwargs, features.to_dict(), code_hash(function.__module__))
+    key = fingerprint(dataset._fingerprint, name, fn_kwargs, features.to_dict(), code_hash(function.__module__, *code))
     return dataset.map(
         function,
         fn_kwargs=fn_kwargs,

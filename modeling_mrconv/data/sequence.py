@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from modeling_mrconv import feature_extraction_mrconv
+from modeling_mrconv.data import series_files
 from modeling_mrconv.data.base import SPLITS, register_task, value_features
 from modeling_mrconv.data.caching import generated_dataset, map_batches, split_by_counts
 from modeling_mrconv.data.generators.timeseries import generate_timeseries
@@ -50,9 +52,9 @@ from modeling_mrconv.data.sources import (
 )
 from modeling_mrconv.data.task import TaskData
 from modeling_mrconv.data.values import channel_stats
+from modeling_mrconv.feature_extraction_mrconv import NORMALIZE, normalize_series
 
 
-NORMALIZE = ("per_series", "global", "none")
 _FILE_AND_HUB_KEYS = ("input_column", "channels_first", "label_column", "label_names", "train_split")
 _FILE_AND_HUB_KEYS += ("validation_split", "test_split", "validation_fraction", "streaming", "shuffle_buffer")
 
@@ -231,7 +233,15 @@ def _file_splits(config: SequenceTaskConfig, seed: int) -> tuple[Any, dict[str, 
         kwargs = {"columns": columns, "channels_first": config.channels_first, "channels": channels[split]}
         kwargs.update(label_column=label_column, names=names, mode=mode, split=split, where=where[split])
         features = value_features(channels[split], names, "float64", "series")
-        out[split] = map_batches(raw[split], _to_series, features, config, kwargs, with_indices=True)
+        out[split] = map_batches(
+            raw[split],
+            _to_series,
+            features,
+            config,
+            kwargs,
+            with_indices=True,
+            code=[series_files, feature_extraction_mrconv],
+        )
     if len(set(channels.values())) > 1:  # after the rows' own errors, as each split is read whole first
         raise ValueError(f"splits have different channel counts {channels}")
     carve_validation(out, config, seed, where)
@@ -248,15 +258,11 @@ def _generated_rows(counts: tuple, seed: int, params: dict) -> Iterator[dict]:
 
 
 def _normalize(batch: dict, mode: str, mean: list | None, std: list | None) -> dict:
-    values = []
-    for x in batch["series"]:
-        x = np.asarray(x, dtype=np.float64)  # (L C)
-        if mode == "per_series":
-            scale = x.std(0)
-            x = (x - x.mean(0)) / np.where(scale > 0, scale, 1.0)
-        elif mode == "global":
-            x = (x - np.asarray(mean)) / np.asarray(std)
-        values.append(x.astype(np.float32))
+    """The export's own preprocessing (`feature_extraction_mrconv.normalize_series`), so both give the same inputs."""
+    mean, std = (None, None) if mode != "global" else (np.asarray(mean), np.asarray(std))
+    values = [
+        normalize_series(np.asarray(x, dtype=np.float64), mode, mean, std).astype(np.float32) for x in batch["series"]
+    ]
     return {"input_values": values, "labels": batch["labels"]}
 
 
@@ -291,7 +297,9 @@ def _build_sequence(config: SequenceTaskConfig, seed: int) -> TaskData:
     features = value_features(splits["train"].features["series"].shape[1], splits["train"].features["labels"].names)
     kwargs = {"mode": config.normalize, "mean": mean, "std": std}
     for split in SPLITS:
-        splits[split] = map_batches(splits[split], _normalize, features, config, kwargs, numpy=True)
+        splits[split] = map_batches(
+            splits[split], _normalize, features, config, kwargs, numpy=True, code=[feature_extraction_mrconv]
+        )
     return TaskData(
         splits, None, f"{description}, normalize {config.normalize}", where, input_mean=mean, input_std=std
     )

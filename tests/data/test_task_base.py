@@ -163,3 +163,18 @@ def test_bad_config_errors():
     with pytest.raises(ValueError, match="dataset_name"):
         load_task({"task": "retrieval", "source": "hub"})
     assert set(TASKS) >= set(TINY)
+
+
+def test_a_preprocessing_step_is_keyed_by_the_code_it_calls(tmp_path, monkeypatch):
+    """The sequence task's normalization runs the feature extractor's `normalize_series`: a change there re-runs the
+    step instead of serving it from the cache."""
+    cfg = {"task": "sequence", "source": "generate", "num_train": 6, "num_validation": 2, "num_test": 2, "length": 64,
+           "cache_dir": str(tmp_path / "cache")}  # fmt: skip
+    first = load_task(cfg, seed=0)
+    assert load_task(cfg, seed=0).train.cache_files == first.train.cache_files
+    real_hash = caching_module._file_hash
+    monkeypatch.setattr(
+        caching_module, "_file_hash", lambda path: real_hash(path) + ("x" * ("feature_extraction" in str(path)))
+    )
+    again = load_task(cfg, seed=0)
+    assert again.train.cache_files != first.train.cache_files and same_items(first.train, again.train)
