@@ -1,13 +1,10 @@
 """BatchNorm whose statistics ignore padded positions.
 
-`torch.nn.BatchNorm1d` would average over padding, so the statistics (and, through the running averages, the
-eval-mode model) would depend on how much padding a batch happened to have. Here the mean and variance of a
-channel are taken over the valid (batch, position) pairs only. One module can hold several independent
-BatchNorms stacked along leading channel dims, e.g. (N, H) for the N branches of an MRConv layer: each branch
-keeps its own statistics and affine parameters exactly as N separate `BatchNorm1d(H)` modules would.
-
-Under `torch.distributed`, `sync_batch_norm=True` reduces the statistics over all ranks (a differentiable
-all-reduce of per-rank sums), the equivalent of `torch.nn.SyncBatchNorm`, which cannot convert this module.
+`torch.nn.BatchNorm1d` would average over padding, so the statistics (and the eval-mode model) would depend on how
+much padding a batch had; here they are taken over the valid (batch, position) pairs only. One module can hold
+independent BatchNorms stacked along leading channel dims, e.g. (N, H) for the N branches of an MRConv layer, exactly
+as N `BatchNorm1d(H)` would. `sync_batch_norm=True` reduces the statistics over all `torch.distributed` ranks (a
+differentiable all-reduce of per-rank sums), as `torch.nn.SyncBatchNorm`, which cannot convert this module.
 """
 
 import contextlib
@@ -37,15 +34,10 @@ class AllReduceSum(torch.autograd.Function):
 
 
 class MRConvBatchNorm(nn.Module):
-    """Masked BatchNorm over inputs of shape (B, *C, L) with per-channel parameters of shape C.
+    """Masked BatchNorm over inputs (B, *C, L) with parameters of the channel shape C (`num_features`).
 
-    Args:
-        num_features: the channel shape C, e.g. `(N, H)` or `(H,)`.
-        eps: added to the variance.
-        momentum: weight of the new batch statistics in the running averages; `None` gives the cumulative average
-            of every batch since `num_batches_tracked` was 0 (as `torch.nn.BatchNorm1d(momentum=None)`).
-
-    A batch without any valid position leaves the running statistics and `num_batches_tracked` unchanged.
+    `momentum=None` gives the cumulative average, as `torch.nn.BatchNorm1d(momentum=None)`. A batch without any
+    valid position leaves the running statistics and `num_batches_tracked` unchanged.
     """
 
     def __init__(self, num_features: tuple[int, ...], eps: float = 1e-5, momentum: float | None = 0.1):
@@ -82,10 +74,8 @@ class MRConvBatchNorm(nn.Module):
     def batch_statistics(
         self, x: torch.Tensor, mask: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Masked mean and biased variance over batch and length (C-shaped, float32 or float64) and the valid count.
-
-        The count is the true number of valid (batch, position) pairs, 0 included; values at padded positions are
-        replaced by 0 (`torch.where`), so NaN or inf there never reaches the statistics.
+        """Masked mean and biased variance over batch and length (C-shaped, float32 or float64) and the valid count
+        (0 included). Padded values are replaced by 0 (`torch.where`): NaN or inf there never reaches the statistics.
         """
         dims = [0, x.dim() - 1]
         x = x.to(compute_dtype(x.dtype))
@@ -113,11 +103,8 @@ class MRConvBatchNorm(nn.Module):
 
     @torch.no_grad()
     def update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:
-        """Move the running averages towards batch statistics (C-shaped biased `var` over `count` valid positions).
-
-        No-op, without a host sync, when `count` is 0. With `momentum=None` the weight of the batch is
-        1 / (number of batches tracked so far + 1): the cumulative average.
-        """
+        """Move the running averages towards batch statistics (C-shaped biased `var` over `count` valid positions);
+        a no-op, without a host sync, when `count` is 0."""
         has_data = count > 0  # () bool tensor
         unbiased = var * count / (count - 1).clamp_min(1.0)
         if self.momentum is None:
@@ -131,16 +118,13 @@ class MRConvBatchNorm(nn.Module):
 
     @contextlib.contextmanager
     def statistics_kept_unless(self, condition: torch.Tensor) -> Iterator[None]:
-        """Undo the running-statistics updates made inside the block where the () bool tensor `condition` is False.
-
-        For callers that update the statistics with a count clamped to 1 (`branch_conv.fast_multires_forward`); no sync.
-        """
-        saved = [t.clone() for t in (self.running_mean, self.running_var, self.num_batches_tracked)]
+        """Undo the running-statistics updates of the block where the () bool tensor `condition` is False (no sync),
+        for callers that clamp the count to 1 (`branch_conv.fast_multires_forward`)."""
+        buffers = (self.running_mean, self.running_var, self.num_batches_tracked)  # updated in place
+        saved = [t.clone() for t in buffers]
         yield
         with torch.no_grad():
-            for buffer, old in zip(
-                (self.running_mean, self.running_var, self.num_batches_tracked), saved, strict=True
-            ):
+            for buffer, old in zip(buffers, saved, strict=True):
                 buffer.copy_(torch.where(condition.to(buffer.device), buffer, old))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

@@ -9,53 +9,41 @@ Given the batch statistics (mu_i, sigma_i) every BN_i is an affine map, so the s
     y = (sum_i s_i k_i + D delta) * u + c,   s_i = alpha_i gamma_i / sigma_i,
     c = sum_i alpha_i (beta_i - gamma_i mu_i / sigma_i).
 
-The branch outputs are needed only for their statistics and for the BatchNorm backward. `MultiResConvFunction`
-reads the branch means off the shared spectrum of u (each kernel's taps against the cross-correlation of the mask
-with u, `tap_inner`), forms y with the combined kernel (taps summed, one transform; one inverse FFT of the batch) and
-keeps no branch output: it saves the spectrum of u, the long branches' spectra, the kernels and the first and last
-W_max samples of u instead of the several (B, N, H, L) tensors autograd keeps for the reference, whose N branch
-outputs also cost N passes of every BatchNorm op. The second moments sum m (z_i - mu_i)^2 are taken in one of two
-exact ways:
+`MultiResConvFunction` reads the branch means off the shared spectrum of u (`tap_inner`: the taps against the
+cross-correlation of the mask with u), forms y with the combined kernel (one transform, one inverse FFT of the batch)
+and keeps no branch output, unlike the reference, whose N outputs autograd keeps and every BatchNorm op passes N
+times. The second moments sum m (z_i - mu_i)^2 are exact in one of two ways:
 
-- Long branches (l_i > L / 4), and every branch under a mask other than right padding (holes, left padding): z_i
-  is computed chunk by chunk of the batch for the two-pass variance and recomputed in the backward pass (3 FFTs of
-  the batch per branch and step).
-- Short branches (l_i <= L / 4, no mask or right padding; `edge_branches`): on the 2L circle of the FFT, k_i * u
-  is z_i on [0, L) and, outside it, only the causal tail at t = L .. L + l_i - 2 and the anti-causal head at
-  t = 2L - l_i .. 2L - 1. So sum_t<L z_i^2 = sum_f w_f |K_i,f|^2 sum_b |U_b,f|^2 (Parseval on the circle: the
-  autocorrelation of k_i, fewer than 2 W_i lags taken on a 4 W_i circle by `edge_autocorrelation`, against that of
-  u) minus the energy of those two pieces, which depend only on u[:W_i] and u[L-W_i:] (W_i >= l_i) and come from a
-  4 W_i circle (`edge_signal`). A short branch never needs its 2L spectrum.
-  The backward pass uses the same split: m z_i = k_i * u minus its outside part, so k_i^T (m z_i) is |K_i|^2 U
-  (folded into the one spectrum of du) minus an edge correction on u[:W_i], u[L-W_i:], and the kernel gradient's
-  sum_b R_i conj(U_b) is K_i sum_b |U_b|^2 minus l_i lags of the outside part correlated with u. All sums are
-  taken about the channel mean c of u (z_i = k_i * (u - c) + c k_i * 1), so the variance is a sum of small terms,
-  never E[z^2] - mu^2, and float32 keeps its precision when |mu| >> sigma.
-- Right padding (m_b = 1 on [0, n_b), u zero beyond n_b; `right_padded_lengths`, checked once per call on CPU):
-  the same split with the tail at t = n_b per sequence, from the edge windows u[:W_i] and u[n_b-W_i : n_b]
-  (gathered), W_i >= 2 l_i. Centred at the valid mean c, z_i = k_i * ((u - c) m_b) + c k_i * m_b, whose second
-  part differs from c sum(k_i) only within l_i of t = 0 and of t = n_b (`right_padded_edge_squares`). In the
-  backward pass m z_i = k_i * u minus the outside part, whose k_i^T lands on u[:W_i] and on u[n_b-W_i : n_b+W_i]
-  (padded positions included, as in the reference).
+- Long branches (l_i > L / 4), and every branch under a mask other than right padding: z_i is computed chunk by chunk
+  of the batch for the two-pass variance and recomputed in backward (3 FFTs of the batch per branch and step).
+- Short branches (l_i <= L / 4, no mask or right padding; `edge_branches`): on the 2L circle k_i * u is z_i on
+  [0, L) plus the causal tail t = L .. L + l_i - 2 and the anti-causal head t = 2L - l_i .. 2L - 1. So
+  sum_t<L z_i^2 = sum_f w_f |K_i,f|^2 sum_b |U_b,f|^2 (Parseval: `edge_autocorrelation` against that of u) minus the
+  energy of those pieces, which depend only on u[:W_i] and u[L-W_i:] (W_i >= l_i) and come from a 4 W_i circle
+  (`edge_signal`); no 2L spectrum per short branch. Backward splits the same way: k_i^T (m z_i) is |K_i|^2 U minus an
+  edge correction, the kernel gradient K_i sum_b |U_b|^2 minus l_i lags of the outside part correlated with u. All
+  sums are taken about the channel mean c of u (z_i = k_i * (u - c) + c k_i * 1), never as E[z^2] - mu^2, so float32
+  keeps its precision when |mu| >> sigma.
+- Right padding (m_b = 1 on [0, n_b), u zero beyond; `right_padded_lengths`, checked once per call on CPU): the same
+  split with the tail at t = n_b, from u[:W_i] and u[n_b-W_i : n_b] (gathered), W_i >= 2 l_i. Centred at the valid
+  mean c, z_i = k_i * ((u - c) m_b) + c k_i * m_b, whose second part differs from c sum(k_i) only within l_i of t = 0
+  and of t = n_b (`right_padded_edge_squares`). In backward k_i^T of the outside part lands on u[:W_i] and
+  u[n_b-W_i : n_b+W_i] (padded positions included, as in the reference).
 
-Cost per step: 4 FFTs of the batch shared by every branch (u, y, g, du: those of a single long convolution), 3 per
-long branch (2 at L = 1,024-4,096 with l0 = 16: l = L / 2 and L), 6 of (B, H, 4 W_i) per short branch (all short
-branches together move about as much data as 6 batch FFTs, as sum_i 4 W_i < 2L for l_i = l0 2^i), a few (H, 2L)
-transforms shared by every branch (the combined kernels, the cross-correlations with u) and O(H sum_i l_i) work on
-the taps (the short kernels' gradients from their l_i lags on a 4 W_i circle), on chunks of the batch small enough
-to stay in cache on CPU. Measured costs against the single-kernel model are in benchmarks/cpu_training_cost/ and
-the model card. Under right padding the edge circles are twice as wide (W_i >= 2 l_i), so only branches with
-W_i <= L / 8 take them (`RIGHT_PADDED_EDGE_RATIO`). Direct (non-FFT) convolution of the few-tap dilated branches
-does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
+Cost per step: 4 batch FFTs shared by every branch (u, y, g, du: those of one long convolution), 3 per long branch (2
+at L = 1,024-4,096 with l0 = 16), 6 of (B, H, 4 W_i) per short branch (together about 6 batch FFTs: sum_i 4 W_i < 2L),
+a few shared (H, 2L) transforms and O(H sum_i l_i) work on the taps, on batch chunks that stay in cache on CPU
+(measured: benchmarks/cpu_training_cost/ and the model card). Under right padding the edge circles are twice as wide,
+so only branches with W_i <= L / 8 take them. A direct convolution of the few-tap dilated branches does not pay on
+CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
 
 Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x_i = (z_i - mu_i) / sigma_i):
 
     A = sum g,  G_i = sum g x_i,  dbeta_i = alpha_i A,  dgamma_i = alpha_i G_i,  dalpha_i = gamma_i G_i + beta_i A,
     dz_i = s_i g - m (s_i / n) (A + x_i G_i) = s_i g - a_i m - b_i m z_i,
 
-so du = (sum_i s_i k_i + D)^T g - (sum_i a_i k_i)^T m - sum_i b_i k_i^T (m z_i). All sums over (batch, position) of
-products with u are read off the spectra (Parseval); only the last term needs z_i again (long branches) or its part
-outside [0, L) (short branches).
+so du = (sum_i s_i k_i + D)^T g - (sum_i a_i k_i)^T m - sum_i b_i k_i^T (m z_i), every sum of a product with u read
+off the spectra (Parseval); only the last term needs z_i again (long branches) or its outside part (short ones).
 """
 
 import math
@@ -69,8 +57,8 @@ from .fftconv import compute_dtype, fft_conv, fft_conv_bias, kernel_spectrum, ke
 from .reparam import merge_branches
 
 
-# CPU: complex elements of the spectra transformed in one call (2 MiB in complex64): the chunk's temporaries stay in
-# cache between the ops of a chunk and are recycled by the allocator (mapped afresh above 32 MiB).
+# CPU: complex elements transformed in one call (2 MiB in complex64): a chunk's temporaries stay in cache and are
+# recycled by the allocator (mapped afresh above 32 MiB)
 CPU_BLOCK_ELEMENTS = 2**18
 # branches with l_i <= L / EDGE_BRANCH_RATIO take the edge path (`edge_branches`) when there is no mask
 EDGE_BRANCH_RATIO = 4
@@ -79,10 +67,7 @@ RIGHT_PADDED_EDGE_RATIO = 8
 
 
 def circular_spectra(kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int) -> torch.Tensor:
-    """Spectra of N branch kernels (S, H, l_i) on the 2L circle (`fftconv.kernel_to_circular`): (N, H, L + 1).
-
-    The taps are written into one zeroed (N, H, 2L) buffer (no autograd inside the Function).
-    """
+    """Spectra of N branch kernels (S, H, l_i) on the 2L circle (`fftconv.kernel_to_circular`): (N, H, L + 1)."""
     circular = kernels[0].new_zeros(len(kernels), kernels[0].shape[1], 2 * L)  # (N H 2L)
     for out, kernel in zip(circular, kernels, strict=True):
         taps = min(kernel.shape[-1], L)
@@ -124,9 +109,7 @@ def spans(size: int, step: int) -> list[slice]:
 
 
 def batch_chunks(B: int, H: int, L: int, device: torch.device) -> list[slice]:
-    """Batch chunks transformed in one call: the whole batch off CPU; on CPU at most `CPU_BLOCK_ELEMENTS` spectrum
-    elements (at least one sample), so that the chunk's spectra stay in cache between the ops of a chunk.
-    """
+    """Batch chunks transformed in one call: the whole batch off CPU, else <= `CPU_BLOCK_ELEMENTS` (>= 1 sample)."""
     if device.type != "cpu":
         return [slice(0, B)]
     return spans(B, max(1, CPU_BLOCK_ELEMENTS // (H * (L + 1))))
@@ -145,9 +128,8 @@ def accumulate_products(out: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> 
 
 
 def tap_inner(x: torch.Tensor, kernels: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """sum_t x[t] k_i[t] over the 2L circle for a real x (H, 2L) and kernels (S, H, l_i) laid out as in
-    `circular_spectra`: (N, H). By Parseval this is Re(sum_f w_f conj(X_f) K_i,f) (X the rfft of x, w the
-    `parseval_weights`), read off the l_i taps of each kernel instead of its 2L spectrum.
+    """sum_t x[t] k_i[t] on the 2L circle for a real x (H, 2L) and kernels (S, H, l_i) as in `circular_spectra`:
+    (N, H), i.e. Re(sum_f w_f conj(X_f) K_i,f) (Parseval) read off the l_i taps instead of the 2L spectrum.
     """
     n = x.shape[-1]
     sums = []
@@ -163,9 +145,7 @@ def tap_inner(x: torch.Tensor, kernels: list[torch.Tensor] | tuple[torch.Tensor,
 def combined_spectrum(
     weights: torch.Tensor, kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int
 ) -> torch.Tensor:
-    """sum_i weights_i K_i on the 2L circle for real weights (N, H): (H, L + 1). The taps are summed first, so one
-    transform serves every branch.
-    """
+    """sum_i weights_i K_i on the 2L circle for real weights (N, H): (H, L + 1), one transform of the summed taps."""
     circular = kernels[0].new_zeros(kernels[0].shape[1], 2 * L)  # (H 2L)
     for weight, kernel in zip(weights, kernels, strict=True):
         taps = min(kernel.shape[-1], L)
@@ -176,24 +156,19 @@ def combined_spectrum(
 
 
 def near_lags(x: torch.Tensor, W: int) -> torch.Tensor:
-    """Lags -2W .. 2W - 1 of x (..., 2L) on the 2L circle, laid out as on the 4W edge circle (0 .. 2W - 1 first):
-    (..., 4W). Needs 4W <= 2L.
-    """
+    """Lags -2W .. 2W - 1 of x (..., 2L), laid out as on the 4W edge circle (0 .. 2W - 1 first): (..., 4W)."""
     return torch.cat([x[..., : 2 * W], x[..., x.shape[-1] - 2 * W :]], dim=-1)
 
 
 def edge_autocorrelation(K: torch.Tensor) -> torch.Tensor:
-    """The autocorrelation sum_t k[t] k[t + tau] of a kernel from its spectrum K (H, 2W + 1) on the 4W edge circle:
-    (H, 4W) in the layout of `near_lags`. A kernel of length l <= W spans fewer than 2W lags, so these are also its
-    lags on the 2L circle, where the rest are zero: irfft(|K_i|^2) on the 2L circle without a 2L transform.
+    """The autocorrelation sum_t k[t] k[t + tau] from a kernel's spectrum K (H, 2W + 1) on the 4W edge circle: (H, 4W)
+    as `near_lags`. A kernel of length l <= W spans fewer than 2W lags, so these are its lags on the 2L circle too.
     """
     return torch.fft.irfft(squared_magnitude(K), n=2 * (K.shape[-1] - 1))
 
 
 def autocorrelation_spectrum(weights: torch.Tensor, autocorrelations: list[torch.Tensor], L: int) -> torch.Tensor:
-    """sum_i weights_i |K_i|^2 on the 2L circle for real weights (n, H) and `edge_autocorrelation`s: (H, L + 1) real.
-    The weighted lags are summed first, so one transform serves every branch.
-    """
+    """sum_i weights_i |K_i|^2 on the 2L circle for weights (n, H) and `edge_autocorrelation`s: (H, L + 1) real."""
     circular = autocorrelations[0].new_zeros(autocorrelations[0].shape[0], 2 * L)  # (H 2L)
     for weight, lags in zip(weights, autocorrelations, strict=True):
         half = lags.shape[-1] // 2
@@ -205,10 +180,9 @@ def autocorrelation_spectrum(weights: torch.Tensor, autocorrelations: list[torch
 def edge_branches(
     kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int, masked: bool, right_padded: bool = False
 ) -> list[int]:
-    """Indices of the branches computed on the edges of u: kernel length l_i <= L / EDGE_BRANCH_RATIO, none under a
-    `masked` batch (a mask other than right padding). Under right padding (`right_padded_lengths`) the edge circle
-    is twice as wide, W_i = `edge_width`(2 l_i), and pays for branches with W_i <= L / RIGHT_PADDED_EDGE_RATIO (it
-    must stay <= L / 2 for the kernel-gradient lags of the edge circle to be those of the 2L one).
+    """Indices of the branches computed on the edges of u: l_i <= L / EDGE_BRANCH_RATIO, none when `masked` (a mask
+    other than right padding). Under right padding W_i = `edge_width`(2 l_i) <= L / RIGHT_PADDED_EDGE_RATIO (<= L / 2
+    keeps the kernel-gradient lags of the edge circle those of the 2L one).
     """
     if masked:
         return []
@@ -226,10 +200,8 @@ def branch_index(indices: list[int]) -> slice | list[int]:
 
 def right_padded_lengths(u: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
     """The lengths n_b (B) when the (B, L) mask is right padding (m[b, t] = 1 exactly for t < n_b) and u is zero
-    beyond n_b, as `MRConvBlock` passes it; else None (no mask, other masks, and off CPU or under torch.compile,
-    where the check would cost a device sync or a graph break). The one dispatch point of the masked paths: lengths
-    all equal to L (an all-ones mask, as a tokenizer returns for equal lengths) make `MultiResConvFunction` drop the
-    mask, which gives the same numbers and lets the short branches take the unpadded edge path.
+    beyond n_b, as `MRConvBlock` passes it; else None (also off CPU or under torch.compile: no sync, no graph break).
+    The one dispatch point of the masked paths; an all-ones mask is then dropped (same numbers, unpadded edge path).
     """
     if mask is None or u.device.type != "cpu" or torch.compiler.is_compiling():
         return None
@@ -242,10 +214,7 @@ def right_padded_lengths(u: torch.Tensor, mask: torch.Tensor | None) -> torch.Te
 
 
 def mask_response(kernel: torch.Tensor, lengths: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """(k * m_b)[t] for the right-padding masks m_b = 1 on [0, n_b): (B, H, P) at positions (B, P), 0 <= t < n_b.
-
-    The causal taps reaching t from [0, t] and the anti-causal ones from (t, n_b): partial sums of the taps.
-    """
+    """(k * m_b)[t] for the masks m_b = 1 on [0, n_b): (B, H, P) at positions (B, P), 0 <= t < n_b (partial sums)."""
     l = kernel.shape[-1]
     forward = kernel[0].cumsum(-1)[:, positions.clamp(0, l - 1)]  # (H B P)
     if kernel.shape[0] == 2:
@@ -262,11 +231,9 @@ def edge_width(length: int) -> int:
 def edge_signal(edges: torch.Tensor, W: int) -> torch.Tensor:
     """Spectrum of [u[:W], u[L-W:], 0, 0] on the 4W circle from `edges` (..., 2 W_max) = [u[:W_max], u[L-W_max:]].
 
-    This circle is the 2L one cut down to the W samples either side of t = 0 and of t = L and rotated by W. For a
-    kernel of length l <= W <= L / 2 it holds, exactly, the part of the 2L-circular output that falls outside
-    [0, L) (`edge_outside`), and the adjoint convolution maps that part back onto u[:W] and u[L-W:]. Under right
-    padding `edges` holds u[n_b-W_max : n_b] (zero before t = 0) in place of u[L-W_max:], and the circle the output
-    around t = 0 and t = n_b.
+    The 2L circle cut to the W samples either side of t = 0 and t = L, rotated by W: for l <= W <= L / 2 it holds
+    exactly the output outside [0, L) (`edge_outside`), which the adjoint maps back onto u[:W] and u[L-W:]. Under
+    right padding `edges` ends with u[n_b-W_max : n_b] (zero before t = 0): the circle is around t = 0 and t = n_b.
     """
     W_max = edges.shape[-1] // 2
     signal = edges.new_zeros(*edges.shape[:-1], 4 * W)  # (.. 4W), written once (no cat, then pad)
@@ -276,9 +243,8 @@ def edge_signal(edges: torch.Tensor, W: int) -> torch.Tensor:
 
 
 def edge_outside(E: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """The 4W-circle convolution of an `edge_signal` E with a kernel spectrum K (H, 2W + 1), kept where the 2L-circular
-    output lies outside [0, L): [2W, 3W) holds t = L .. L + W - 1 (the causal tail), [3W, 4W) holds t = 2L - W ..
-    2L - 1 (the anti-causal head of a bidirectional kernel); [0, 2W) is zeroed. (..., 4W) real.
+    """An `edge_signal` E convolved with K (H, 2W + 1) on the 4W circle, zeroed on [0, 2W): (..., 4W) real, with the
+    causal tail t = L .. L + W - 1 on [2W, 3W) and the anti-causal head t = 2L - W .. 2L - 1 on [3W, 4W).
     """
     out = torch.fft.irfft(E * K, n=2 * (E.shape[-1] - 1))
     out[..., : out.shape[-1] // 2] = 0
@@ -287,9 +253,8 @@ def edge_outside(E: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
 
 def right_padded_edge_squares(
     c: torch.Tensor,
-    centred_lags: torch.Tensor,
-    valid_lags: torch.Tensor,
-    mask: torch.Tensor,
+    centred_power: torch.Tensor,
+    PC: torch.Tensor,
     lengths: torch.Tensor,
     edges: torch.Tensor,
     kernels: list[torch.Tensor],
@@ -300,24 +265,23 @@ def right_padded_edge_squares(
 ) -> None:
     """Writes sum m (z_i - mean_i)^2 of the short branches into `squares` for right-padded masks (u zero beyond n_b).
 
-    Centred at the mean c (H) of u over valid positions: z_i = z'_i + c q_ib on [0, n_b), z'_i = k_i * ((u - c) m_b),
-    q_ib = k_i * m_b. With rho_i = c sum(k_i) - mean_i and e_ib = c (q_ib - sum(k_i)), zero but within l_i of t = 0
-    and of t = n_b, r_ib = c q_ib - mean_i = rho_i + e_ib and
+    Centred at the valid mean c (H): z_i = z'_i + c q_ib on [0, n_b), z'_i = k_i * ((u - c) m_b), q_ib = k_i * m_b.
+    With rho_i = c sum(k_i) - mean_i and e_ib = c (q_ib - sum(k_i)) (zero but within l_i of t = 0 and t = n_b):
 
         sum m (z_i - mean_i)^2 = sum m z'^2 + 2 rho_i sum m z' + 2 sum e z' + n rho_i^2 + 2 rho_i sum e + sum e^2.
 
-    sum m z'^2 is the 2L-circle energy, the autocorrelation of k_i against `centred_lags` (H, 2L), that of u' summed
-    over the batch (irfft of sum_b |U'_b|^2, Parseval), minus the energy of the tail after n_b and the head before 0;
-    sum m z' is the kernel's taps against `valid_lags`, the cross-correlation sum_b m_b * u'_b (irfft of
-    sum_b M_b conj(U'_b)); the e terms need z' near the edges only. All from the 4W edge circle of
-    [u'[:W], u'[n_b-W : n_b]] (`edges`, W >= 2 l_i): [0, W/2) holds t < W / 2, [3W/2, 2W) holds
-    t = n_b - W/2 .. n_b - 1 and [2W, 4W) the outside part.
+    sum m z'^2 is the 2L-circle energy (k_i's autocorrelation against that of u', from `centred_power` sum_b |U'_b|^2)
+    minus the energy outside [0, n_b); sum m z' is the taps against sum_b m_b * u'_b (`PC` = sum_b conj(M_b) U'_b).
+    The rest comes from the 4W edge circle of [u'[:W], u'[n_b-W : n_b]] (`edges`, W >= 2 l_i): [0, W/2) holds
+    t < W / 2, [3W/2, 2W) t = n_b - W/2 .. n_b - 1, [2W, 4W) the outside part.
     """
-    B, H = edges.shape[:2]
-    valid_sum = tap_inner(valid_lags, kernels)  # (n H) sum m z'
+    B, H, L = *edges.shape[:2], centred_power.shape[-1] - 1
+    kernels = [kernels[i] for i in edge]
+    centred_lags = torch.fft.irfft(centred_power, n=2 * L)  # (H 2L) autocorrelation of u', summed over the batch
+    valid_sum = tap_inner(torch.fft.irfft(PC.conj(), n=2 * L), kernels)  # (n H) sum m z'
     W_max = edges.shape[-1] // 2
     tail = lengths[:, None] - W_max + torch.arange(W_max, device=c.device)  # (B W_max)
-    valid_edges = torch.cat([mask[:, :W_max], (tail >= 0).to(c.dtype)], dim=-1)  # (B 2W_max)
+    valid_edges = torch.cat([torch.arange(W_max, device=c.device) < lengths[:, None], tail >= 0], -1).to(c.dtype)
     centred = (edges - c[:, None]) * valid_edges[:, None]  # (B H 2W_max) edges of (u - c) m
     n = lengths.sum().to(c.dtype)
     for j, (i, kernel, K_i) in enumerate(zip(edge, kernels, edge_spectra, strict=True)):
@@ -350,21 +314,12 @@ class MultiResConvFunction(torch.autograd.Function):
     """y = sum_i alpha_i BN_i(k_i * u) + D u with training-mode (batch) statistics; see the module docstring.
 
     `apply(u, alpha, weight, bias, skip, mask, eps, *kernels)`: u (B, H, L); alpha, weight, bias (N, H) branch weights
-    and BatchNorm affine parameters; skip (H); mask (B, L) or None; eps; N kernels (S, H, l_i), all in u's (float32 or
-    float64) dtype. Returns y (B, H, L) and the batch mean and biased variance (N, H), which are not differentiable.
-    Saved for backward: the spectrum of u (B, H, L + 1), the long branches' spectra (n, H, L + 1), the first W_max
-    samples of u and the last W_max before L (or before n_b under right padding) (B, H, 2 W_max), the power spectrum
-    of u and, under right padding, sum_b M_b conj(U_b) (H, L + 1), the short branches' 4 W_i-circle spectra, (N, H)
-    statistics, the kernels and the small inputs; no branch output.
-
-    Cross spectra sum_b X_b conj(U_b) (H, L + 1) carry every batch-and-position sum of a product with u (Parseval):
-    the branch means, sum g z_i (one inverse transform each, then the taps of every kernel), and the kernel
-    gradients. Long branches (every branch under a mask that is not
-    right padding, `right_padded_lengths`) take the exact second pass sum m (z_i - mean_i)^2 over z_i, computed chunk
-    by chunk of the batch and discarded, and recompute z_i in the backward pass; short ones (`edge_branches`) need
-    only the power spectrum of u and their output outside [0, L) (or [0, n_b)), computed on small circles
-    (`edge_signal`), in both passes, and their kernel gradients are read off the l_i lags they need on such a circle,
-    without a 2L transform per branch.
+    and BatchNorm affine parameters; skip (H); mask (B, L) or None; N kernels (S, H, l_i), all in u's dtype (float32
+    or float64). Returns y (B, H, L) and the batch mean and biased variance (N, H), not differentiable. Saved for
+    backward, no branch output: the spectra of u (B, H, L + 1) and of the long branches, u's first W_max samples and
+    the last W_max before L (or n_b) (B, H, 2 W_max), the power spectrum of u (and sum_b M_b conj(U_b) under right
+    padding), the short branches' 4 W_i-circle spectra, the (N, H) statistics and the kernels. Cross spectra
+    sum_b X_b conj(U_b) (H, L + 1) carry every batch-and-position sum of a product with u (Parseval).
     """
 
     @staticmethod
@@ -427,19 +382,7 @@ class MultiResConvFunction(torch.autograd.Function):
         power = u.new_zeros(0)
         if right_padded_edge:
             centred_power = centred_power.view(H, L + 1, 2).sum(-1)  # (H L+1)
-            right_padded_edge_squares(
-                c,
-                torch.fft.irfft(centred_power, n=2 * L),
-                torch.fft.irfft(PC.conj(), n=2 * L),
-                mask,
-                lengths,
-                edges,
-                [kernels[i] for i in edge],
-                edge,
-                edge_spectra,
-                mean,
-                squares,
-            )
+            right_padded_edge_squares(c, centred_power, PC, lengths, edges, kernels, edge, edge_spectra, mean, squares)
             # the uncentred sum_b |U_b|^2, for the kernel gradients
             power = centred_power.add_(2 * c[:, None] * PC.real).add_(c[:, None].square() * mask_power)
         elif edge:
@@ -635,16 +578,9 @@ def reference_multires_forward(
 ) -> torch.Tensor:
     """The straightforward training and eval form: N branch convolutions, N BatchNorms, the alpha-weighted sum.
 
-    Args:
-        x: (B, H, L) input with padded positions zeroed.
-        kernels: N branch kernels (S, H, l_i), as `MRConvKernel.forward` returns them.
-        batch_norm: the (N, H) BatchNorm of the branches; updates its running statistics in training mode.
-        alpha: (N, H) branch weights.
-        skip: (H) the D term.
-        mask: (B, L) valid positions, or None.
-
-    Returns:
-        (B, H, L) in x's dtype.
+    x (B, H, L) with padded positions zeroed; N `kernels` (S, H, l_i) as the `kernels.py` modules return them; the
+    branches' (N, H) `batch_norm` (running statistics updated in training mode); alpha (N, H); skip (H), the D term;
+    mask (B, L) or None. Returns (B, H, L) in x's dtype.
     """
     dtype = compute_dtype(x.dtype)
     L = x.shape[-1]
@@ -662,11 +598,9 @@ def folded_multires_forward(
     alpha: torch.Tensor,
     skip: torch.Tensor,
 ) -> torch.Tensor:
-    """Eval form with running statistics: the merge formula of paper eq. 7 applied on the fly (exact).
+    """Eval form with running statistics: paper eq. 7's merge applied on the fly (exact), one FFT convolution.
 
-    One FFT convolution with k = sum_i s_i k_i + D delta and bias sum_i alpha_i (beta_i - gamma_i mu_i / sigma_i).
-    Differentiable in every argument. Arguments as in `reference_multires_forward`; no mask, since eval statistics
-    do not depend on the batch.
+    Differentiable in every argument; arguments as `reference_multires_forward`, no mask (eval statistics are fixed).
     """
     dtype, L = compute_dtype(x.dtype), x.shape[-1]
     kernel, shift = merge_branches(kernels, alpha, batch_norm, skip, L)  # (S H L), (H) float64
@@ -682,9 +616,8 @@ def fast_multires_forward(
     skip: torch.Tensor,
     mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """`reference_multires_forward` computed the cheap way: `MultiResConvFunction` in training mode (running
-    statistics updated identically), the folded kernel in eval mode. Local BatchNorm statistics only: the layer
-    (`MRConvMultiResConv.branch_forward`) takes the reference under synchronized BatchNorm.
+    """`reference_multires_forward` the cheap way: `MultiResConvFunction` in training mode (the same running
+    statistics), the folded kernel in eval mode. Local BatchNorm statistics only (`branch_forward` dispatches).
     """
     if not batch_norm.training:
         return folded_multires_forward(x, kernels, batch_norm, alpha, skip)

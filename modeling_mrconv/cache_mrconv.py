@@ -1,18 +1,12 @@
 """Streaming causal inference: a per-layer input history and the chunked merged convolution.
 
-A merged causal MRConv layer is y[t] = sum_{s<K} k[s] u[t - s] + b (paper section 3.2, one kernel of length K), so
-its outputs at a chunk's positions depend only on the chunk and the last K - 1 inputs before it. `stream_conv`
-convolves the window [history, chunk] and returns the chunk's outputs, exactly those of the full causal forward at
-those positions, through one of two paths chosen at one dispatch point:
-
-- `stream_conv_direct`: the window correlated with the flipped kernel (one depthwise `F.conv1d`), O(K x C) per
-  channel for a chunk of C positions; the faster path for short chunks.
-- `stream_conv_fft`: the window, left-padded with zeros to an FFT-friendly length N >= K - 1 + C, convolved by
-  `fftconv.fft_conv_bias` with the kernel's length-N spectrum (cached per length in `MRConvCache`),
-  O((K + C) log(K + C)); the faster path for chunks of `FFT_MIN_CHUNK` positions or more.
-
-Neither cost depends on how much came before: `MRConvCache` keeps at most K - 1 past inputs per layer, where K is
-the kernel's support (trailing zero taps are dropped), so memory does not grow with the stream either.
+A merged causal MRConv layer is y[t] = sum_{s<K} k[s] u[t - s] + b (paper section 3.2), so a chunk's outputs depend
+only on the chunk and the last K - 1 inputs. `stream_conv` convolves the window [history, chunk] and returns exactly
+the full causal forward's outputs at the chunk's C positions, by one of two paths (one dispatch point):
+`stream_conv_direct` (one depthwise `F.conv1d`, O(K x C) per channel; short chunks) or `stream_conv_fft`
+(`fftconv.fft_conv_bias` on an FFT-friendly length, O((K + C) log(K + C)); chunks of `FFT_MIN_CHUNK` or more).
+Neither cost nor memory grows with the stream: `MRConvCache` keeps at most K - 1 past inputs per layer, K the
+kernel's support (trailing zero taps dropped).
 """
 
 import torch
@@ -31,11 +25,8 @@ MAX_CACHED_SPECTRA = 4
 
 
 def streaming_kernel(layer: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """The causal kernel (1, H, K) trimmed to its support, and bias (H), of an `MRConvMultiResConv` in eval mode.
-
-    Raises ValueError for bidirectional layers (future inputs are not available in a stream) and for training-form
-    layers in training mode (BatchNorm would use batch statistics, which a chunk cannot reproduce).
-    """
+    """The causal kernel (1, H, K) trimmed to its support, and bias (H), of an `MRConvMultiResConv` in eval mode;
+    ValueError for bidirectional layers and training-form layers in training mode (batch statistics)."""
     if layer.num_directions != 1:
         raise ValueError(
             "Streaming (use_cache=True) needs a causal model: config.bidirectional=True layers read future inputs."
@@ -76,11 +67,8 @@ def direct_weight(kernel: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def stream_conv_direct(window: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, C: int) -> torch.Tensor:
-    """Outputs (B, H, C) at the last C positions of `window` (B, H, P + C), direct form: O(K x C) per channel.
-
-    The window, left-padded (or cut) to K - 1 + C positions, correlated with `weight` = `direct_weight(kernel)`
-    (a cross-correlation, hence the flip) gives exactly the chunk's C outputs.
-    """
+    """Outputs (B, H, C) at the last C positions of `window` (B, H, P + C): the window, left-padded (or cut) to
+    K - 1 + C positions, correlated with `weight` = `direct_weight(kernel)` (hence the flip)."""
     K = weight.shape[-1]
     L = window.shape[-1]
     if L < K - 1 + C:  # the start of a stream: zeros stand for the inputs before it
@@ -99,10 +87,9 @@ def stream_conv_fft(
 ) -> torch.Tensor:
     """Outputs (B, H, C) at the last C positions of `window` (B, H, P + C), FFT form: O((P + C) log(P + C)).
 
-    The window is left-padded with zeros to N = `fft_length(P + C)`: zeros before the stream's start change no
-    output, and the causal convolution's first N - 1 outputs are not needed, so `fftconv.fft_conv_bias` over the
-    N positions with the kernel's length-N spectrum gives exactly the chunk's outputs. `spectra` (a dict owned by the
-    caller, keyed by length and dtype) keeps the spectra already computed, at most `MAX_CACHED_SPECTRA`.
+    The window is left-padded with zeros (which change no output) to N = `fft_length(P + C)` and convolved with the
+    kernel's length-N spectrum. `spectra` (the caller's dict, keyed by length and dtype) keeps up to
+    `MAX_CACHED_SPECTRA` of them.
     """
     N = fft_length(window.shape[-1])
     key = (N, window.dtype)
@@ -126,21 +113,12 @@ def stream_conv(
     spectra: dict[tuple, torch.Tensor] | None = None,
     weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Causal convolution of a chunk given the layer's past inputs: the dispatch between the two streaming paths.
+    """Causal convolution of a chunk (B, H, C) given the layer's past inputs: the dispatch between the two paths.
 
-    Args:
-        chunk: (B, H, C) layer inputs (padded positions already zeroed, as in the full forward).
-        kernel: (1, H, K) causal kernel; bias: (H).
-        history: (B, H, P) the last P <= K - 1 inputs before the chunk, or None at the start of the stream
-            (a longer history gives the same outputs; only its last K - 1 positions are read and kept).
-        fft_min_chunk: chunks of at least this many positions take `stream_conv_fft`, shorter ones
-            `stream_conv_direct`.
-        spectra: kernel spectra cache for `stream_conv_fft` (see there), or None.
-        weight: `direct_weight(kernel, compute dtype)` for `stream_conv_direct` if already made, else None.
-
-    Returns:
-        outputs (B, H, C) in compute dtype, equal to the full forward's at these positions, and the new history
-        (B, H, min(K - 1, P + C)).
+    `history` (B, H, P) holds the inputs before the chunk (only the last K - 1 are read), None at the start; chunks
+    of at least `fft_min_chunk` positions take `stream_conv_fft` (with the `spectra` cache), shorter ones
+    `stream_conv_direct` (with `weight`, if already made). Returns the outputs (B, H, C) in compute dtype, equal to
+    the full forward's, and the new history (B, H, min(K - 1, P + C)).
     """
     K, C = kernel.shape[-1], chunk.shape[-1]  # (K taps, C chunk positions)
     dtype = compute_dtype(chunk.dtype)
@@ -164,22 +142,12 @@ def stream_conv(
 
 
 class MRConvCache:
-    """Streaming state of a causal MRConv model: per-layer input history and the running pooling sums.
+    """Streaming state of a causal MRConv model: per layer the last (at most K - 1) inputs `history` (B, H, P), the
+    `streaming_kernel`, the FFT `spectra` and the direct `weights`; the running pooling sums `pooled_sum` (B, H)
+    and `pooled_count` (B, 1) of valid positions; `seen_tokens`, positions fed so far (valid or padded).
 
-    Attributes:
-        history: per layer, the last (at most K - 1) inputs of its MRConv convolution, (B, H, P), or None.
-        kernels: per layer, the cached `streaming_kernel` (merged once per stream for training-form layers).
-        spectra: per layer, the kernel spectra of `stream_conv_fft` by FFT length (at most `MAX_CACHED_SPECTRA`).
-        weights: per layer, the flipped kernel of `stream_conv_direct` (`direct_weight`), made once per stream.
-        fft_min_chunk: chunks of at least this many positions take the FFT path (`stream_conv`); default
-            `FFT_MIN_CHUNK`, measured on CPU.
-        pooled_sum: (B, H) running sum of the final hidden states over the valid positions seen so far.
-        pooled_count: (B, 1) number of valid positions seen so far.
-        seen_tokens: positions (valid or padded) fed so far (advanced by `MRConvModel.forward`).
-
-    A stream is not limited to `config.max_sequence_length`: every output reads only the last K - 1 <= L_max - 1
-    inputs of each layer, so position t of a long stream sees the same kernel window as position K - 1 of a
-    training sequence, and equals the full causal convolution with the kernel extended by zero taps.
+    A stream may exceed `config.max_sequence_length`: each output reads only the last K - 1 <= L_max - 1 inputs of a
+    layer, so it equals the full causal convolution with the kernel extended by zero taps.
     """
 
     def __init__(self, num_layers: int, fft_min_chunk: int = FFT_MIN_CHUNK):

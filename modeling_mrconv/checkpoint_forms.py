@@ -53,9 +53,8 @@ def merges_on_load(path, saved: PreTrainedConfig, requested: bool | None) -> boo
 
 
 def check_kernel_shapes(path, saved: PreTrainedConfig, config: PreTrainedConfig | None) -> None:
-    """Refuse a requested config whose kernels have other shapes than the checkpoint's (another
-    `max_sequence_length`, so another branch count), naming the values, instead of transformers' generic
-    size-mismatch error."""
+    """Refuse a requested config whose kernels have other shapes than the checkpoint's, naming the values, instead of
+    transformers' generic size-mismatch error."""
     if not isinstance(saved, MRConvConfig) or not isinstance(config, MRConvConfig):
         return
     merged = bool(saved.reparameterized)

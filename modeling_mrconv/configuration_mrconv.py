@@ -14,41 +14,33 @@ NORM_TYPES = ("batch", "layer")
 class MRConvConfig(PreTrainedConfig):
     r"""
     Configuration of an MRConv model (Cunningham et al., "Reparameterized Multi-Resolution Convolutions for Long
-    Sequence Modelling", NeurIPS 2024). Instantiating a configuration with the defaults gives a small byte-level
-    text classifier.
+    Sequence Modelling", NeurIPS 2024). The defaults give a small byte-level text classifier.
 
     Args:
         vocab_size (`int`, *optional*, defaults to 259):
-            Size of the token vocabulary when the model reads `input_ids`. 259 = `len(ByT5Tokenizer(extra_ids=0))`.
+            Token vocabulary size for `input_ids`; 259 = `len(ByT5Tokenizer(extra_ids=0))`.
         input_dim (`int`, *optional*):
-            Number of features per step of continuous inputs `input_values` of shape (batch, length, input_dim)
-            (1 for grayscale pixels or audio, 3 for RGB). `None` means the model reads token ids.
+            Features per step of continuous `input_values` (batch, length, input_dim); `None`: the model reads tokens.
         hidden_size (`int`, *optional*, defaults to 128):
-            Width D of every layer (number of channels of the depthwise convolutions).
+            Width D of every layer (channels of the depthwise convolutions).
         num_hidden_layers (`int`, *optional*, defaults to 4):
             Number of MRConv blocks.
         max_sequence_length (`int`, *optional*, defaults to 1024):
-            Longest input the kernels cover. Longer inputs raise a `ValueError`.
+            Longest input the kernels cover; longer inputs raise a `ValueError`.
         kernel_type (`str`, *optional*, defaults to `"dilated"`):
-            Parameterization of the branch kernels: `"dilated"` (l0 taps at dilation 2^i), `"fourier"` (`fourier_modes`
-            low-frequency modes), `"sparse"` (`sparse_taps` taps at fixed random positions) or `"fourier_sparse"`
-            (per-channel weighted sum of a Fourier and a sparse kernel of the same length).
+            `"dilated"` (l0 taps at dilation 2^i), `"fourier"`, `"sparse"` or `"fourier_sparse"` (per-channel mix).
         kernel_size (`int`, *optional*, defaults to 16):
             l0, the length of the shortest branch; branch i has length l0 * 2^i.
         num_branches (`int`, *optional*):
-            Number of resolutions N. Defaults to `1 + ceil(log2(max_sequence_length / kernel_size))`, the smallest N
-            whose longest kernel covers the sequence; the last kernel is truncated to `max_sequence_length`.
+            Resolutions N; defaults to `1 + ceil(log2(max_sequence_length / kernel_size))`, the fewest covering L.
         fourier_modes (`int`, *optional*):
-            Complex modes per Fourier kernel. Defaults to `kernel_size // 2` (about l0 real numbers per branch, the
-            same budget as a dilated branch).
+            Low-frequency complex modes per Fourier kernel; defaults to `kernel_size // 2` (a dilated branch's budget).
         sparse_taps (`int`, *optional*):
-            Free taps per sparse kernel. Defaults to `kernel_size`.
+            Free taps per sparse kernel (at fixed random positions); defaults to `kernel_size`.
         bidirectional (`bool`, *optional*, defaults to `True`):
-            Two-sided (non-causal) kernels. `False` gives a causal model: output t sees inputs <= t only.
+            Two-sided kernels; `False` gives a causal model (output t sees inputs <= t only).
         branch_batch_norm (`bool`, *optional*, defaults to `True`):
-            A BatchNorm on every branch output before the alpha-weighted sum (paper Section 3.1). `False` is the
-            ablation without it: y = (sum_i alpha_i k_i) * u + D u, one convolution with the alpha-weighted sum of the
-            branch kernels; no BatchNorm modules are created and the merge is the same sum.
+            BatchNorm per branch (paper Section 3.1); `False` is the ablation y = (sum_i alpha_i k_i) * u + D u.
         norm_type (`str`, *optional*, defaults to `"batch"`):
             Block normalization, `"batch"` (masked BatchNorm) or `"layer"`.
         prenorm (`bool`, *optional*, defaults to `False`):
@@ -58,16 +50,9 @@ class MRConvConfig(PreTrainedConfig):
         reparameterized (`bool`, *optional*, defaults to `False`):
             Build the merged inference architecture (one kernel + bias per layer) instead of the N branches.
         conv_implementation (`str`, *optional*, defaults to `"auto"`):
-            How a multi-branch layer with branch BatchNorm is computed, as `attn_implementation` chooses attention
-            kernels: `"fast"` (training: `branch_conv.MultiResConvFunction`, one convolution with the BN-folded
-            combined kernel; eval: the branches folded on the fly), `"reference"` (`branch_conv.
-            reference_multires_forward`: N branch convolutions and N BatchNorms, paper eqs. 4-6) or `"auto"` (fast,
-            except the reference under synchronized BatchNorm, which the fast path does not support). Both give the
-            same numbers; merged layers are one FFT convolution whatever the choice. Change it on a built model with
-            `model.set_conv_implementation(...)`.
+            `"fast"` (`MultiResConvFunction`), `"reference"` (eqs. 4-6) or `"auto"` (reference only under synced BN).
         reparameterize_on_save (`bool`, *optional*, defaults to `True`):
-            `save_pretrained` writes the merged kernel unless told otherwise (Trainer `checkpoint-<step>` folders
-            always keep the training form).
+            `save_pretrained` writes the merged kernel (Trainer `checkpoint-<step>` folders keep the training form).
         batch_norm_momentum (`float`, *optional*, defaults to 0.1):
             Momentum of the running statistics of every BatchNorm.
         norm_eps (`float`, *optional*, defaults to 1e-5):
@@ -139,14 +124,12 @@ class MRConvConfig(PreTrainedConfig):
         self.norm_eps = norm_eps
         self.initializer_range = initializer_range
         self.sparse_seed = sparse_seed
-        self._derive_and_validate()
+        self.validate_mrconv()
         super().__init__(pad_token_id=pad_token_id, **kwargs)
-        if self.architectures is None:
-            # the Auto classes map MRConvConfig to a tuple of heads and iterate over this list to pick one
-            # (`auto_factory._get_model_class`), which fails on None
+        if self.architectures is None:  # the Auto classes' tuple of heads iterates over it (`_get_model_class`)
             self.architectures = []
 
-    def _derive_and_validate(self) -> None:
+    def validate_mrconv(self) -> None:
         """Fill the derived fields and raise a `ValueError` naming the first invalid field."""
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "max_sequence_length", "kernel_size"):
             _check_positive_int(name, getattr(self, name))
@@ -172,30 +155,24 @@ class MRConvConfig(PreTrainedConfig):
             raise ValueError(f"batch_norm_momentum must be in (0, 1], got {self.batch_norm_momentum}")
         if not self.norm_eps > 0:
             raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
-        if self.num_branches is None:
-            self.num_branches = 1 + math.ceil(math.log2(self.max_sequence_length / self.kernel_size))
-        _check_positive_int("num_branches", self.num_branches)
-        if self.fourier_modes is None:
-            self.fourier_modes = max(1, self.kernel_size // 2)
-        _check_positive_int("fourier_modes", self.fourier_modes)
+        for field in DERIVED_FIELDS:
+            if getattr(self, field) is None:
+                setattr(self, field, _derived_value(field, vars(self)))
+            _check_positive_int(field, getattr(self, field))
         if self.fourier_modes > self.kernel_size // 2 + 1:
             raise ValueError(
                 f"fourier_modes ({self.fourier_modes}) must be <= kernel_size // 2 + 1 ({self.kernel_size // 2 + 1}): "
                 "the shortest branch has no more frequencies"
             )
-        if self.sparse_taps is None:
-            self.sparse_taps = self.kernel_size
-        _check_positive_int("sparse_taps", self.sparse_taps)
         if self.sparse_taps > self.kernel_size:
             raise ValueError(f"sparse_taps ({self.sparse_taps}) must be <= kernel_size ({self.kernel_size})")
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs):
-        """`PreTrainedConfig.from_dict`, then validation of the final values (overrides included).
+        """`PreTrainedConfig.from_dict`, then validation of the final values (`from_pretrained` overrides included).
 
-        `from_pretrained(dir, max_sequence_length=...)` sets overrides after `__init__` has validated the saved values.
-        A derived field (`num_branches`, `fourier_modes`, `sparse_taps`) that equals its derivation from the saved
-        values is derived again from the overridden ones, unless it is overridden itself.
+        A derived field that equals its derivation from the saved values is derived again from the overridden ones,
+        unless it is overridden itself.
         """
         rederive = [
             field
@@ -208,12 +185,8 @@ class MRConvConfig(PreTrainedConfig):
         config = result[0] if isinstance(result, tuple) else result
         for field in rederive:
             setattr(config, field, None)
-        config._derive_and_validate()
+        config.validate_mrconv()
         return result
-
-    def validate_mrconv(self) -> None:
-        """Raise a `ValueError` naming the first invalid field (e.g. after editing attributes by hand)."""
-        self._derive_and_validate()
 
     @property
     def branch_lengths(self) -> list[int]:
@@ -221,7 +194,7 @@ class MRConvConfig(PreTrainedConfig):
         return [min(self.kernel_size * 2**i, self.max_sequence_length) for i in range(self.num_branches)]
 
 
-# derived field -> the fields it is derived from (see `_derive_and_validate`)
+# derived field -> the fields it is derived from (see `validate_mrconv`)
 DERIVED_FIELDS = {
     "num_branches": ("max_sequence_length", "kernel_size"),
     "fourier_modes": ("kernel_size",),
@@ -231,7 +204,7 @@ DERIVATION_DEFAULTS = {"max_sequence_length": 1024, "kernel_size": 16}
 
 
 def _derived_value(field: str, values: dict[str, Any]) -> int | None:
-    """The value `_derive_and_validate` gives `field` when it is None, from `values` (None if they are invalid)."""
+    """The value `validate_mrconv` gives `field` when it is None, from `values` (None if they are invalid)."""
     try:
         max_length, kernel_size = int(values["max_sequence_length"]), int(values["kernel_size"])
         if field == "num_branches":

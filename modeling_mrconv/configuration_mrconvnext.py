@@ -7,7 +7,7 @@ value for all stages or a list with one value per stage, and are turned into one
 
 from transformers import PreTrainedConfig
 
-from .configuration_mrconv import MRConvConfig
+from .configuration_mrconv import MRConvConfig, _check_positive_int
 
 
 FLATTEN_ORDERS = ("raster", "snake")
@@ -23,8 +23,7 @@ PER_STAGE_FIELDS = ("kernel_type", "kernel_size", "fourier_modes", "sparse_taps"
 class MRConvNextConfig(PreTrainedConfig):
     r"""
     Configuration of an MRConvNeXt image classifier (Cunningham et al., NeurIPS 2024, the ImageNet model): ConvNeXt
-    (Liu et al. 2022) in which each block's 7x7 depthwise convolution is one MRConv layer over the flattened feature
-    map. `MRConvNextConfig.tiny()`, `.small()` and `.base()` give the ConvNeXt-T/S/B sizes.
+    (Liu et al. 2022) with one MRConv layer over the flattened feature map per block; `.tiny()`, `.small()`, `.base()`.
 
     Args:
         num_channels (`int`, *optional*, defaults to 3):
@@ -48,16 +47,11 @@ class MRConvNextConfig(PreTrainedConfig):
         drop_path_rate (`float`, *optional*, defaults to 0.0):
             Stochastic depth rate of the last block (linearly increasing from 0 over the blocks).
         image_size (`int`, *optional*, defaults to 224):
-            Training resolution. Stage s sees (image_size / (patch_size * 2^s))^2 tokens (3,136, 784, 196, 49 at
-            224), the `max_sequence_length` its MRConv kernels cover. Other square or rectangular sizes run as
-            well: smaller feature maps use the front of the kernels, larger ones see kernels shorter than the map.
+            Training size: stage s has (image_size / (patch_size 2^s))^2 tokens (max_sequence_length); any size runs.
         kernel_type (`str` or `list[str]`, *optional*, defaults to `"fourier"`):
-            MRConv kernel parameterization (`"dilated"`, `"fourier"`, `"sparse"`, `"fourier_sparse"`), for all
-            stages or one per stage. Fourier kernels are smooth, which suits images (model_card.md, MRConvNeXt).
+            MRConv kernel type, one or one per stage; smooth Fourier kernels suit images (model_card.md, MRConvNeXt).
         kernel_size (`int` or `list[int]`, *optional*):
-            l0 per stage (the shortest branch). Defaults to the feature-map width of each stage at `image_size`
-            (56, 28, 14, 7 at 224): in raster order the shortest branch spans one row on each side of a token and
-            every further branch doubles the number of rows.
+            l0 per stage; defaults to the stage's map width (56, ..., 7 at 224): in raster order one row each side.
         fourier_modes (`int` or `list[int]`, *optional*):
             Fourier modes per branch; defaults to `kernel_size // 2` per stage.
         sparse_taps (`int` or `list[int]`, *optional*):
@@ -65,8 +59,7 @@ class MRConvNextConfig(PreTrainedConfig):
         bidirectional (`bool`, *optional*, defaults to `True`):
             Two-sided kernels: a token sees the whole image, as the 7x7 window sees both sides.
         flatten_order (`str`, *optional*, defaults to `"raster"`):
-            `"raster"`: row-major (`flatten(2)`); a lag of d tokens is d // W rows and d % W columns away.
-            `"snake"`: odd rows reversed (boustrophedon), so consecutive tokens are always spatial neighbours.
+            `"raster"` (row-major) or `"snake"` (odd rows reversed: consecutive tokens are always neighbours).
         batch_norm_momentum (`float`, *optional*, defaults to 0.1):
             Momentum of the branch BatchNorms.
         batch_norm_eps (`float`, *optional*, defaults to 1e-5):
@@ -164,9 +157,7 @@ class MRConvNextConfig(PreTrainedConfig):
 
     def _validate(self) -> None:
         for name in ("num_channels", "patch_size", "num_stages", "image_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            _check_positive_int(name, getattr(self, name))
         for name in ("hidden_sizes", "depths"):
             if len(getattr(self, name)) != self.num_stages:
                 raise ValueError(

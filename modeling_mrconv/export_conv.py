@@ -30,18 +30,14 @@ def dft_factors(min_length: int) -> tuple[int, int]:
 
 
 def dft_bases(N1: int, N2: int, rows: int) -> dict[str, torch.Tensor]:
-    """float64 DFT factors for length N = N1 N2 (see the module docstring), laid out for right-hand GEMMs.
+    """float64 DFT factors for length N = N1 N2 (module docstring), laid out for right-hand GEMMs.
 
-    Made on every call, never cached: a cache filled while `torch.export` traces would hold its fake tensors. Under
-    export they depend on constants only, so the exported graph's optimizer (and onnxruntime's) folds them.
-
-    Returns:
-        stage1: (N2, N1, 2 N1) per n2, [Re | Im] of F1[n1, k1] W_N^{n2 k1}: stage 1 with its twiddles.
-        stage2_re, stage2_im: (N2, 2 N2) [Re F2 | Im F2] and [-Im F2 | Re F2], F2[n2, k2] = W_N2^{n2 k2}:
-            Re(a) @ stage2_re + Im(a) @ stage2_im = [Re | Im] of a F2.
-        inverse1_re, inverse1_im: the same for conj(F2).
-        inverse2: (N2, 2 N1, rows) per m2, [[Re], [Im]] of F1[k1, m1] W_N^{m2 k1} for m1 < rows: the real part of
-            the inverse's last stage, conj(F1 W) w, is [Re w | Im w] @ inverse2.
+    Never cached: a cache filled while `torch.export` traces would hold fake tensors; under export they are constants
+    that the graph optimizers fold. stage1 (N2, N1, 2 N1): per n2, [Re | Im] of F1[n1, k1] W_N^{n2 k1} (stage 1 and
+    its twiddles); stage2_re, stage2_im (N2, 2 N2): [Re F2 | Im F2] and [-Im F2 | Re F2], F2[n2, k2] = W_N2^{n2 k2},
+    so Re(a) @ stage2_re + Im(a) @ stage2_im = [Re | Im] of a F2; inverse1_re, inverse1_im: the same for conj(F2);
+    inverse2 (N2, 2 N1, rows): per m2, [[Re], [Im]] of F1[k1, m1] W_N^{m2 k1} for m1 < rows, so the real part of the
+    inverse's last stage, conj(F1 W) w, is [Re w | Im w] @ inverse2.
     """
     N = N1 * N2
     n1, n2 = torch.arange(N1, dtype=torch.float64), torch.arange(N2, dtype=torch.float64)
@@ -73,14 +69,8 @@ def matmul_rdft(x: torch.Tensor, bases: dict[str, torch.Tensor], N1: int, N2: in
 def matmul_irdft_real(
     y: tuple[torch.Tensor, torch.Tensor], bases: dict[str, torch.Tensor], N1: int, N2: int
 ) -> torch.Tensor:
-    """N times the real part of the inverse DFT of a spectrum in `matmul_rdft`'s layout.
-
-    Args:
-        y: (Re, Im) halves of the spectrum, each (R, N1, N2).
-
-    Returns:
-        (R, rows N2): the outputs at positions 0 .. rows N2 - 1.
-    """
+    """N times the real part of the inverse DFT of `y` = (Re, Im), each (R, N1, N2) in `matmul_rdft`'s layout, at
+    positions 0 .. rows N2 - 1: (R, rows N2)."""
     y_re, y_im = y
     R = y_re.shape[0]
     z = y_re @ bases["inverse1_re"] + y_im @ bases["inverse1_im"]  # (R N1 2N2) over k2: [Re | Im] at [k1, m2]
@@ -92,13 +82,8 @@ def matmul_irdft_real(
 def dft_conv_bias(u: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """`fftconv.fft_conv_bias(u, kernel_spectrum(kernel, L), bias)` without complex tensors or FFT ops.
 
-    Args:
-        u: (B, H, L) signal with L <= K.
-        kernel: (S, H, K) merged kernel, S = 1 (causal) or 2 (bidirectional, `fftconv` conventions).
-        bias: (H) per-channel bias.
-
-    Returns:
-        (B, H, L) in float32 (float64 for float64 u).
+    u (B, H, L <= K), a merged kernel (S, H, K) in `fftconv`'s conventions, bias (H): (B, H, L) in float32 (float64
+    for float64 u).
     """
     dtype = compute_dtype(u.dtype)
     K, L = kernel.shape[-1], u.shape[-1]

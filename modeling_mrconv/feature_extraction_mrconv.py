@@ -1,13 +1,10 @@
 """`MRConvFeatureExtractor`: the preprocessing of a continuous series task, shipped with its export.
 
-The `sequence` task (`modeling_mrconv/data/sequence.py`) fills missing values by linear interpolation along time and
-z-normalizes the series (`normalize: per_series`, `global` or `none`) before the model sees them. An export saves this
-extractor as `preprocessor_config.json` with the task's settings (and the train split's statistics for `global`), so
-`AutoFeatureExtractor.from_pretrained(folder)` and the `sequence-classification` pipeline turn raw series into the
-inputs the model was trained on. The math is here (`fill_missing`, `normalize_series`) for the task and the export to
-share.
-
-Copied next to checkpoints (`trust_remote_code`): it imports only numpy, transformers and the standard library.
+The `sequence` task (`modeling_mrconv/data/sequence.py`) interpolates missing values along time and z-normalizes the
+series (`normalize: per_series`, `global` or `none`); the export saves this extractor with the task's settings (and
+the train split's statistics for `global`) as `preprocessor_config.json`, so `AutoFeatureExtractor` and the
+`sequence-classification` pipeline give raw series the trained model's inputs. The task and the export share the math
+here (`fill_missing`, `normalize_series`). Copied next to checkpoints: imports only numpy, transformers and stdlib.
 """
 
 from numbers import Real
@@ -21,12 +18,8 @@ NORMALIZE = ("per_series", "global", "none")
 
 
 def fill_missing(x: np.ndarray) -> np.ndarray:
-    """Linear interpolation of NaNs along time in each channel of `x` (L, C); the edges take the nearest observed
-    value (`normalize`'s input in the `sequence` task).
-
-    Raises:
-        ValueError: A channel has no observed value.
-    """
+    """Linear interpolation of NaNs along time in each channel of `x` (L, C), the edges taking the nearest observed
+    value; a `ValueError` when a channel has none."""
     if not np.isnan(x).any():
         return x
     x, t = x.copy(), np.arange(x.shape[0])
@@ -41,12 +34,8 @@ def fill_missing(x: np.ndarray) -> np.ndarray:
 def normalize_series(
     x: np.ndarray, mode: str, mean: np.ndarray | None = None, std: np.ndarray | None = None
 ) -> np.ndarray:
-    """`x` (L, C) z-normalized as the `sequence` task's `normalize` does.
-
-    Args:
-        mode: `per_series` (each channel of this series to zero mean and unit std; a zero std is replaced by 1),
-            `global` (`(x - mean) / std` with the train split's per-channel statistics) or `none`.
-    """
+    """`x` (L, C) z-normalized by `mode`: `per_series` (each channel to zero mean and unit std, a zero std replaced by
+    1), `global` (`(x - mean) / std`, the train split's per-channel statistics) or `none`."""
     if mode == "none":
         return x
     if mode == "per_series":
@@ -106,17 +95,9 @@ class MRConvFeatureExtractor(SequenceFeatureExtractor):
         return_tensors: str | None = None,
         return_attention_mask: bool | None = None,
     ) -> BatchFeature:
-        """Preprocess one series or a batch.
-
-        Args:
-            raw_series: One series, an array (L,) or (L, C) or a list of numbers; or a batch, an array (B, L, C) or a
-                list of series (lengths may differ).
-            return_tensors: "pt", "np" or None (lists).
-            return_attention_mask: Defaults to `self.return_attention_mask` (True).
-
-        Raises:
-            ValueError: A series of the wrong shape or length 0, an infinite value, or NaN when not
-                `interpolate_missing` (the message names the series and the step).
+        """Preprocess one series (an array (L,) or (L, C), a list of numbers) or a batch (an array (B, L, C), a list of
+        series of any lengths). A `ValueError` naming the series and step for a wrong shape, length 0, an infinite
+        value, or NaN unless `interpolate_missing`.
         """
         batch = self._as_batch(raw_series)
         values = [self.preprocess_series(s, index=i if len(batch) > 1 else None) for i, s in enumerate(batch)]

@@ -1,12 +1,9 @@
-"""FFT long convolution (causal or bidirectional), always computed in float32.
+"""FFT long convolution (causal or bidirectional), always computed in float32 (float64 for float64 inputs).
 
-Conventions follow S4/SGConv: signals are zero-padded to 2L so the circular FFT
-convolution equals the linear one. A kernel is given as (S, H, Lk) with S = 1 (causal) or S = 2 (bidirectional:
-a forward half and a backward half). The backward tap `k[1, :, j]` multiplies `u[t + 1 + j]`, so the current step
-is covered only by the forward half.
-
-FFT math runs in float32 for float32, bfloat16 and float16 inputs (also under autocast), and in float64 for float64
-inputs, so that float64 tests check the formulas rather than float32 rounding.
+Conventions follow S4/SGConv: signals are zero-padded to 2L so the circular FFT convolution equals the linear one. A
+kernel is (S, H, Lk) with S = 1 (causal) or S = 2 (bidirectional: a forward and a backward half). The backward tap
+`k[1, :, j]` multiplies `u[t + 1 + j]`, so only the forward half covers the current step. float16/bfloat16 inputs
+(also under autocast) are computed in float32, float64 ones in float64, so float64 tests check the formulas.
 """
 
 import torch
@@ -19,15 +16,7 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def kernel_to_circular(kernel: torch.Tensor, L: int) -> torch.Tensor:
-    """Lay a (S, H, Lk) kernel out on the length-2L circle used by the FFT convolution.
-
-    Args:
-        kernel: (S, H, Lk) with Lk <= L; taps beyond L could never reach a valid output and are dropped.
-        L: sequence length of the signal.
-
-    Returns:
-        (H, 2L) kernel whose circular convolution with a zero-padded signal is the wanted linear one.
-    """
+    """A (S, H, Lk) kernel laid out on the 2L circle of the FFT convolution: (H, 2L). Taps beyond L are dropped."""
     kernel = kernel[..., :L]
     Lk = kernel.shape[-1]
     circular = F.pad(kernel[0], (0, 2 * L - Lk))  # (H 2L)
@@ -45,15 +34,9 @@ def kernel_spectrum(kernel: torch.Tensor, L: int) -> torch.Tensor:
 
 
 def fft_conv(u: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
-    """Depthwise long convolution of u with a kernel given by its 2L spectrum.
+    """Depthwise long convolution of u (B, H, L) with a kernel's 2L `spectrum` (..., H, L + 1): float32 (float64).
 
-    Args:
-        u: (B, H, L) signal, any float dtype; computed in float32 (float64 for float64 u) even under autocast.
-        spectrum: (..., H, L + 1) complex spectrum from `kernel_spectrum`; leading dims broadcast against u's
-            (e.g. (N, H, L + 1) with u of shape (B, 1, H, L) gives N branch outputs).
-
-    Returns:
-        float32 (float64) tensor of the broadcast shape (..., H, L).
+    Leading dims broadcast: a (N, H, L + 1) spectrum with u of shape (B, 1, H, L) gives N branch outputs.
     """
     L = u.shape[-1]
     with torch.autocast(u.device.type, enabled=False):
@@ -62,19 +45,10 @@ def fft_conv(u: torch.Tensor, spectrum: torch.Tensor) -> torch.Tensor:
 
 
 def fft_conv_bias(u: torch.Tensor, spectrum: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """`fft_conv(u, spectrum) + bias[:, None]` without avoidable temporaries (the merged MRConv layer).
+    """`fft_conv(u, spectrum) + bias[:, None]` for the merged layer, without avoidable temporaries: (B, H, L).
 
-    Without autograd the spectrum product is formed in place and the bias is added in place to the sliced inverse
-    transform, so a call costs one rfft, one product, one irfft and one bias pass. With autograd the result is a
-    compact new tensor, so that a consumer saving it for backward does not keep the length-2L transform alive.
-
-    Args:
-        u: (B, H, L) signal.
-        spectrum: (H, L + 1) complex spectrum from `kernel_spectrum`.
-        bias: (H) per-channel bias.
-
-    Returns:
-        float32 (float64) tensor (B, H, L); without autograd a view of the length-2L inverse transform.
+    Without autograd the product and the bias are formed in place (the result is a view of the 2L inverse
+    transform); with autograd it is a compact new tensor, so a consumer saving it does not keep the 2L one alive.
     """
     L = u.shape[-1]
     with torch.autocast(u.device.type, enabled=False):
@@ -96,15 +70,7 @@ def is_exporting() -> bool:
 
 
 def direct_conv_reference(u: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Plain O(L^2) convolution used as the test oracle: y[t] = sum_s k_f[s] u[t-s] + sum_j k_b[j] u[t+1+j].
-
-    Args:
-        u: (B, H, L).
-        kernel: (S, H, Lk).
-
-    Returns:
-        (B, H, L) in u's dtype.
-    """
+    """Plain O(L^2) convolution, the test oracle: y[t] = sum_s k_f[s] u[t-s] + sum_j k_b[j] u[t+1+j], (B, H, L)."""
     B, H, L = u.shape
     Lk = min(kernel.shape[-1], L)
     y = torch.zeros_like(u)

@@ -21,7 +21,7 @@ from .configuration_mrconv import MRConvConfig
 
 
 class MRConvKernel(nn.Module):
-    """Base class: shapes shared by every parameterization."""
+    """Base class: the shapes every parameterization shares; subclasses define `forward()` and `reset_parameters()`."""
 
     def __init__(self, config: MRConvConfig, layer_idx: int = 0):
         super().__init__()
@@ -29,12 +29,6 @@ class MRConvKernel(nn.Module):
         self.num_directions = 2 if config.bidirectional else 1
         self.hidden_size = config.hidden_size
         self.branch_lengths = config.branch_lengths
-
-    def forward(self) -> list[torch.Tensor]:
-        raise NotImplementedError
-
-    def reset_parameters(self) -> None:
-        raise NotImplementedError
 
 
 class MRConvDilatedKernel(MRConvKernel):

@@ -64,10 +64,7 @@ def resolve_attention_mask(
 
 
 def zero_padding(hidden_states: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """(B, H, L) hidden states with the positions where the (B, L) mask is 0 set to 0.
-
-    `torch.where`, not a product: NaN or inf at a padded position would survive a multiplication by 0.
-    """
+    """(B, H, L) hidden states zeroed where the (B, L) mask is 0 (`torch.where`: NaN or inf * 0 would survive)."""
     if mask is None:
         return hidden_states
     return torch.where(mask[:, None, :] > 0, hidden_states, hidden_states.new_zeros(()))
@@ -85,10 +82,7 @@ BIT_VIEWS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # 
 
 
 def same_bits(a: torch.Tensor, b: torch.Tensor | None) -> bool:
-    """True when a and b have the same shape, dtype, device and bits (NaN equals itself, -0.0 differs from 0.0).
-
-    Compares integer views of the same width, so a float comparison's NaN and signed-zero rules do not apply.
-    """
+    """True when a and b have the same shape, dtype, device and bits (integer views: NaN == NaN, -0.0 != 0.0)."""
     if b is None or a.shape != b.shape or a.dtype != b.dtype or a.device != b.device:
         return False
     bits = BIT_VIEWS[a.element_size()]
@@ -98,15 +92,11 @@ def same_bits(a: torch.Tensor, b: torch.Tensor | None) -> bool:
 class MRConvMultiResConv(nn.Module):
     """The MRConv layer: N depthwise branch convolutions, a BatchNorm per branch, per-channel weights alpha.
 
-    Training form (paper eqs. 4-6): y = sum_i alpha_i * BN_i(k_i * u) + D * u, computed as
-    `config.conv_implementation` says (`branch_forward`, the one dispatch point): `branch_conv.fast_multires_forward`
-    (one FFT of u shared by all branches, one convolution with the BN-folded combined kernel, branch outputs
-    recomputed for backward; in eval mode the branches folded on the fly with the running statistics, exact) or
-    `branch_conv.reference_multires_forward`, the plain form.
-    Merged form (after `reparameterize()` or from a config with `reparameterized=True`): y = k_rep * u + b_rep, one
-    FFT convolution whose kernel spectrum is cached while the kernel is unchanged.
-    Without branch BatchNorm (`config.branch_batch_norm=False`, an ablation): y = (sum_i alpha_i k_i) * u + D * u in
-    both modes, one FFT convolution with the alpha-weighted sum of the branch kernels; `batch_norm` is None.
+    Training form (paper eqs. 4-6): y = sum_i alpha_i * BN_i(k_i * u) + D * u, computed by `branch_forward` (the one
+    dispatch point) with `branch_conv.fast_multires_forward` or `branch_conv.reference_multires_forward`.
+    Merged form (`reparameterize()` or `config.reparameterized=True`): y = k_rep * u + b_rep, one FFT convolution.
+    Without branch BatchNorm (`config.branch_batch_norm=False`, an ablation; `batch_norm` is None):
+    y = (sum_i alpha_i k_i) * u + D * u in both modes, one FFT convolution.
     """
 
     def __init__(self, config: MRConvConfig, layer_idx: int = 0):
@@ -188,12 +178,10 @@ class MRConvMultiResConv(nn.Module):
     def merged_spectrum(self, L: int) -> torch.Tensor:
         """Spectrum (H, L + 1) of the merged kernel for length L; on CPU cached while the kernel's bytes are unchanged.
 
-        Neither the version counter nor `data_ptr` sees an in-place edit through `.data` (EMA, weight averaging,
-        custom loaders), so the cache is checked against a bitwise copy of the kernel it was computed from
-        (`same_bits`, one `torch.equal` over integer views): about a tenth of the spectrum's cost (0.5 ms against
-        4.6 ms for a (2, 128, 4,096) kernel, one thread). Elsewhere the spectrum is recomputed on every call: a
-        check on an accelerator would need a host sync, and under torch.compile / torch.export the layer stays a
-        pure function.
+        Neither the version counter nor `data_ptr` sees an in-place edit through `.data` (EMA, custom loaders), so
+        the cache is checked against a bitwise copy (`same_bits`: 0.5 ms against 4.6 ms for the spectrum of a
+        (2, 128, 4,096) kernel, one thread). Elsewhere it is recomputed: a check would need a host sync on an
+        accelerator, and under torch.compile / torch.export the layer stays a pure function.
         """
         kernel = self.merged_kernel
         if (
@@ -217,12 +205,16 @@ class MRConvMultiResConv(nn.Module):
         return merge_with_skip(self.kernel(), self.alpha.to(dtype), self.skip, length, dtype)  # (S H L)
 
     @torch.no_grad()
-    def merged_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The eval-mode equivalent single kernel (S, H, max_length) and bias (H), float64 (paper eq. 7)."""
+    def merged_parameters(
+        self, kernels: list[torch.Tensor] | None = None, length: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The eval-mode equivalent single kernel (S, H, length) and bias (H), float64 (paper eq. 7), of the branch
+        `kernels` (default: this layer's) at `length` (default: `max_length`)."""
+        kernels, length = self.kernel() if kernels is None else kernels, length or self.max_length
         if self.batch_norm is None:
-            kernel = self.summed_kernel(self.max_length, torch.float64)  # (S H L)
+            kernel = merge_with_skip(kernels, self.alpha, self.skip, length)  # (S H L)
             return kernel, kernel.new_zeros(kernel.shape[1])  # (S H L), (H)
-        return merge_branches(self.kernel(), self.alpha, self.batch_norm, self.skip, self.max_length)  # (S H L), (H)
+        return merge_branches(kernels, self.alpha, self.batch_norm, self.skip, length)  # (S H L), (H)
 
     @torch.no_grad()
     def reparameterize(self) -> "MRConvMultiResConv":
@@ -304,13 +296,8 @@ class MRConvPreTrainedModel(PreTrainedModel):
     def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
         """`PreTrainedModel.from_pretrained` that returns the form and the class the checkpoint was written for.
 
-        - `reparameterized=True` on a training-form checkpoint loads the branches and merges them (exact);
-          `reparameterized=False` on a merged checkpoint raises: the branches cannot be recovered from one kernel.
-        - A checkpoint written by one head (`config.architectures`) loaded as the other head raises instead of
-          leaving a random classifier (the Auto classes pick the writing class themselves).
-        - Config overrides (`kernel_type=...`, `max_sequence_length=...`) are validated (`MRConvConfig.from_dict`);
-          one that changes the kernels' shapes (another `max_sequence_length`, so another branch count) raises
-          naming the saved and requested values.
+        `reparameterized=True` on a training-form checkpoint merges it (exact); the reverse raises. Loading one
+        head's checkpoint as the other, or overrides that change the kernels' shapes, raise (`checkpoint_forms.py`).
         """
         requested = kwargs.pop("reparameterized", None)
         config = kwargs.get("config")
@@ -348,18 +335,15 @@ class MRConvPreTrainedModel(PreTrainedModel):
     def recalibrate_batch_norm(
         self, batches: Iterable[Mapping[str, torch.Tensor] | torch.Tensor], num_batches: int | None = None
     ) -> "MRConvPreTrainedModel":
-        """Recompute every BatchNorm's running statistics as the average over `batches`; returns self.
+        """Reset every BatchNorm's running statistics to their average over `batches`; returns self.
 
-        Early in training the running averages (momentum `config.batch_norm_momentum`) trail the weights, so
-        eval-mode outputs, and the merged export made from them, lag behind train-mode ones. This resets them and
-        takes the cumulative average of the batch statistics of the given batches with the current weights
-        (PyTorch's `momentum=None`, as `torch.optim.swa_utils.update_bn`), dropout off. Batches without a valid
-        position are skipped. The weights do not change; `reparameterize()` / `save_pretrained` afterwards export
-        exactly the recalibrated eval-mode model.
+        Early in training the running averages trail the weights, so eval mode and the merged export lag behind
+        train mode. This takes the cumulative average (`momentum=None`, as `torch.optim.swa_utils.update_bn`) of the
+        batch statistics with the current weights, dropout off; batches without a valid position are skipped.
+        The weights do not change: a later export is exactly the recalibrated eval-mode model.
 
         Args:
-            batches: model-input dicts (e.g. a DataLoader over a Trainer dataset; `labels` are ignored) or tensors
-                of the main input (`input_ids` or `input_values`).
+            batches: model-input dicts (`labels` ignored) or tensors of the main input.
             num_batches: use at most this many batches.
         """
         if self.config.reparameterized:
@@ -391,17 +375,13 @@ class MRConvPreTrainedModel(PreTrainedModel):
         return self
 
     def _mrconv_layer_config(self, name: str, module: MRConvMultiResConv) -> MRConvConfig:
-        """The training-form `MRConvConfig` of the MRConv layer `name` (a subclass with per-stage layers, such as
-        MRConvNeXt, returns that stage's config)."""
+        """The training-form `MRConvConfig` of the MRConv layer `name` (MRConvNeXt: its stage's)."""
         branch_config = copy.deepcopy(self.config)
         branch_config.reparameterized = False
         return branch_config
 
     def merge_state_dict(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The merged-architecture state dict equivalent to a training-form `state_dict` of this model.
-
-        A pure function of `(state_dict, config)`: the live model's weights are not read or changed.
-        """
+        """The merged state dict equivalent to a training-form `state_dict`: a pure function of it and the config."""
         merged = dict(state_dict)
         for name, module in self.named_modules():
             if not isinstance(module, MRConvMultiResConv):
@@ -431,11 +411,10 @@ class MRConvPreTrainedModel(PreTrainedModel):
         """`PreTrainedModel.save_pretrained` that ships the merged kernel (one kernel + bias per layer).
 
         Args:
-            reparameterize: merge before writing. Defaults to `config.reparameterize_on_save`, except for Trainer's
-                resumable `checkpoint-<step>` folders, which keep the training form. `False` keeps the branches.
-            include_training_form: also write the training form (branches, BatchNorms, alpha) to
-                `save_directory/training_form/`, loadable with `from_pretrained(dir, subfolder="training_form")`:
-                the form to fine-tune. `push_to_hub(repo, include_training_form=True)` uploads both.
+            reparameterize: merge before writing; defaults to `config.reparameterize_on_save`, except in Trainer's
+                resumable `checkpoint-<step>` folders, which keep the training form.
+            include_training_form: also write the training form, the one to fine-tune, to `training_form/`
+                (`from_pretrained(dir, subfolder="training_form")`; `push_to_hub` takes it too).
             state_dict: merged from when given (Trainer passes one), else `self.state_dict()`.
         """
         self._prepare_config_for_save()
@@ -479,8 +458,7 @@ class MRConvPreTrainedModel(PreTrainedModel):
         super().save_pretrained(folder, *args, state_dict=state_dict, **kwargs)
 
     def push_to_hub(self, repo_id: str, *args, include_training_form: bool = False, **kwargs) -> str:
-        """`PushToHubMixin.push_to_hub`; `include_training_form=True` uploads `training_form/` next to the merged
-        export (see `save_pretrained`)."""
+        """`PushToHubMixin.push_to_hub`; `include_training_form=True` also uploads `training_form/`."""
         if not include_training_form:
             return super().push_to_hub(repo_id, *args, **kwargs)
         # PushToHubMixin calls self.save_pretrained(folder, ...): an instance attribute passes the flag on
@@ -491,12 +469,13 @@ class MRConvPreTrainedModel(PreTrainedModel):
             del self.save_pretrained
 
     def _prepare_config_for_save(self) -> None:
-        """Expose every auto class in `auto_map` and, for continuous inputs, the `sequence-classification` pipeline."""
+        """Expose `AutoModel` (the backbone class) in `auto_map` and, for continuous inputs, our pipeline."""
         if self._auto_class is not None:
             auto_map = dict(getattr(self.config, "auto_map", None) or {})
-            auto_map.setdefault("AutoModel", f"{MRConvModel.__module__.split('.')[-1]}.{MRConvModel.__name__}")
+            backbone = type(self.base_model)
+            auto_map.setdefault("AutoModel", f"{backbone.__module__.split('.')[-1]}.{backbone.__name__}")
             self.config.auto_map = auto_map
-        if self.config.input_dim is not None:
+        if getattr(self.config, "input_dim", None) is not None:
             from .pipeline_mrconv import custom_pipelines_entry  # relative import: copied next to checkpoints
 
             self.config.custom_pipelines = custom_pipelines_entry()
@@ -504,8 +483,8 @@ class MRConvPreTrainedModel(PreTrainedModel):
     def set_sync_batch_norm(self, enabled: bool = True) -> "MRConvPreTrainedModel":
         """Reduce BatchNorm statistics over all `torch.distributed` ranks (gloo or NCCL); returns self.
 
-        `torch.nn.SyncBatchNorm.convert_sync_batchnorm` does not apply to the masked `MRConvBatchNorm`. Without
-        syncing, each rank normalises with its local batch and the saved running statistics are rank 0's.
+        `SyncBatchNorm.convert_sync_batchnorm` cannot convert the masked `MRConvBatchNorm`. Without syncing, each
+        rank normalises with its local batch and the saved running statistics are rank 0's.
         """
         for module in self.modules():
             if isinstance(module, MRConvBatchNorm):
@@ -523,11 +502,8 @@ class MRConvPreTrainedModel(PreTrainedModel):
         return self
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """`nn.Module.load_state_dict` that refuses any key mismatch, even when asked for `strict=False`.
-
-        Trainer resumes `checkpoint-<step>` folders and loads the best model non-strictly; a merged checkpoint loaded
-        into the branch layout (or the reverse) would otherwise leave weights silently at their initial values.
-        """
+        """`nn.Module.load_state_dict` that refuses any key mismatch, even with `strict=False` (as Trainer loads):
+        a merged checkpoint in the branch layout, or the reverse, would leave weights silently at their init."""
         result = super().load_state_dict(state_dict, strict=False, assign=assign)
         if result.missing_keys or result.unexpected_keys:
             layout = "merged" if self.config.reparameterized else "multi-branch (training)"
@@ -558,10 +534,8 @@ def resolve_streaming(
 ) -> MRConvCache | None:
     """The cache to stream with, or None for the full forward.
 
-    As in transformers' cached models, passing a `cache` turns streaming on when `use_cache` is None;
-    `use_cache=False` with a cache is contradictory and raises. On a bidirectional model `use_cache=True` alone is
-    ignored with a warning, as transformers' encoders ignore it (generic code such as pipelines may pass it), while
-    an explicit `cache` raises: a bidirectional model cannot stream.
+    A `cache` turns streaming on when `use_cache` is None; with `use_cache=False` it raises. A bidirectional model
+    ignores `use_cache=True` alone with a warning, as transformers' encoders do, but raises on an explicit `cache`.
     """
     if cache is None and not use_cache:
         return None
@@ -592,6 +566,8 @@ def resolve_streaming(
 class MRConvModel(MRConvPreTrainedModel):
     """Embedding (tokens) or linear projection (continuous inputs) followed by the MRConv blocks."""
 
+    _input_embed_layer = "embeddings"  # `get_input_embeddings` / `set_input_embeddings`
+
     def __init__(self, config: MRConvConfig):
         config.validate_mrconv()  # catches attributes edited by hand after the config was built
         super().__init__(config)
@@ -604,19 +580,11 @@ class MRConvModel(MRConvPreTrainedModel):
         self.final_norm = MRConvNorm(config) if config.prenorm else None
         self.post_init()
 
-    def get_input_embeddings(self) -> nn.Module:
-        return self.embeddings
-
-    def set_input_embeddings(self, value: nn.Module) -> None:
-        self.embeddings = value
-
     def check_input_ids(self, input_ids: torch.Tensor) -> None:
         """ValueError for ids outside [0, vocab_size), instead of an IndexError (CPU) or device-side assert (CUDA).
 
-        One min/max reduction and one host read. On accelerators that read waits for the queued kernels, so the
-        check runs there only outside autograd (inference); training batches on accelerators are not checked (the
-        embedding lookup asserts). Skipped under torch.compile / torch.export, where no data-dependent branch may
-        be taken.
+        One host read: on accelerators only outside autograd (it waits for queued kernels); never under
+        torch.compile / torch.export (no data-dependent branch).
         """
         if torch.compiler.is_compiling() or input_ids.numel() == 0:
             return
@@ -637,9 +605,7 @@ class MRConvModel(MRConvPreTrainedModel):
         streaming: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Validate the inputs; return embeddings (B, L, H), padded positions set to 0, and the (B, L) mask or None.
-
-        A streamed chunk (`streaming=True`) may exceed max_sequence_length, and so may the stream (`MRConvCache`).
-        """
+        A streamed chunk (`streaming=True`) may exceed max_sequence_length."""
         given = [
             n
             for n, v in (("input_ids", input_ids), ("input_values", input_values), ("inputs_embeds", inputs_embeds))
@@ -708,13 +674,10 @@ class MRConvModel(MRConvPreTrainedModel):
     ) -> MRConvModelOutput:
         """Returns `last_hidden_state` (B, L, H); padded positions of it are not meaningful.
 
-        Arguments follow the Hugging Face text-model order (`model(input_ids, attention_mask)`); continuous models
-        take `input_values` by keyword. `inputs_embeds` (B, L, hidden_size) replaces the embedding layer. An empty
-        batch (B = 0) gives empty outputs and leaves every BatchNorm untouched; length 0 raises.
-
-        Streaming (causal models, eval mode): `use_cache=True` (or a `cache`) treats the inputs as the next chunk
-        of a stream; the outputs equal the full forward's at these positions and `cache` in the output carries the
-        updated `MRConvCache` for the next chunk (`cache_mrconv.py`).
+        Arguments in the Hugging Face text-model order; `input_values` by keyword. An empty batch gives empty
+        outputs and leaves every BatchNorm untouched; length 0 raises. Streaming (causal models, eval mode):
+        `use_cache=True` (or a `cache`) treats the inputs as the next chunk, with the full forward's outputs at these
+        positions, and returns the updated `MRConvCache` as `cache` (`cache_mrconv.py`).
         """
         reject_unknown_inputs(type(self).__name__, kwargs)
         cache = resolve_streaming(self, use_cache, cache)
@@ -735,8 +698,8 @@ class MRConvModel(MRConvPreTrainedModel):
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
         """The blocks over (B, L, H) embeddings: the last hidden state and, if asked, the embeddings and every layer's.
 
-        Each returned state is the tensor the next block reads (through views), so a backward pass from the output
-        fills its `.grad`. With `group_size` > 1 (document pairs) they come as (B / group_size, group_size, L, H).
+        Each returned state is (a view of) the tensor the next block reads, so a backward pass fills its `.grad`.
+        With `group_size` > 1 (document pairs) they come as (B / group_size, group_size, L, H).
         """
         B, L, H = embeddings.shape
 
@@ -802,8 +765,7 @@ class MRConvForSequenceClassification(MRConvPreTrainedModel):
     ) -> MRConvSequenceClassifierOutput:
         """`labels`: (B,) class ids, (B,) or (B, num_labels) floats for regression, (B, num_labels) multi-hot.
 
-        Streaming (`use_cache=True` or a `cache`, as in `MRConvModel.forward`): the logits are the running
-        prediction over everything seen so far, the masked mean of all streamed positions.
+        Streaming (as `MRConvModel.forward`): the logits are the prediction from all streamed positions so far.
         """
         reject_unknown_inputs(type(self).__name__, kwargs)
         mask = resolve_attention_mask(input_ids, attention_mask, self.config.pad_token_id)  # used again for pooling
@@ -859,9 +821,7 @@ class MRConvForDocumentPairClassification(MRConvPreTrainedModel):
         return_dict: bool | None = None,
         **kwargs,
     ) -> SequenceClassifierOutput:
-        if kwargs.get("use_cache") is False:
-            kwargs.pop("use_cache")
-        if kwargs.get("use_cache") or kwargs.get("cache") is not None:
+        if kwargs.pop("use_cache", None) or kwargs.get("cache") is not None:
             raise ValueError(
                 "MRConvForDocumentPairClassification does not stream (use_cache/cache): both documents are read "
                 "whole; stream each document through MRConvModel or MRConvForSequenceClassification instead."

@@ -1,11 +1,9 @@
 """PyTorch MRConvNeXt: ConvNeXt with each 7x7 depthwise convolution replaced by one 1D MRConv layer.
 
-The ImageNet model of Cunningham et al. (NeurIPS 2024): the feature map of a block is flattened to a sequence
-(raster order by default, `config.flatten_order`), convolved by an `MRConvMultiResConv` layer (the same layer, branch
-convolution and merge as the sequence model in `modeling_mrconv.py`) and unflattened; ConvNeXt's LayerNorm, MLP,
-layer scale and drop path are kept (transformers' `models/convnext/modeling_convnext.py`). Each stage has its own
-`MRConvConfig` (`MRConvNextConfig.stage_config`) whose `max_sequence_length` is the stage's token count.
-`save_pretrained` merges every MRConv layer into one kernel + bias, as `MRConvPreTrainedModel.save_pretrained` does.
+The ImageNet model of Cunningham et al. (NeurIPS 2024): a block's feature map is flattened (`config.flatten_order`),
+convolved by the sequence model's `MRConvMultiResConv` and unflattened; ConvNeXt's LayerNorm, MLP, layer scale and
+drop path are kept (transformers' `models/convnext/modeling_convnext.py`). Each stage has its own `MRConvConfig`
+(`MRConvNextConfig.stage_config`); `save_pretrained` merges as `MRConvPreTrainedModel.save_pretrained` does.
 """
 
 import json
@@ -24,10 +22,8 @@ from transformers.modeling_outputs import (
 from transformers.models.convnext.modeling_convnext import ConvNextDropPath, ConvNextLayerNorm
 from transformers.utils import can_return_tuple
 
-from .batchnorm import MRConvBatchNorm
 from .configuration_mrconv import MRConvConfig
 from .configuration_mrconvnext import MRConvNextConfig
-from .kernels import MRConvKernel
 from .modeling_mrconv import MRConvMultiResConv, MRConvPreTrainedModel
 
 
@@ -50,12 +46,10 @@ def unflatten_feature_map(tokens: torch.Tensor, height: int, width: int, order: 
 
 def image_processor_dict(config: MRConvNextConfig) -> dict:
     """The `preprocessor_config.json` of ConvNeXt preprocessing for `config.image_size`: resize the short side to
-    image_size / 0.875 and centre-crop (224 -> 256 -> 224; PIL bicubic), rescale to [0, 1], normalize with the
-    ImageNet mean and std.
+    image_size / 0.875, centre-crop (224 -> 256 -> 224; PIL bicubic), rescale to [0, 1], ImageNet mean and std.
 
-    Written as a plain dict so that `save_pretrained` needs only the package's declared dependencies (building the
-    processor needs Pillow). As `"image_processor_type": "ConvNextImageProcessor"` it loads back through
-    `AutoImageProcessor` with or without torchvision.
+    A plain dict: `save_pretrained` needs no Pillow. It loads back through `AutoImageProcessor` with or without
+    torchvision.
     """
     return {
         "image_processor_type": "ConvNextImageProcessor",
@@ -72,20 +66,14 @@ def image_processor_dict(config: MRConvNextConfig) -> dict:
 
 
 def build_image_processor(config: MRConvNextConfig, **kwargs) -> ConvNextImageProcessorPil:
-    """The image processor of `image_processor_dict(config)` (values overridden by `kwargs`); needs Pillow.
-
-    The PIL/numpy processor: the default `ConvNextImageProcessor` needs torchvision.
-    """
+    """The PIL/numpy image processor of `image_processor_dict(config)`, `kwargs` overriding; needs Pillow."""
     values = {k: v for k, v in image_processor_dict(config).items() if k != "image_processor_type"}
     return ConvNextImageProcessorPil(**{**values, **kwargs})
 
 
 class MRConvNextLayer(nn.Module):
-    """ConvNeXt block with the depthwise 7x7 convolution replaced by an MRConv layer over the flattened map.
-
-    MRConv (1D, over H*W tokens) -> LayerNorm -> Linear(C, 4C) -> act -> Linear(4C, C) -> layer scale -> drop path
-    -> residual.
-    """
+    """ConvNeXt block, MRConv over the flattened map instead of the 7x7 depthwise convolution: MRConv (over H*W
+    tokens) -> LayerNorm -> Linear(C, 4C) -> act -> Linear(4C, C) -> layer scale -> drop path -> residual."""
 
     def __init__(self, config: MRConvNextConfig, stage: int, layer_idx: int, drop_path: float = 0.0):
         super().__init__()
@@ -162,13 +150,10 @@ class MRConvNextPreTrainedModel(MRConvPreTrainedModel):
     _no_split_modules = ["MRConvNextLayer"]
 
     def _init_weights(self, module: nn.Module) -> None:
-        if isinstance(module, (MRConvKernel, MRConvBatchNorm, MRConvMultiResConv)):
-            module.reset_parameters()
-        elif isinstance(module, MRConvNextLayer):
-            if module.layer_scale_parameter is not None:
-                init.constant_(module.layer_scale_parameter, self.config.layer_scale_init_value)
-        else:
-            super(MRConvPreTrainedModel, self)._init_weights(module)  # PreTrainedModel's Linear/Conv2d/LayerNorm init
+        if isinstance(module, MRConvNextLayer) and module.layer_scale_parameter is not None:
+            init.constant_(module.layer_scale_parameter, self.config.layer_scale_init_value)
+        else:  # the MRConv modules, then PreTrainedModel's Linear/Conv2d/LayerNorm init
+            super()._init_weights(module)
 
     def _mrconv_layer_config(self, name: str, module: MRConvMultiResConv) -> MRConvConfig:
         """The training-form config of the stage holding layer `name` (`...stages.<s>.layers.<j>.conv`)."""
@@ -176,9 +161,8 @@ class MRConvNextPreTrainedModel(MRConvPreTrainedModel):
         return self.config.stage_config(block.stage, reparameterized=False)
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs):
-        """`MRConvPreTrainedModel.save_pretrained` (merged export unless told otherwise), plus the ConvNeXt image
-        processor's config (`image_processor_dict`) when the folder has none, so `pipeline("image-classification")`
-        works."""
+        """`MRConvPreTrainedModel.save_pretrained`, plus `image_processor_dict` when the folder has no processor config
+        (for `pipeline("image-classification")`)."""
         result = super().save_pretrained(save_directory, *args, **kwargs)
         processor_file = os.path.join(str(save_directory), "preprocessor_config.json")
         if kwargs.get("is_main_process", True) and not os.path.isfile(processor_file):
@@ -186,14 +170,6 @@ class MRConvNextPreTrainedModel(MRConvPreTrainedModel):
                 json.dump(image_processor_dict(self.config), file, indent=2, sort_keys=True)
                 file.write("\n")
         return result
-
-    def _prepare_config_for_save(self) -> None:
-        """Expose `AutoModel` next to the registered head in `auto_map` (remote-code route)."""
-        if self._auto_class is not None:
-            auto_map = dict(getattr(self.config, "auto_map", None) or {})
-            module = MRConvNextModel.__module__.split(".")[-1]
-            auto_map.setdefault("AutoModel", f"{module}.{MRConvNextModel.__name__}")
-            self.config.auto_map = auto_map
 
     def change_sampling_rate(self, factor: float):
         raise NotImplementedError(

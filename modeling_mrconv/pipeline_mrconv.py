@@ -1,23 +1,16 @@
 """`sequence-classification`: a pipeline task for MRConv models that read continuous inputs (pixels, audio, series).
 
-Text models use the built-in `text-classification` pipeline. This task takes series of shape (length,) (when
-`input_dim == 1`) or (length, input_dim) as numpy arrays, tensors or (nested) Python lists, one or a batch of
-different lengths; batches (`batch_size=`) are padded on the right with an attention mask. It returns the labels of
-`config.id2label` with their scores. What is one series and what is a batch:
+Text models use `text-classification`. This task takes series (length,) (when `input_dim == 1`) or (length,
+input_dim) as arrays, tensors or (nested) lists, one or a batch of different lengths (padded on the right with an
+attention mask), and returns `config.id2label` labels with scores. One series: a 1-D or 2-D array/tensor, a list of
+numbers, a list of rows of `input_dim > 1` numbers; a batch: a 3-D array/tensor or any other list (one series per
+item, e.g. a `datasets` column; with `input_dim == 1` a list of lists is a batch: pass one (L, 1) series as an array).
 
-- an array/tensor: 1-D (L,) or 2-D (L, C) is one series, 3-D (B, L, C) is a batch;
-- a list of numbers is one series (L,); a list of rows of `input_dim > 1` numbers is one (L, C) series;
-- any other list (of arrays or of lists; a `datasets` column) is a batch, one series per item. With
-  `input_dim == 1`, a list of lists is a batch of (L,) series: pass one (L, 1) series as an array.
-
-Preprocessing: the model folder's feature extractor (`preprocessor_config.json`, `MRConvFeatureExtractor`), which
-the training script's export writes with the task's settings (missing values interpolated, `normalize`), so raw series
-get the trained model's prediction on the task's inputs. Without one, series go to the model as given and a missing
-value (NaN) or an infinite value is an error; non-finite logits are an error too, never a NaN score.
-
-Continuous-input checkpoints list it in `config.custom_pipelines`, so `pipeline(model=folder, trust_remote_code=True)`
-finds it offline without our package installed; like the model code shipped with them, it imports only torch, numpy,
-transformers and the standard library.
+Preprocessing is the model folder's `MRConvFeatureExtractor` (`preprocessor_config.json`, written by the export with
+the task's settings), so raw series get the trained model's prediction. Without one, series go to the model as given
+and NaN or inf is an error; non-finite logits are an error too, never a NaN score. Continuous-input checkpoints list
+it in `config.custom_pipelines` (`pipeline(model=folder, trust_remote_code=True)` works offline without our
+package); it imports only torch, numpy, transformers and the standard library.
 """
 
 from numbers import Real

@@ -23,16 +23,7 @@ def fold_batchnorm(
     running_var: torch.Tensor,
     eps: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-branch kernel scales and the summed bias.
-
-    Args:
-        alpha: (N, H) branch weights.
-        weight, bias, running_mean, running_var: (N, H) BatchNorm parameters and statistics.
-        eps: BatchNorm epsilon.
-
-    Returns:
-        scale (N, H) and bias (H), float64.
-    """
+    """Per-branch kernel scales (N, H) and the summed bias (H), float64, from (N, H) alpha and BatchNorm tensors."""
     inv_std = torch.rsqrt(running_var.double() + eps)  # (N H)
     scale = alpha.double() * weight.double() * inv_std  # (N H)
     shift = alpha.double() * (bias.double() - weight.double() * running_mean.double() * inv_std)  # (N H)
@@ -57,10 +48,9 @@ def merge_with_skip(
     length: int,
     dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
-    """sum_i scale_i * kernel_i + D delta (S, H, length): `merge_kernels` with the D term on the forward lag-0 tap.
+    """sum_i scale_i * kernel_i + D delta (S, H, length), differentiable: `merge_kernels` plus D on the lag-0 tap.
 
-    With `scale` = alpha this is the whole layer without branch BatchNorm (`MRConvConfig.branch_batch_norm=False`);
-    `merge_branches` passes the BatchNorm-folded scale. Differentiable in every argument.
+    `scale` = alpha gives the layer without branch BatchNorm; `merge_branches` passes the BatchNorm-folded scale.
     """
     kernel = merge_kernels(kernels, scale, length, dtype)  # (S H L)
     kernel[0, :, 0] += skip.to(dtype)
@@ -72,12 +62,8 @@ def merge_branches(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The eval-mode layer as one kernel (S, H, length) and bias (H), float64; differentiable in every argument.
 
-    Args:
-        kernels: N branch kernels (S, H, l_i).
-        alpha: (N, H) branch weights.
-        batch_norm: the branches' (N, H) BatchNorm; its affine parameters, running statistics and eps are used.
-        skip: (H) the D term, added to the forward lag-0 tap.
-        length: length of the merged kernel.
+    N `kernels` (S, H, l_i), alpha (N, H), the branches' (N, H) `batch_norm` (affine parameters, running statistics,
+    eps) and skip (H), the D term added to the forward lag-0 tap.
     """
     bn = batch_norm
     scale, shift = fold_batchnorm(alpha, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps)

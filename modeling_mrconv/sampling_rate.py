@@ -1,29 +1,24 @@
 """Sampling-rate change of a trained MRConv sequence model (the paper's Speech Commands 16 kHz -> 8 kHz zero-shot).
 
-`change_sampling_rate(model, factor)` prepares a model for inputs sampled at `factor` x the training rate, for
-`factor = 2^-k` (0.5, 0.25, ...; 1 only merges). Every layer ends in the merged form (one kernel + bias per layer,
-as `reparameterize()`), with kernels of length ceil(l / 2^k) and `config.max_sequence_length` divided likewise.
+`change_sampling_rate(model, factor)` prepares a model for inputs at `factor = 2^-k` x the training rate (1 only
+merges): every layer ends merged, with kernels of length ceil(l / 2^k) and `max_sequence_length` divided likewise.
 
-A kernel is read as the samples of a continuous-time response. Two readings keep one convolution's output the same
-when the rate drops by 2: an impulse at an even lag moves to half that lag with the same weight (dilated taps, the D
-term), and a smooth kernel k becomes k'[t] = 2 k[2t] (the sum over half as many taps approximates the same
-integral). Both follow from one rule, used for every merged or non-Fourier kernel: low-pass with a half-band filter
-h (h[0] = 1/2, h[2m] = 0 for m != 0, unit DC gain), keep the even lags, multiply by 2.
+A kernel is read as the samples of a continuous-time response: at half the rate an impulse at an even lag moves to
+half that lag with the same weight (dilated taps, D), and a smooth kernel becomes k'[t] = 2 k[2t] (half as many taps
+for the same integral). One rule gives both, used for every merged or non-Fourier kernel: low-pass with a half-band
+filter h (h[0] = 1/2, h[2m] = 0 for m != 0, unit DC gain), keep the even lags, multiply by 2.
 
 What is exact (in float64, before the final cast):
-- Fourier branches are re-evaluated from the same modes on the coarser grid: k'[t] = 2^k g(t_old) where g is the
-  trigonometric polynomial the modes define (`kernels.MRConvFourierKernel`, orthonormal irfft). Exact for every
-  mode below the new Nyquist frequency; the modes above it are dropped (ideal low-pass: the coarser grid cannot
-  carry them).
-- Dilated branches i >= k: their forward taps sit at lags 2^i tau and move to 2^(i-k) tau (halved dilation) exactly.
-  The backward taps sit at odd lags -(2^i tau + 1) (the S4 convention of `fftconv.py`: backward tap j multiplies
-  u[t + 1 + j]) and are interpolated by the half-band filter, as are all taps of branches i < k, sparse taps at
-  lags not divisible by 2^k and every merged kernel's content above the new Nyquist frequency.
-- The D term, the merged bias, BatchNorm scales and alpha do not depend on the rate. The BatchNorm running statistics
-  were measured at the training rate; on band-limited inputs they carry over (the branch outputs are the same
-  signals, sampled more coarsely).
-- Causal models: the zero-phase low-pass spreads taps near lag 0 into negative lags, which a causal kernel cannot
-  hold; they are dropped (an approximation near lag 0 for the rule above; Fourier branches are unaffected).
+- Fourier branches are re-evaluated from their modes on the coarser grid (k'[t] = 2^k g(t_old), g the trigonometric
+  polynomial of `kernels.MRConvFourierKernel`'s orthonormal irfft): exact below the new Nyquist frequency; the modes
+  above it are dropped (ideal low-pass: the coarser grid cannot carry them).
+- Dilated branches i >= k: forward taps at lags 2^i tau move to 2^(i-k) tau exactly. Backward taps, at odd lags
+  -(2^i tau + 1) (`fftconv.py`'s S4 convention), are interpolated by the half-band filter, as are all taps of
+  branches i < k, sparse taps at lags not divisible by 2^k and merged kernels' content above the new Nyquist.
+- D, the merged bias, BatchNorm scales and alpha do not depend on the rate; the running statistics, measured at the
+  training rate, carry over on band-limited inputs (the same signals, sampled more coarsely).
+- Causal models: the zero-phase low-pass spreads taps near lag 0 into negative lags, which are dropped (an
+  approximation near lag 0; Fourier branches are unaffected).
 """
 
 import math
@@ -34,18 +29,14 @@ from torch import nn
 
 from .kernels import MRConvFourierKernel, MRConvFourierSparseKernel, MRConvKernel
 from .modeling_mrconv import MRConvMultiResConv
-from .reparam import merge_branches, merge_with_skip
 
 
 HALF_BAND_HALF_WIDTH = 31  # taps on each side of the half-band filter (odd lags only are non-zero)
 
 
 def half_band_filter(half_width: int = HALF_BAND_HALF_WIDTH, dtype=torch.float64, device=None) -> torch.Tensor:
-    """Hann-windowed sinc low-pass at a quarter of the sampling rate: (2 * half_width + 1,), zero-phase.
-
-    h[0] = 1/2 and h[n] = 0 at every other even n, so impulses at even lags survive decimation by 2 exactly; the odd
-    taps are scaled so the DC gain is exactly 1.
-    """
+    """Hann-windowed sinc low-pass at a quarter of the sampling rate: (2 * half_width + 1,), zero-phase. h[0] = 1/2
+    and h[n] = 0 at other even n (even-lag impulses survive decimation by 2); odd taps scaled to DC gain 1."""
     n = torch.arange(-half_width, half_width + 1, dtype=dtype, device=device)
     window = 0.5 + 0.5 * torch.cos(math.pi * n / (half_width + 1))
     h = 0.5 * torch.sinc(n / 2) * window
@@ -59,8 +50,8 @@ def half_band_filter(half_width: int = HALF_BAND_HALF_WIDTH, dtype=torch.float64
 def decimate_kernel(kernel: torch.Tensor, steps: int = 1) -> torch.Tensor:
     """A (S, H, Lk) kernel for a rate 2^-steps lower: half-band low-pass on the two-sided lag axis, even lags, x2.
 
-    Returns (S, H, ceil(Lk / 2^steps)) float64. The two halves are filtered together, since the low-pass mixes lags
-    across 0 (backward tap j is lag -(j + 1)); for S = 1 (causal) the negative lags are dropped.
+    (S, H, ceil(Lk / 2^steps)) float64; both halves are filtered together (backward tap j is lag -(j + 1)); for
+    S = 1 (causal) the negative lags are dropped.
     """
     kernel = kernel.double()
     h = half_band_filter(device=kernel.device)
@@ -82,10 +73,9 @@ def decimate_kernel(kernel: torch.Tensor, steps: int = 1) -> torch.Tensor:
 def fourier_kernels_at_rate(kernel: MRConvFourierKernel, steps: int) -> list[torch.Tensor]:
     """The Fourier branches sampled 2^steps times more coarsely, from their modes: N tensors (S, H, ceil(l_i / r)).
 
-    Branch i is g_i(p) = (Re c_0 + 2 sum_{0 < f < m} Re(c_f exp(2 pi i f p / n_i))) / sqrt(n_i), n_i = l0 * 2^i (the
-    orthonormal irfft of `MRConvFourierKernel`); new forward tap t is 2^steps g(2^steps t), new backward tap t is
-    2^steps g(2^steps (t + 1) - 1) (the same lag -(t + 1) on the coarse grid). Modes at or above the new Nyquist
-    frequency n_i / 2^(steps + 1) are dropped. With steps = 0 this is `kernel()` (when no mode sits at Nyquist).
+    Branch i is g_i(p) = (Re c_0 + 2 sum_{0 < f < m} Re(c_f exp(2 pi i f p / n_i))) / sqrt(n_i), n_i = l0 * 2^i; new
+    forward tap t is r g(r t), backward tap t is r g(r (t + 1) - 1) (lag -(t + 1)), r = 2^steps. Modes at or above
+    the new Nyquist n_i / 2r are dropped; steps = 0 gives `kernel()` (when no mode sits at Nyquist).
     """
     rate = 2**steps
     modes = torch.view_as_complex(kernel.weight.detach().double())  # (N S H m)
@@ -128,12 +118,7 @@ def change_layer_sampling_rate(layer: MRConvMultiResConv, steps: int) -> MRConvM
         bias = layer.merged_bias.double()
     else:
         dtype = layer.alpha.dtype
-        kernels = branch_kernels_at_rate(layer.kernel, steps)
-        if layer.batch_norm is None:  # branch_batch_norm=False: sum_i alpha_i k_i + D delta, no bias
-            kernel = merge_with_skip(kernels, layer.alpha, layer.skip, new_length)  # (S H L')
-            bias = kernel.new_zeros(kernel.shape[1])  # (H)
-        else:
-            kernel, bias = merge_branches(kernels, layer.alpha, layer.batch_norm, layer.skip, new_length)
+        kernel, bias = layer.merged_parameters(branch_kernels_at_rate(layer.kernel, steps), new_length)  # (S H L')
     layer.merged_kernel = nn.Parameter(F.pad(kernel, (0, new_length - kernel.shape[-1])).to(dtype))
     layer.merged_bias = nn.Parameter(bias.to(dtype))
     layer.kernel = layer.batch_norm = layer.alpha = layer.skip = None
@@ -153,11 +138,8 @@ def factor_to_steps(factor: float) -> int:
 
 
 def change_sampling_rate(model: nn.Module, factor: float) -> nn.Module:
-    """Prepare an MRConv sequence model for inputs at `factor` x its training rate, in place; returns the model.
-
-    Every MRConv layer is merged at the new rate (see the module docstring for what is exact); the config records
-    the new `max_sequence_length`, `reparameterized=True` and the cumulative `sampling_rate_factor`.
-    """
+    """Merge every MRConv layer for inputs at `factor` x the training rate, in place (module docstring); the config
+    records the new `max_sequence_length`, `reparameterized=True` and the cumulative `sampling_rate_factor`."""
     steps = factor_to_steps(factor)
     layers = [m for m in model.modules() if isinstance(m, MRConvMultiResConv)]
     for layer in layers:

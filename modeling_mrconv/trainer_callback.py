@@ -1,15 +1,12 @@
 """A `transformers.TrainerCallback` that makes Trainer's evaluations and saves use recalibrated BatchNorm statistics.
 
-Every MRConv layer has BatchNorms (one per branch, paper Section 3.1, and one per block). Their running statistics
-start at mean 0 and variance 1 and move towards the batch statistics with momentum 0.1, so after t steps the initial
-variance still weighs 0.9^t. At init the branch outputs of the first layer have variances around 1e-4 (embeddings of
-std `initializer_range`), so for about 100 steps the running variances overstate them many times over, and they
-also trail the weights. Eval mode (Trainer's evaluations) and the merged export (`save_pretrained`) use the running
-statistics, train mode uses the batch statistics: a run can reach a train loss near 0 while its evaluations stay at
-the majority class (README, "Early in training, eval lags train"). `MRConvPreTrainedModel.recalibrate_batch_norm`
-recomputes them from the current weights; this callback calls it whenever Trainer is about to evaluate or save.
-
-Not copied next to checkpoints: it is only needed for training.
+MRConv's BatchNorms (per branch, paper Section 3.1, and per block) start their running statistics at mean 0 and
+variance 1, which still weighs 0.9^t after t steps at momentum 0.1; at init the first layer's branch outputs have
+variances around 1e-4, so for about 100 steps the running variances overstate them many times over, and they trail
+the weights. Eval mode and the merged export use them: a run can reach a train loss near 0 while its evaluations stay
+at the majority class (README, "Early in training, eval lags train"). This callback calls
+`MRConvPreTrainedModel.recalibrate_batch_norm` whenever Trainer is about to evaluate or save. Not copied next to
+checkpoints: only training needs it.
 """
 
 import contextlib
@@ -32,29 +29,21 @@ logger = logging.get_logger(__name__)
 class BatchNormRecalibrationCallback(TrainerCallback):
     """Recalibrate the BatchNorm running statistics before each evaluation and save, and when training ends.
 
-    `Trainer(..., callbacks=[BatchNormRecalibrationCallback()])`. Trainer decides to evaluate or save in
-    `on_step_end` / `on_epoch_end` (`control.should_evaluate`, `control.should_save`, set by its
-    `DefaultFlowCallback`, which runs first); the callback then runs
-    `model.recalibrate_batch_norm(batches, num_batches)` on the training data, so the evaluation, the
-    `checkpoint-<step>` folder and the metric that picks the best checkpoint all see the same, recalibrated model. It
-    also recalibrates in `on_train_begin` when `args.eval_on_start` is set, and in `on_train_end` (after the best
-    model is loaded), so `trainer.evaluate()` and `trainer.save_model(dir)` (the merged export) after `train()` are
-    exact as well. Put it after any callback of yours that sets `should_evaluate` or `should_save`.
+    `Trainer(..., callbacks=[BatchNormRecalibrationCallback()])`, after any callback of yours that sets
+    `should_evaluate` or `should_save`: in `on_step_end` / `on_epoch_end` (after Trainer's `DefaultFlowCallback`)
+    the evaluation, the `checkpoint-<step>` folder and the best-checkpoint metric all see the recalibrated model; so
+    do `on_train_begin` with `args.eval_on_start` and `on_train_end` (after the best model is loaded, so
+    `trainer.evaluate()` and `trainer.save_model(dir)` after `train()` are exact too).
 
-    - Batches: a fresh `DataLoader` over the training loader's dataset and collator, at its per-device batch size,
-      shuffled by a generator seeded with `seed`: the same batches at every call, so the statistics are a function
-      of the weights only. Trainer's own loader is not iterated (its iteration state and the global RNG stay
-      untouched: a run with the callback trains to the same weights as one without). An `IterableDataset` is read
-      from its start.
+    - Batches: a fresh `DataLoader` over the training loader's dataset and collator at its per-device batch size,
+      shuffled by `seed`: the statistics depend on the weights only. Trainer's loader and the global RNG stay
+      untouched (the same weights as a run without the callback). An `IterableDataset` is read from its start.
     - Cost: `num_batches` forward passes without gradients per evaluation or save (none twice at one step).
-    - Distributed: every rank recalibrates on the same batches (the whole training set, not the rank's shard), so
-      the ranks end with identical statistics without communication; with `model.set_sync_batch_norm(True)` each
-      pass all-reduces them, which works because every rank runs the same number of passes. DDP and FSDP2
-      (`fully_shard`, configuration/accelerate_fsdp.yaml) are supported; an FSDP1 wrapper raises in `on_train_begin`.
-    - Warn instead of recalibrate: only where recalibration cannot run. A merged model (`config.reparameterized`,
-      its branch BatchNorms folded into the kernels) is skipped with one warning; evaluations and saves then use
-      the running statistics as they are. A model without BatchNorms is skipped silently. Anything that has no
-      `recalibrate_batch_norm` raises a `TypeError` in `on_train_begin`.
+    - Distributed: every rank uses the same batches (the whole training set), so the ranks agree without
+      communication; `set_sync_batch_norm(True)` all-reduces each pass, as every rank runs the same number. DDP and
+      FSDP2 (`fully_shard`, configuration/accelerate_fsdp.yaml) work; an FSDP1 wrapper raises in `on_train_begin`.
+    - A merged model (branch BatchNorms folded) is skipped with one warning, one without BatchNorms silently;
+      anything without `recalibrate_batch_norm` raises a `TypeError` in `on_train_begin`.
     - Not covered: `trainer.evaluate()` before `train()`; call `model.recalibrate_batch_norm` yourself there.
 
     Args:
@@ -83,9 +72,7 @@ class BatchNormRecalibrationCallback(TrainerCallback):
         if control.should_evaluate or control.should_save:
             self._recalibrate(args, state, kwargs)
 
-    def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs) -> None:
-        if control.should_evaluate or control.should_save:
-            self._recalibrate(args, state, kwargs)
+    on_epoch_end = on_step_end
 
     def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs) -> None:
         if args.load_best_model_at_end and state.best_model_checkpoint is not None:
@@ -142,11 +129,8 @@ class BatchNormRecalibrationCallback(TrainerCallback):
 
 
 def recalibration_batches(train_dataloader: Iterable, batch_size: int, seed: int) -> Iterable:
-    """A new loader over `train_dataloader`'s dataset and collator, shuffled by `seed`; the loader itself otherwise.
-
-    The batch size is the training loader's per-device one (`batch_sampler.batch_size`), else `batch_size`. The
-    last partial batch is dropped when the dataset holds a full one.
-    """
+    """A new loader over `train_dataloader`'s dataset and collator, shuffled by `seed`, else the loader itself; at the
+    loader's per-device batch size (else `batch_size`), the last partial batch dropped when there is a full one."""
     dataset = getattr(train_dataloader, "dataset", None)
     collate_fn = getattr(train_dataloader, "collate_fn", None)
     if dataset is None or collate_fn is None:

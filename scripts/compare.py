@@ -1,10 +1,10 @@
 """Accuracy study: MRConv variants, their ablations and peer models trained on the same tasks at equal budget.
 
-The study is a file under `configuration/study/` (default `accuracy.yaml`): its tasks are presets of that folder, its
-models lists of overrides. Every cell (task, model, seed, learning rate) is one run of the training loop of
-`scripts/train.py` (`modeling_mrconv.training.train`) into `<runs_dir>/<key>/`; peers first sweep their learning rate
-on seed 0. Records are appended to `<output_dir>/runs.jsonl` as each cell finishes (a rerun skips finished cells),
-then summarized in `results.json`, `results.md` and `accuracy.png` (`modeling_mrconv/study/report.py`).
+The study is a file under `configuration/study/` (default `accuracy.yaml`): tasks (presets of that folder) and models
+(lists of overrides). Every cell (task, model, seed, learning rate) is one run of the training loop of
+`scripts/train.py` into `<runs_dir>/<key>/`; peers first sweep their learning rate on seed 0. Records are appended
+to `<output_dir>/runs.jsonl` (a rerun skips finished cells) and summarized in `results.json`, `results.md` and
+`accuracy.png`.
 
 Commands (from the repository root):
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 python scripts/compare.py --tasks all --seeds 3 --workers 2

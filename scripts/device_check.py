@@ -1,37 +1,25 @@
 """One-call device check: tests, benchmark and a short bf16 training on one device, written up as one report.
 
-Commands (from the repository root):
-
     python scripts/device_check.py --output_dir runs/device_check                  # CUDA, about 8 minutes
     python scripts/device_check.py --device cpu --quick --output_dir /tmp/check     # CI preset (under a minute)
 
-Stages, each a subprocess with its own timeout and its output captured to `<output_dir>/<stage>.log`:
+Stages, each a subprocess with its own timeout, its output captured to `<output_dir>/<stage>.log`:
 
-    tests           pytest on the device-parametrized tests (tests/test_devices.py: FFT convolution, the training
-                    Function's gradcheck, merged == unmerged, fp32/bf16/fp16 autocast, padding) and the fast model
-                    tests; the `cuda` cases are generated when CUDA is available. --quick: the `cpu` cases of
-                    tests/test_devices.py only.
-    bench_float32   scripts/benchmark.py in float32: merged, unmerged, training step and peers, lengths up to 64K
-    bench_bfloat16  the same under bf16 autocast (--quick: the benchmark's own --quick preset, both dtypes)
-    train_bf16      `accelerate launch scripts/train.py` with bf16 mixed precision on the ListOps preset
-                    (configuration/listops_cpu.yaml, capped by --train_steps; --quick: configuration/tiny.yaml)
+    tests           pytest on the device-parametrized tests (tests/test_devices.py; `cuda` cases where CUDA is
+                    available) and the fast model tests; --quick: the `cpu` cases of tests/test_devices.py only
+    bench_float32   scripts/benchmark.py in float32, lengths up to 64K (--quick: the benchmark's --quick preset)
+    bench_bfloat16  the same under bf16 autocast
+    train_bf16      `accelerate launch scripts/train.py`, bf16 mixed precision, configuration/listops_cpu.yaml capped
+                    by --train_steps (--quick: configuration/tiny.yaml)
 
-It writes `report.json` and `report.md`: the environment (Python, torch, transformers, accelerate, device name) and,
-per stage, the command, exit code, wall time, pass/fail counts, key numbers parsed from the outputs (pytest counts,
-benchmark ratios and times, training results) and the tail of the log. The exit code is 0 iff every stage passed.
+`report.json` and `report.md` hold the environment (versions, device) and, per stage, the command, exit code, wall
+time, pass/fail counts, key numbers parsed from the outputs and the log tail. The exit code is 0 iff every stage
+passed. The stages import `modeling_mrconv` from this tree (PYTHONPATH) and run offline (HF_HUB_OFFLINE=1). The GPU
+image lacks `datasets` (the training stage's data layer), so bring it as wheels (this script imports only the
+standard library and torch, and calls the project through its command lines):
 
-Needs on the device machine: this repository (the tree the device tool sends; the stages import `modeling_mrconv`
-from it, through PYTHONPATH), PyTorch >= 2.3 with CUDA, transformers >= 5.17, accelerate, safetensors, numpy,
-pyyaml, tqdm, pytest, and no network (this script sets HF_HUB_OFFLINE=1 for its stages). The GPU image has no
-`datasets` (the data layer of the training stage, modeling_mrconv/data/), so bring it as wheels:
-
-    python scripts/device_check.py --download_wheels .whl       # here: datasets, evaluate, dill, multiprocess
-    python scripts/device_check.py --wheels .whl --output_dir runs/device_check   # there (carry .whl)
-
-`--download_wheels` fetches, for the device's Python (3.12, manylinux x86-64), the versions installed here of the
-`train` extra's packages the image lacks; `--wheels` installs every wheel of the folder into `<output_dir>/site`
-(no index, no dependencies) before the stages and puts it on their PYTHONPATH. The script itself imports only the
-standard library and torch, and calls the project through its command lines.
+    python scripts/device_check.py --download_wheels .whl   # here: pip download for the device (3.12, manylinux)
+    python scripts/device_check.py --wheels .whl --output_dir runs/device_check   # there: into <output_dir>/site
 """
 
 import argparse
@@ -43,6 +31,7 @@ import re
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -53,21 +42,14 @@ ROOT = Path(__file__).resolve().parents[1]
 LOG_TAIL_CHARS = 3000
 # the fast model tests run besides tests/test_devices.py on the full check
 FAST_MODEL_TESTS = [
-    "tests/test_devices.py",
-    "tests/test_fftconv.py",
-    "tests/test_kernels.py",
-    "tests/test_branch_conv.py",
-    "tests/test_reparam.py",
-    "tests/test_modeling_mrconv.py",
+    f"tests/test_{name}.py" for name in ("devices", "fftconv", "kernels", "branch_conv", "reparam", "modeling_mrconv")
 ]
-FULL_LENGTHS = ["1024", "4096", "16384", "65536"]
-# packages of the `train` extra (and their dependencies) that the GPU image lacks (its package list: the device
-# tool's KINDS.md); the versions installed here are fetched for the device's Python
+# packages of the `train` extra (and their dependencies) that the GPU image lacks, fetched at the versions installed here
 DEVICE_WHEELS = ("datasets", "evaluate", "dill", "multiprocess")
 DEVICE_PYTHON = "3.12"
 MANYLINUX = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-# default per-stage timeouts in seconds: (full, quick); the full check sums to under 8 minutes
-# (the quick ones leave room for a loaded 2-core CI machine; there each stage takes 10-40 s)
+# per-stage timeouts in seconds, (full, quick): the full check sums to under 8 minutes; quick stages take 10-40 s on
+# a loaded 2-core CI machine
 TIMEOUTS = {"tests": (110, 120), "bench_float32": (80, 120), "bench_bfloat16": (80, 120), "train_bf16": (200, 120)}
 
 
@@ -80,18 +62,10 @@ def package_version(name: str) -> str | None:
 
 def environment(device: str) -> dict[str, Any]:
     """Versions and the device, as the report's header."""
-    info: dict[str, Any] = {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "transformers": package_version("transformers"),
-        "accelerate": package_version("accelerate"),
-        "datasets": package_version("datasets"),
-        "device": device,
-        "cuda_available": torch.cuda.is_available(),
-        "cuda_version": torch.version.cuda,
-        "cpu_count": os.cpu_count(),
-    }
+    info = {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__}
+    info |= {name: package_version(name) for name in ("transformers", "accelerate", "datasets")}
+    info |= {"device": device, "cuda_available": torch.cuda.is_available(), "cuda_version": torch.version.cuda}
+    info["cpu_count"] = os.cpu_count()
     if device == "cuda":
         info["device_name"] = torch.cuda.get_device_name(0)
         info["device_count"] = torch.cuda.device_count()
@@ -122,22 +96,17 @@ def parse_benchmark(results_path: Path) -> dict[str, Any]:
         return {"results_json": None}
     payload = json.loads(results_path.read_text())
     rows = payload.get("results", [])
-    statuses: dict[str, int] = {}
-    for row in rows:
-        key = "ok" if row.get("status") == "ok" else str(row.get("status", "unknown")).split(":")[0]
-        statuses[key] = statuses.get(key, 0) + 1
+    statuses = Counter(str(row.get("status", "unknown")).split(":")[0] for row in rows)
     longest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if row.get("status") != "ok":
-            continue
-        name = f"{row['model']} {row['mode']} B={row['batch_size']}"
-        if name not in longest or row["sequence_length"] > longest[name]["sequence_length"]:
-            longest[name] = {"sequence_length": row["sequence_length"], "time_ms": round(row["time_ms"], 3)}
+    for row in sorted((r for r in rows if r.get("status") == "ok"), key=lambda r: r["sequence_length"]):
+        case = {"sequence_length": row["sequence_length"], "time_ms": round(row["time_ms"], 3)}
+        longest[f"{row['model']} {row['mode']} B={row['batch_size']}"] = case  # the longest length comes last
     ratios = [
         {k: (round(v, 3) if isinstance(v, float) else v) for k, v in ratio.items()}
         for ratio in payload.get("ratios", [])
     ]
-    return {"rows": statuses, "longest_length_time_ms": longest, "ratios": ratios, "results_json": str(results_path)}
+    result = {"rows": dict(statuses), "longest_length_time_ms": longest, "ratios": ratios}
+    return result | {"results_json": str(results_path)}
 
 
 def parse_training(output_dir: Path) -> dict[str, Any]:
@@ -218,15 +187,11 @@ def stage_commands(args: argparse.Namespace, output_dir: Path) -> dict[str, list
     python = sys.executable
     tests = ["tests/test_devices.py", "-k", "cpu"] if args.quick else FAST_MODEL_TESTS
     commands = {"tests": [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", *tests]}
+    sweep = ["--lengths", "1024", "4096", "16384", "--inference_lengths", "65536", "--batch_sizes", "8"]
+    sweep = ["--quick"] if args.quick else [*sweep, "--repeats", "5", "--max_seconds_per_case", "6"]
     for dtype in ("float32", "bfloat16"):
-        bench = [python, "scripts/benchmark.py", "--device", args.device, "--dtype", dtype]
-        bench += ["--output_dir", str(output_dir / f"bench_{dtype}")]
-        if args.quick:
-            bench += ["--quick"]
-        else:
-            bench += ["--lengths", *FULL_LENGTHS[:-1], "--inference_lengths", FULL_LENGTHS[-1]]
-            bench += ["--batch_sizes", "8", "--repeats", "5", "--max_seconds_per_case", "6"]
-        commands[f"bench_{dtype}"] = bench
+        bench = [python, "scripts/benchmark.py", "--device", args.device, "--dtype", dtype, *sweep]
+        commands[f"bench_{dtype}"] = [*bench, "--output_dir", str(output_dir / f"bench_{dtype}")]
     preset = "tiny.yaml" if args.quick else "listops_cpu.yaml"
     steps = args.train_steps or (4 if args.quick else 1500)
     launch = [python, "-m", "accelerate.commands.launch", "--num_processes", "1", "--num_machines", "1"]
@@ -243,18 +208,15 @@ def stage_commands(args: argparse.Namespace, output_dir: Path) -> dict[str, list
 def judge(name: str, stage: dict[str, Any], output_dir: Path) -> None:
     """Parse a finished stage's key numbers and decide pass/fail."""
     if name == "tests":
-        counts = parse_pytest((output_dir / stage["log_file"]).read_text(errors="replace"))
-        stage["counts"] = counts
+        stage["counts"] = counts = parse_pytest((output_dir / stage["log_file"]).read_text(errors="replace"))
         stage["passed"] = stage["rc"] == 0 and counts["passed"] > 0 and not counts["failed"] and not counts["errors"]
     elif name.startswith("bench_"):
-        metrics = parse_benchmark(output_dir / name / "results.json")
-        stage["metrics"] = metrics
+        stage["metrics"] = metrics = parse_benchmark(output_dir / name / "results.json")
         rows = metrics.get("rows", {})
         stage["counts"] = {"rows_ok": rows.get("ok", 0), "rows_not_ok": sum(rows.values()) - rows.get("ok", 0)}
         stage["passed"] = stage["rc"] == 0 and rows.get("ok", 0) > 0
     else:
-        metrics = parse_training(output_dir / "train")
-        stage["metrics"] = metrics
+        stage["metrics"] = metrics = parse_training(output_dir / "train")
         stage["counts"] = {"train_steps": metrics.get("train_steps") or 0}
         stage["passed"] = stage["rc"] == 0 and metrics.get("test_accuracy") is not None
 

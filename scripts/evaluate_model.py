@@ -10,30 +10,21 @@ Commands:
 The task comes from `--config`, else from `training_preset.yaml` in the model folder or its run folder.
 
 `--data_file PATH` is scored as the test split of the run's task read from files (`data.source=local`,
-`data.test_file=PATH`), for the tasks with a `test_file` key (sequence, text, retrieval, listops, speech_commands,
-image). Keys of the run's other source (the generator's) are dropped; `train_file` and `validation_file` default to
-PATH when the run had none (only the test split is scored, but `normalize: global` statistics then come from PATH).
-Where the task takes `label_names`, they are the model's (`config.id2label`), so string labels map to the classes
-the model was trained on.
+`data.test_file=PATH`; tasks with a `test_file` key). The run's generator keys are dropped; `train_file` and
+`validation_file` default to PATH (so `normalize: global` statistics then come from PATH); `label_names`, where the
+task takes them, are the model's `config.id2label`, so string labels map to the classes it was trained on.
 
-`eval_results.json` goes to `--output_dir` (default: the model folder) and holds `<split>_accuracy`,
-`<split>_macro_f1`, `<split>_loss`, `<split>_confusion_matrix` (rows: true class, columns: predicted, in `id2label`
-order) and where the data came from. An existing `eval_results.json` is replaced only when this script wrote it (its
-`written_by` key); any other file of that name is refused before evaluating.
+`eval_results.json` (in `--output_dir`, default the model folder) holds `<split>_accuracy`, `<split>_macro_f1`,
+`<split>_loss`, `<split>_confusion_matrix` (rows: true class, columns: predicted) and where the data came from. An
+existing one is replaced only when this script wrote it (its `written_by` key).
 
-Metrics: the project's local `evaluate` module, `evaluate.load(modeling_mrconv.metrics.metric_path())` (accuracy,
-macro-F1, confusion matrix through scikit-learn), applied to the predictions gathered here. `evaluate.evaluator` is
-not used: in evaluate 0.4.6, `Evaluator.prepare_pipeline` tests `isinstance(..., transformers.TFPreTrainedModel)`,
-which transformers 5 removed (an AttributeError for any pipeline passed to it), and its task evaluators do not cover
-continuous (L, C) series or document pairs.
-
-Named `evaluate_model.py`, not `evaluate.py`: a script runs with `scripts/` first on `sys.path`, so a file
-`scripts/evaluate.py` would hide the `evaluate` library from every script and from the metric in
-`modeling_mrconv.metrics`.
+Metrics: `modeling_mrconv.metrics` on the predictions gathered here, not `evaluate.evaluator` (evaluate 0.4.6 tests
+`transformers.TFPreTrainedModel`, which transformers 5 removed, and its evaluators cover neither continuous (L, C)
+series nor document pairs). Named `evaluate_model.py`: a `scripts/evaluate.py` would hide the `evaluate` library from
+every script (`scripts/` comes first on `sys.path`).
 """
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -49,7 +40,7 @@ from modeling_mrconv.training import evaluate, load_preset, model_class
 
 
 RESULTS_FILE = "eval_results.json"
-WRITTEN_BY = "scripts/evaluate_model.py"  # the marker key's value: files holding it may be replaced
+WRITTEN_BY = "scripts/evaluate_model.py"  # the value of the marker key `written_by`: files holding it are ours
 
 
 def find_preset(model_dir: Path) -> Path:
@@ -71,40 +62,23 @@ def load_model(model_dir: Path, task, architecture: str | None = None) -> torch.
 
 def data_file_config(data: dict[str, Any], path: Path, label_names: list[str]) -> dict[str, Any]:
     """The run's `data:` section turned into `source: local` with `path` as its test file (module docstring)."""
-    task = data.get("task")
-    spec = TASKS.get(task)
-    fields = {f.name for f in dataclasses.fields(spec.config_cls)} if spec else set()
+    spec = TASKS[data["task"]]  # load_preset checked the task
+    fields = spec.config_cls.__dataclass_fields__
     if "test_file" not in fields or "local" not in spec.config_cls.SOURCES:
         readers = sorted(t for t, s in TASKS.items() if "test_file" in s.config_cls.__dataclass_fields__)
-        raise ValueError(f"--data_file: task {task!r} does not read data files; tasks that do: {readers}")
+        raise ValueError(f"--data_file: task {data['task']!r} does not read data files; tasks that do: {readers}")
     if not path.exists():
         raise FileNotFoundError(f"--data_file {path} does not exist")
-    others = keys_for_other_sources(spec.config_cls, "local")
-    cfg = {k: v for k, v in data.items() if k not in others}
+    dropped = keys_for_other_sources(spec.config_cls, "local")
     if data.get("source") != "local":
-        cfg = {k: v for k, v in cfg.items() if k not in ("train_file", "validation_file")}
+        dropped |= {"train_file", "validation_file"}
+    cfg = {k: v for k, v in data.items() if k not in dropped}
     cfg.update(source="local", test_file=str(path.resolve()))
-    for split in ("train", "validation"):
-        if cfg.get(f"{split}_file") is None:
-            cfg[f"{split}_file"] = str(path.resolve())
+    for key in ("train_file", "validation_file"):
+        cfg[key] = cfg.get(key) or str(path.resolve())
     if "label_names" in fields:
         cfg["label_names"] = list(label_names)
     return cfg
-
-
-def check_results_file(path: Path) -> None:
-    """Refuse to replace `path` unless it is missing or was written by this script."""
-    if not path.exists():
-        return
-    try:
-        ours = json.loads(path.read_text()).get("written_by") == WRITTEN_BY
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        ours = False
-    if not ours:
-        raise ValueError(
-            f"{path} exists and was not written by {WRITTEN_BY} (no 'written_by' key); move it away or pass "
-            "another --output_dir"
-        )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -112,9 +86,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     split = args.split or "test"
     if args.data_file is not None and split != "test":
         raise ValueError(f"--data_file is scored as the test split; drop --split {split}")
-    output_dir = args.output_dir or args.model_dir
-    results_path = Path(output_dir) / RESULTS_FILE
-    check_results_file(results_path)
+    results_path = Path(args.output_dir or args.model_dir) / RESULTS_FILE
+    if results_path.exists() and f'"written_by": "{WRITTEN_BY}"' not in results_path.read_text(errors="replace"):
+        raise ValueError(
+            f"{results_path} exists and was not written by {WRITTEN_BY} (no 'written_by' key); move it away or pass "
+            "another --output_dir"
+        )
     preset = load_preset(args.config or find_preset(args.model_dir), args.set)
     data = preset["data"]
     if args.data_file is not None:

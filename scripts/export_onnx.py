@@ -2,18 +2,16 @@
 
     python scripts/export_onnx.py --model_dir DIR --output model.onnx
 
-A training-form checkpoint is merged first (`reparameterize()`, exact in eval mode). The graph has dynamic batch
-and length (1 <= length <= config.max_sequence_length) and takes its inputs as a tokenizer returns them: int64
-`input_ids` (B, L) and int64 `attention_mask` (B, L), so `session.run(None, dict(tokenizer(texts, padding=True,
-return_tensors="np")))` works as is. Continuous models (`config.input_dim` set) take float32 `input_values`
-(B, L, input_dim) and the same int64 `attention_mask`. The output is `logits` for classification models and
-`last_hidden_state` for `MRConvModel`.
-Under export each merged layer is `export_conv.dft_conv_bias`: the same circular convolution as PyTorch's FFT form,
-with the DFT written as real matrix products (ONNX `MatMul`; no complex tensors, no `DFT` op).
+A training-form checkpoint is merged first (exact in eval mode). The graph has dynamic batch and length (up to
+`config.max_sequence_length`) and takes a tokenizer's output as is: int64 `input_ids` and `attention_mask` (B, L), so
+`session.run(None, dict(tokenizer(texts, padding=True, return_tensors="np")))` works; continuous models take float32
+`input_values` (B, L, input_dim) instead of ids. It outputs `logits` (classifiers) or `last_hidden_state`
+(`MRConvModel`). Each merged layer exports as `export_conv.dft_conv_bias`: PyTorch's circular convolution with the DFT
+as real matrix products (ONNX `MatMul`; no complex tensors, no `DFT` op).
 """
 
 import argparse
-import time
+import statistics
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +19,8 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoModelForSequenceClassification
 
-import modeling_mrconv  # noqa: F401  (registers the Auto classes)
 from modeling_mrconv import MRConvModel, MRConvPreTrainedModel
+from modeling_mrconv.bench.measure import interleaved_times, make_step
 
 
 class ExportWrapper(nn.Module):
@@ -46,10 +44,8 @@ def prepare_for_export(model: MRConvPreTrainedModel) -> MRConvPreTrainedModel:
 
 
 def example_inputs(config, batch: int, length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random inputs as the graph takes them: int64 ids (B, L) or float32 values (B, L, input_dim), int64 mask (B, L).
-
-    Each mask row is 1s then 0s (right padding, as a tokenizer pads) with a random valid length; the first row is full.
-    """
+    """Random inputs as the graph takes them, int64 ids (B, L) or float32 values (B, L, input_dim), and an int64 mask
+    (B, L) right-padded to a random valid length per row as a tokenizer pads (the first row full)."""
     generator = torch.Generator().manual_seed(seed)
     if config.input_dim is None:
         inputs = torch.randint(1, config.vocab_size, (batch, length), generator=generator)
@@ -111,10 +107,8 @@ def run_onnx(session, inputs: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
 def verify_onnx(
     model: MRConvPreTrainedModel, path: str | Path, shapes: list[tuple[int, int]] | None = None
 ) -> dict[str, float]:
-    """Max abs difference between onnxruntime and PyTorch over several (batch, length), and the logit scale.
-
-    Returns `max_abs_diff`, `scale` (max |PyTorch output|) and `relative` = max_abs_diff / scale.
-    """
+    """`max_abs_diff` between onnxruntime and PyTorch over several (batch, length), `scale` (max |PyTorch output|)
+    and `relative` = max_abs_diff / scale."""
     model = prepare_for_export(model)
     L = model.config.max_sequence_length
     shapes = shapes or [(1, 1), (3, max(1, L // 3)), (2, L)]
@@ -135,34 +129,17 @@ def verify_onnx(
     return {"max_abs_diff": diff, "scale": scale, "relative": diff / max(scale, 1e-30)}
 
 
-def time_call(fn, repeats: int) -> float:
-    """Median seconds of `fn()` over `repeats` calls after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def compare_speed(
     model: MRConvPreTrainedModel, path: str | Path, batch: int, length: int, repeats: int = 5
 ) -> dict[str, float]:
-    """CPU seconds per forward for PyTorch (FFT form) and onnxruntime (DFT-by-GEMM form), same threads."""
+    """Median CPU seconds per forward of PyTorch (FFT form) and onnxruntime (DFT-by-GEMM form), same threads."""
     model = prepare_for_export(model)
     inputs, mask = example_inputs(model.config, batch, length)
     session = onnx_session(path, threads=torch.get_num_threads())
-    wrapper = ExportWrapper(model)
-
-    def torch_forward():
-        with torch.inference_mode():
-            wrapper(inputs, mask)
-
-    return {
-        "torch_s": time_call(torch_forward, repeats),
-        "onnxruntime_s": time_call(lambda: run_onnx(session, inputs, mask), repeats),
-    }
+    torch_forward = make_step(ExportWrapper(model), "inference", {"inputs": inputs, "attention_mask": mask})
+    steps = {"torch_s": torch_forward, "onnxruntime_s": lambda: run_onnx(session, inputs, mask)}
+    times = interleaved_times(steps, torch.device("cpu"), repeats, warmup=1)
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
 def load_model(model_dir: str) -> MRConvPreTrainedModel:

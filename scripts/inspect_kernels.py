@@ -17,22 +17,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from transformers import AutoModel  # noqa: E402
 
-import modeling_mrconv  # noqa: E402, F401  (registers the Auto classes)
 from modeling_mrconv.inspection import alpha_norms, kernel_spectra, merged_kernels  # noqa: E402
-
-
-def load_backbone(model_dir: str):
-    """The checkpoint's `MRConvModel` in eval mode (either layout: `from_pretrained` reads config.reparameterized)."""
-    return AutoModel.from_pretrained(model_dir).eval()
 
 
 def plot_kernels(kernels, output_dir: Path, channels: int = 4) -> list[Path]:
     """Time- and frequency-domain plots of the first `channels` channels of each layer's kernel."""
     n = len(kernels)
     paths = []
-    for name, transform, xlabel in (
-        ("kernels_time.png", lambda k: k, "lag"),
-        ("kernels_frequency.png", kernel_spectra, "frequency bin"),
+    for name, transform, xlabel, yscale in (
+        ("kernels_time.png", lambda k: k, "lag", "linear"),
+        ("kernels_frequency.png", kernel_spectra, "frequency bin", "log"),
     ):
         fig, axes = plt.subplots(n, 1, figsize=(8, 2.2 * n), squeeze=False)
         for i, kernel in enumerate(kernels):
@@ -42,10 +36,7 @@ def plot_kernels(kernels, output_dir: Path, channels: int = 4) -> list[Path]:
                 for c in range(min(channels, values.shape[1])):
                     label = f"ch {c}" + (" (backward)" if direction else "")
                     ax.plot(values[direction, c].numpy(), lw=0.8, ls="--" if direction else "-", label=label)
-            ax.set_title(f"layer {i}")
-            if name == "kernels_frequency.png":
-                ax.set_yscale("log")
-            ax.set_xlabel(xlabel)
+            ax.set(title=f"layer {i}", xlabel=xlabel, yscale=yscale)
         axes[0, 0].legend(fontsize=6, ncol=4)
         fig.tight_layout()
         paths.append(output_dir / name)
@@ -58,9 +49,7 @@ def plot_alpha_norms(norms, output_dir: Path) -> Path:
     """Heat map of ||alpha_i||^2, layers (rows) x resolutions (columns)."""
     fig, ax = plt.subplots(figsize=(1.0 + 0.6 * norms.shape[1], 1.0 + 0.5 * norms.shape[0]))
     image = ax.imshow(norms.numpy(), cmap="viridis", aspect="auto")
-    ax.set_xlabel("resolution i (kernel length grows)")
-    ax.set_ylabel("layer")
-    ax.set_title("||alpha_i||^2")
+    ax.set(xlabel="resolution i (kernel length grows)", ylabel="layer", title="||alpha_i||^2")
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     path = output_dir / "alpha_norms.png"
@@ -77,7 +66,7 @@ def main(argv: list[str] | None = None) -> list[Path]:
     args = parser.parse_args(argv)
     output_dir = Path(args.output_dir or Path(args.model_dir) / "kernels")
     output_dir.mkdir(parents=True, exist_ok=True)
-    model = load_backbone(args.model_dir)
+    model = AutoModel.from_pretrained(args.model_dir).eval()  # either layout: config.reparameterized says which
     paths = plot_kernels(merged_kernels(model), output_dir, args.channels)
     norms = alpha_norms(model)
     if norms is not None:

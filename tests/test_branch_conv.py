@@ -235,7 +235,7 @@ def test_right_padded_edge_path_matches_reference(kernel_type, bidirectional, bl
     monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", ratio)
     calls = []
     edge_squares = branch_conv.right_padded_edge_squares
-    monkeypatch.setattr(branch_conv, "right_padded_edge_squares", lambda *a: calls.append(a[7]) or edge_squares(*a))
+    monkeypatch.setattr(branch_conv, "right_padded_edge_squares", lambda *a: calls.append(a[6]) or edge_squares(*a))
     fast = make_layer(kernel_type, bidirectional, H=3, max_length=300).train()
     slow = copy.deepcopy(fast)
     L = 260

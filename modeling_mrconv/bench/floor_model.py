@@ -1,22 +1,15 @@
 """The floor of the merged MRConv model: plain torch doing exactly the merged model's eval ops and nothing else.
 
-The merged model (`reparameterize()`, or `config.reparameterized=True`; merge in `modeling_mrconv/reparam.py`) should cost
-per layer the FFT convolution with a cached kernel spectrum plus the pointwise block ops. This module is that cost:
+Per layer the merged model (`reparameterize()`; merge in `modeling_mrconv/reparam.py`) should cost the FFT
+convolution with a cached kernel spectrum plus the pointwise block ops:
 
     embedding -> per layer: rfft(x, n=2L) * precomputed spectrum -> irfft -> [..., :L] + bias -> GELU
     -> 1x1 conv H -> 2H -> GLU -> residual -> eval BatchNorm as a precomputed affine map (or LayerNorm),
     in the configured pre-/post-norm order -> (masked) mean pooling -> linear head.
 
-Weights are random (the cost does not depend on them). Usage (scripts/benchmark.py, scripts/profile_training.py):
-
-    from modeling_mrconv.bench.floor_model import build_floor_model
-    floor = build_floor_model(config).eval()
-    with torch.no_grad():
-        logits = floor(input_ids)  # (B, num_labels)
-
-Each op is written the cheapest plain-torch way: the spectrum product in place when no gradient is needed, the bias
-added in place to the sliced inverse transform, the BatchNorm as one `addcmul`. The FFT runs in float32 with autocast
-off, as in `modeling_mrconv.fftconv` (bf16/fp16 FFTs are not accurate enough for long kernels).
+Weights are random (the cost does not depend on them); each op is the cheapest plain-torch way (in place without
+autograd, the BatchNorm as one `addcmul`). The FFT runs in float32 with autocast off, as in `modeling_mrconv.fftconv`
+(bf16/fp16 FFTs are too inaccurate for long kernels).
 """
 
 import math
@@ -27,6 +20,7 @@ from torch import nn
 
 from modeling_mrconv import MRConvConfig
 from modeling_mrconv.fftconv import kernel_spectrum
+from modeling_mrconv.modeling_mrconv import masked_mean, zero_padding
 
 
 class FloorNorm(nn.Module):
@@ -78,9 +72,7 @@ class FloorLayer(nn.Module):
         residual = x
         if self.prenorm:
             x = self.norm(x)
-        if mask is not None:
-            x = x * mask[:, None, :]
-        y = F.gelu(self.fft_conv(x))  # (B H L)
+        y = F.gelu(self.fft_conv(zero_padding(x, mask)))  # (B H L)
         y = F.glu(F.conv1d(y, self.linear_weight, self.linear_bias), dim=1)  # (B H L)
         x = residual + y
         return x if self.prenorm else self.norm(x)
@@ -99,16 +91,11 @@ class FloorModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = self.embeddings(input_ids).transpose(1, 2)  # (B H L)
-        mask = attention_mask.to(x.dtype) if attention_mask is not None else None
         for layer in self.layers:
-            x = layer(x, mask)
+            x = layer(x, attention_mask)
         if self.final_norm is not None:
             x = self.final_norm(x)
-        if mask is None:
-            pooled = x.mean(-1)  # (B H)
-        else:
-            pooled = (x * mask[:, None]).sum(-1) / mask.sum(-1, keepdim=True).clamp_min(1.0)  # (B H)
-        return self.classifier(pooled)  # (B num_labels)
+        return self.classifier(masked_mean(x, attention_mask))  # (B num_labels)
 
 
 def build_floor_model(config: MRConvConfig) -> nn.Module:

@@ -1,5 +1,5 @@
-"""Measurement shared by scripts/benchmark.py and scripts/profile_training.py: timing, peak and saved memory,
-device facts and the code fingerprint that ties results to a code version."""
+"""Measurement shared by the benchmark CLIs: one-step closures, interleaved timing, peak and saved memory, device
+facts and the code fingerprint that ties results to a code version."""
 
 import contextlib
 import hashlib
@@ -11,25 +11,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 
 MEMORY_METHOD = {
     "cpu": (
-        "peak_mem_mb: torch.profiler.profile(profile_memory=True) around one untimed call; the signed sizes of the "
-        "CPU allocator's [memory] events are summed in time order and the maximum is reported, i.e. the peak bytes "
-        "allocated by torch during the call above what was live before it (weights, inputs and optimizer state from "
-        "earlier steps excluded; FFT/BLAS library workspaces not allocated through torch are not seen). "
-        "Deterministic for a given model and shape."
+        "peak_mem_mb: the maximum running sum of the CPU allocator's signed [memory] events (torch.profiler, "
+        "profile_memory=True) over one untimed call: the peak bytes torch allocated above what was live before it "
+        "(weights, inputs, optimizer state excluded; FFT/BLAS workspaces outside torch unseen). Deterministic."
     ),
-    "cuda": (
-        "peak_mem_mb: torch.cuda.max_memory_allocated() after torch.cuda.reset_peak_memory_stats(), minus "
-        "torch.cuda.memory_allocated() before the call, around one untimed call (same baseline as on CPU: weights, "
-        "inputs and optimizer state from earlier steps excluded)."
-    ),
+    "cuda": "peak_mem_mb: torch.cuda.max_memory_allocated() over one untimed call minus memory_allocated() before it.",
     "saved": (
-        "saved_mb (training rows): bytes of the distinct storages that autograd saves for backward during the forward "
-        "pass, seen through torch.autograd.graph.saved_tensors_hooks, parameters excluded: the activation memory "
-        "(tensors a custom autograd.Function keeps as plain ctx attributes instead of save_for_backward are not seen)."
+        "saved_mb (training rows): bytes of the distinct storages autograd saves for backward in the forward "
+        "(saved_tensors_hooks), parameters excluded: the activation memory (tensors a custom autograd.Function keeps "
+        "as plain ctx attributes are unseen)."
     ),
 }
 
@@ -39,7 +35,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_fn(fn: Callable[[], None], device: torch.device) -> float:
+def time_fn(fn: Callable[[], object], device: torch.device) -> float:
     """Wall-clock seconds of one call, synchronized on CUDA."""
     synchronize(device)
     start = time.perf_counter()
@@ -48,23 +44,62 @@ def time_fn(fn: Callable[[], None], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def peak_memory(
-    fn: Callable[[], None], device: torch.device, parameter_ptrs: set[int] | None = None
-) -> tuple[float, float | None]:
-    """Run `fn` once; return (peak MiB allocated above the pre-call level, MiB saved for backward or None).
+def interleaved_times(
+    steps: dict[str, Callable[[], object]], device: torch.device, repeats: int, warmup: int = 0
+) -> dict[str, list[float]]:
+    """Seconds of each step over `repeats` interleaved rounds (one call of each per round, order rotated) after
+    `warmup` untimed calls each, so that load from other processes hits every step alike."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    names = list(steps)
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(time_fn(steps[name], device))
+    return times
 
-    See MEMORY_METHOD for what each number means. `parameter_ptrs` (training) turns on the saved-tensor count.
-    """
+
+def make_step(
+    model: nn.Module, mode: str, inputs: dict, labels: torch.Tensor | None = None, autocast=None
+) -> Callable[[], None]:
+    """One no_grad forward of `model` (mode "inference") or one forward + backward + AdamW step ("training")."""
+    autocast = autocast or contextlib.nullcontext()
+    if mode == "inference":
+
+        def step() -> None:
+            with torch.no_grad(), autocast:
+                model(**inputs)
+
+        return step
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+    def step() -> None:
+        with autocast:
+            loss = F.cross_entropy(model(**inputs).logits.float(), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def peak_memory(
+    fn: Callable[[], object], device: torch.device, model: nn.Module | None = None
+) -> tuple[float, float | None]:
+    """Run `fn` once; return (peak MiB allocated above the pre-call level, MiB saved for backward or None): see
+    MEMORY_METHOD. A `model` (training) turns on the count of saved tensors, its parameters excluded."""
+    skip = {p.untyped_storage().data_ptr() for p in model.parameters()} if model is not None else set()
     saved: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         with contextlib.suppress(RuntimeError):  # tensors without storage (e.g. some wrappers) are not counted
             storage = tensor.untyped_storage()
-            if storage.data_ptr() not in parameter_ptrs:
+            if storage.data_ptr() not in skip:
                 saved[storage.data_ptr()] = storage.nbytes()
         return tensor
 
-    hooks = torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t) if parameter_ptrs is not None else None
+    hooks = torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t) if model is not None else None
     with hooks or contextlib.nullcontext():
         if device.type == "cuda":
             synchronize(device)
@@ -75,11 +110,10 @@ def peak_memory(
             peak = torch.cuda.max_memory_allocated(device) - before
         else:
             peak = _profiled_cpu_peak(fn)
-    saved_mb = sum(saved.values()) / 2**20 if parameter_ptrs is not None else None
-    return peak / 2**20, saved_mb
+    return peak / 2**20, sum(saved.values()) / 2**20 if model is not None else None
 
 
-def _profiled_cpu_peak(fn: Callable[[], None]) -> int:
+def _profiled_cpu_peak(fn: Callable[[], object]) -> int:
     """Peak of the running sum of the CPU allocator's signed [memory] events recorded by the profiler."""
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
@@ -140,8 +174,7 @@ def code_fingerprint() -> str:
     root = Path(__file__).resolve().parents[2]
     digest = hashlib.sha256()
     for path in [*sorted((root / "modeling_mrconv").glob("*.py")), Path(__file__).with_name("floor_model.py")]:
-        if path.exists():
-            digest.update(path.name.encode() + path.read_bytes())
+        digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -153,48 +186,13 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or "cpu"
 
 
-def is_oom(error: BaseException) -> bool:
+def failure_status(error: BaseException) -> str:
+    """The status of a row that could not be measured: "skipped: too slow", "skipped: OOM" or "error: ..."."""
     message = str(error).lower()
-    return isinstance(error, torch.OutOfMemoryError | MemoryError) or any(
+    if isinstance(error, TimeoutError):
+        return f"skipped: too slow ({error})"
+    if isinstance(error, torch.OutOfMemoryError | MemoryError) or any(
         s in message for s in ("out of memory", "can't allocate", "cannot allocate", "not enough memory")
-    )
-
-
-def saved_bytes(step, parameters: list[torch.Tensor]) -> int:
-    """Bytes of the distinct non-parameter storages saved for backward while `step` runs."""
-    skip = {p.untyped_storage().data_ptr() for p in parameters}
-    saved: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        with contextlib.suppress(RuntimeError):
-            storage = tensor.untyped_storage()
-            if storage.data_ptr() not in skip:
-                saved[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        step()
-    return sum(saved.values())
-
-
-def peak_bytes(step, device: torch.device) -> int:
-    """Peak bytes allocated by torch during `step` above the level before it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        step()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before
-    from torch.autograd import DeviceType
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    current = peak = 0
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        if event.device_type() in (DeviceType.CPU, DeviceType.MKLDNN, DeviceType.IDEEP):
-            current += event.nbytes()
-            peak = max(peak, current)
-    return peak
+    ):
+        return "skipped: OOM"
+    return f"error: {type(error).__name__}: {error}"[:300]

@@ -1,11 +1,10 @@
 """Parameters and CPU images/s of MRConvNeXt (merged and unmerged eval) next to transformers' ConvNeXt.
 
-Commands:
     python -m modeling_mrconv.bench.mrconvnext             # MRConvNeXt-T vs ConvNeXt-T (ConvNextConfig()) at 224²
     python -m modeling_mrconv.bench.mrconvnext --batch_sizes 1 8 --repeats 5 --output_file runs/mrconvnext.json
 
-Timing (`bench.measure.time_fn`): per batch size, `warmup` untimed calls of each model, then `repeats` interleaved
-rounds (one call of each model per round, order rotated) under `torch.no_grad()`; the median is reported.
+Timing: `warmup` untimed calls, then `repeats` interleaved rounds (`bench.measure.interleaved_times`), no_grad; the
+median is reported.
 """
 
 import argparse
@@ -19,22 +18,16 @@ from torch import nn
 from transformers import ConvNextConfig, ConvNextForImageClassification
 
 from modeling_mrconv import MRConvNextConfig, MRConvNextForImageClassification
-from modeling_mrconv.bench.measure import code_fingerprint, device_name, time_fn
+from modeling_mrconv.bench.measure import code_fingerprint, device_name, interleaved_times, make_step
+from modeling_mrconv.bench.report import markdown_table
 
 
 def build_models(mrconvnext_config: MRConvNextConfig, convnext_config: ConvNextConfig) -> dict[str, nn.Module]:
     """Eval-mode models: MRConvNeXt in training form (unmerged), its merged copy, and transformers' ConvNeXt."""
     unmerged = MRConvNextForImageClassification(mrconvnext_config).eval()
     merged = copy.deepcopy(unmerged).reparameterize()
-    return {
-        "mrconvnext_unmerged": unmerged,
-        "mrconvnext_merged": merged,
-        "convnext": ConvNextForImageClassification(convnext_config).eval(),
-    }
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    convnext = ConvNextForImageClassification(convnext_config).eval()
+    return {"mrconvnext_unmerged": unmerged, "mrconvnext_merged": merged, "convnext": convnext}
 
 
 @torch.no_grad()
@@ -53,45 +46,29 @@ def benchmark(
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    device = torch.device("cpu")
     rows = []
     for batch_size in batch_sizes:
         pixel_values = torch.randn(batch_size, num_channels, image_size, image_size)  # (B C H W)
-        logits = {name: model(pixel_values=pixel_values).logits for name, model in models.items()}
-        for _ in range(warmup - 1):
-            for model in models.values():
-                model(pixel_values=pixel_values)
-        times = {name: [] for name in models}
-        names = list(models)
-        for r in range(repeats):
-            for name in names[r % len(names) :] + names[: r % len(names)]:
-                times[name].append(time_fn(lambda m=models[name], x=pixel_values: m(pixel_values=x), device))
+        logits = {name: model(pixel_values=pixel_values).logits for name, model in models.items()}  # first warm-up
+        steps = {name: make_step(model, "inference", {"pixel_values": pixel_values}) for name, model in models.items()}
+        times = interleaved_times(steps, torch.device("cpu"), repeats, warmup - 1)
         for name, model in models.items():
             seconds = statistics.median(times[name])
-            row = {
-                "model": name,
-                "batch_size": batch_size,
-                "image_size": image_size,
-                "parameters": count_parameters(model),
-                "time_ms": 1000 * seconds,
-                "images_per_s": batch_size / seconds,
-                "repeats": repeats,
-            }
-            if name.startswith("mrconvnext") and "mrconvnext_unmerged" in logits:
-                diff = (logits[name] - logits["mrconvnext_unmerged"]).abs().max().item()
-                row["max_abs_diff_vs_unmerged"] = diff
+            row = {"model": name, "batch_size": batch_size, "image_size": image_size}
+            row |= {"parameters": sum(p.numel() for p in model.parameters()), "time_ms": 1000 * seconds}
+            row |= {"images_per_s": batch_size / seconds, "repeats": repeats}
+            if name.startswith("mrconvnext"):
+                row["max_abs_diff_vs_unmerged"] = (logits[name] - logits["mrconvnext_unmerged"]).abs().max().item()
             rows.append(row)
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| model | batch | parameters | ms / call | images/s |", "|---|---:|---:|---:|---:|"]
-    for row in rows:
-        lines.append(
-            f"| {row['model']} | {row['batch_size']} | {row['parameters']:,} | {row['time_ms']:.1f} "
-            f"| {row['images_per_s']:.2f} |"
-        )
-    return "\n".join(lines)
+    body = [
+        [r["model"], r["batch_size"], f"{r['parameters']:,}", f"{r['time_ms']:.1f}", f"{r['images_per_s']:.2f}"]
+        for r in rows
+    ]
+    return "\n".join(markdown_table(["model", "batch", "parameters", "ms / call", "images/s"], body))
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -108,17 +85,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     mrconvnext_config = getattr(MRConvNextConfig, args.size)(image_size=args.image_size)
-    sizes = {
-        k: mrconvnext_config.to_dict()[k] for k in ("num_stages", "depths", "hidden_sizes")
-    }  # tiny: ConvNextConfig()'s
+    # ConvNeXt of MRConvNeXt's stage sizes (tiny: ConvNextConfig()'s)
+    sizes = {k: mrconvnext_config.to_dict()[k] for k in ("num_stages", "depths", "hidden_sizes")}
     models = build_models(mrconvnext_config, ConvNextConfig(**sizes, image_size=args.image_size))
     rows = benchmark(models, args.image_size, tuple(args.batch_sizes), args.repeats, args.warmup)
-    meta = {
-        "device": device_name(torch.device("cpu")),
-        "threads": torch.get_num_threads(),
-        "code": code_fingerprint(),
-        "size": args.size,
-    }
+    meta = {"device": device_name(torch.device("cpu")), "threads": torch.get_num_threads()}
+    meta |= {"code": code_fingerprint(), "size": args.size}
     print(json.dumps(meta))
     print(markdown(rows))
     if args.output_file:

@@ -1,9 +1,6 @@
 """The peers of MRConv in the benchmark and the accuracy study: S4D-Lin (written here), BERT (SDPA attention) and
-Mamba (transformers; its torch path without `mamba_ssm`), each between MRConv's input layer and head.
-
-`PeerForSequenceClassification` is a `PreTrainedModel` (`PeerConfig.architecture` picks the sequence mixer), so the
-training loop of `scripts/train.py` trains, exports and reloads it as it does MRConv; `training.models.build_model`
-builds it from a preset's `model:` section (`architecture: bert | s4d | mamba`).
+Mamba (transformers; its torch path without `mamba_ssm`), each between MRConv's input layer and head, as a
+`PreTrainedModel` that scripts/train.py trains, exports and reloads like MRConv (`architecture: bert | s4d | mamba`).
 """
 
 import math
@@ -14,6 +11,7 @@ from torch import nn
 from transformers import BertConfig, BertModel, MambaConfig, MambaModel, PreTrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from modeling_mrconv.fftconv import fft_conv, kernel_spectrum
 from modeling_mrconv.modeling_mrconv import masked_mean, zero_padding
 
 
@@ -58,14 +56,9 @@ class S4DLayer(nn.Module):
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         B, H, L = u.shape
         with torch.autocast(u.device.type, enabled=False):
-            k = self.kernel(L).view(self.directions, H, L)  # (S H L)
-            circular = F.pad(k[0], (0, L))  # (H 2L)
-            if self.directions == 2:
-                circular = circular + F.pad(k[1].flip(-1), (L, 0))  # backward tap j multiplies u[t + 1 + j]
-            k_f = torch.fft.rfft(circular, n=2 * L)  # (H L+1)
-            u_f = torch.fft.rfft(u.float(), n=2 * L)  # (B H L+1)
-            y = torch.fft.irfft(u_f * k_f, n=2 * L)[..., :L]  # (B H L)
-            return (y + u.float() * self.D[:, None]).to(u.dtype)
+            k = self.kernel(L).view(self.directions, H, L)  # (S H L), laid out by fftconv.kernel_to_circular
+        y = fft_conv(u, kernel_spectrum(k, L))  # (B H L), float32 (float64 for float64 u)
+        return (y + u.to(y.dtype) * self.D[:, None]).to(u.dtype)
 
 
 class S4DBlocks(nn.Module):

@@ -33,12 +33,9 @@ SC35_WORDS = sorted(
 
 @dataclass
 class SpeechCommandsConfig(HFSourceConfig):
-    """speech_commands: the 35 words of SC35, sorted.
-
-    hub: rows whose label is not one of the 35 words (`_silence_`) are dropped. local: root = the release folder
-    (`root/<word>/*.wav`, `validation_list.txt`, `testing_list.txt`; 8/16/32-bit PCM via `wave`), or a `save_to_disk`
-    DatasetDict / split files read like hub.
-    """
+    """speech_commands: the 35 words of SC35, sorted; rows of other labels (`_silence_`) are dropped. local: root =
+    the release folder (`root/<word>/*.wav`, `validation_list.txt`, `testing_list.txt`; 8/16/32-bit PCM via `wave`),
+    or a `save_to_disk` DatasetDict / split files read like hub."""
 
     SOURCES = ("hub", "local")
 
@@ -52,12 +49,10 @@ class SpeechCommandsConfig(HFSourceConfig):
 
 @dataclass
 class SyntheticAudioConfig(TaskConfig):
-    """synthetic_audio: SYNTHETIC chirps, not Speech Commands; labels "chirp_<k>".
-
-    Class k is a Hann-windowed exponential chirp from F[k] to F[num_classes - 1 - k] Hz (F log-spaced 250-4000, so
-    classes k and num_classes - 1 - k are time-reversed), with random onset, duration (25-75% of the clip), amplitude
-    (0.3-0.9), start phase, +-pitch_jitter frequency jitter and Gaussian noise.
-    """
+    """synthetic_audio: SYNTHETIC chirps, not Speech Commands; labels "chirp_<k>". Class k is a Hann-windowed
+    exponential chirp from F[k] to F[num_classes - 1 - k] Hz (F log-spaced 250-4000, so classes k and num_classes - 1
+    - k are time-reversed), with random onset, duration (25-75% of the clip), amplitude (0.3-0.9), start phase,
+    +-pitch_jitter frequency jitter and Gaussian noise."""
 
     num_train: int = 1000
     num_validation: int = 200
@@ -111,16 +106,14 @@ def _audio_samples(value: Any, sample_rate: int) -> np.ndarray:
     return array.astype(np.int16)
 
 
-def decimate(values: np.ndarray, factor: int) -> np.ndarray:
-    """Average non-overlapping groups of `factor` steps along axis 1: a box low-pass, then downsampling."""
-    N, L = values.shape[:2]
-    L -= L % factor
-    grouped = values[:, :L].reshape(N, L // factor, factor, *values.shape[2:]).astype(np.float64)
-    return np.round(grouped.mean(axis=2)).astype(values.dtype)
-
-
 def _decimate(batch: dict, factor: int) -> dict:
-    return {"samples": [decimate(np.asarray(x)[None], factor)[0] for x in batch["samples"]], "labels": batch["labels"]}
+    """Average non-overlapping groups of `factor` steps of each (L, C) row: a box low-pass, then downsampling."""
+    samples = []
+    for x in batch["samples"]:
+        L = len(x) - len(x) % factor
+        grouped = x[:L].reshape(L // factor, factor, *x.shape[1:]).astype(np.float64)  # (L/factor factor C)
+        samples.append(np.round(grouped.mean(1)).astype(x.dtype))
+    return {"samples": samples, "labels": batch["labels"]}
 
 
 def _audio_task(splits: Any, config: Any, where: dict[str, str], description: str) -> TaskData:
@@ -129,9 +122,8 @@ def _audio_task(splits: Any, config: Any, where: dict[str, str], description: st
         if config.sample_rate % int(config.resample_to):
             raise ValueError(f"resample_to={config.resample_to} must divide sample_rate={config.sample_rate}")
         factor = config.sample_rate // int(config.resample_to)
-        splits["test"] = map_batches(
-            splits["test"], _decimate, splits["test"].features, config, {"factor": factor}, numpy=True
-        )
+        test = splits["test"]
+        splits["test"] = map_batches(test, _decimate, test.features, config, {"factor": factor}, numpy=True)
         description += f"; test split decimated to {config.resample_to} Hz"
     splits, _, _ = scale_values(splits, config, "samples", 1 / 32768)
     return TaskData(splits, None, f"{config.task} {description}", where, input_scale=1 / 32768)
@@ -159,18 +151,13 @@ def _speech_commands_folder(config: SpeechCommandsConfig) -> tuple[Any, dict[str
         for path in sorted((root / word).glob("*.wav")):
             split = next((s for s in ("validation", "test") if f"{word}/{path.name}" in lists[s]), "train")
             files[split].append((str(path), label))
-    features = value_features(1, SC35_WORDS, "int16", "samples")
-    splits = {
-        s: generated_dataset(
-            "speech-commands-folder",
-            _folder_rows,
-            {"files": tuple(rows), "length": config.length, "rate": config.sample_rate},
-            features,
-            config,
-            files=[p for p, _ in rows],
+    features, splits = value_features(1, SC35_WORDS, "int16", "samples"), {}
+    for split, rows in files.items():
+        kwargs = {"files": tuple(rows), "length": config.length, "rate": config.sample_rate}
+        paths = [p for p, _ in rows]
+        splits[split] = generated_dataset(
+            "speech-commands-folder", _folder_rows, kwargs, features, config, files=paths
         )
-        for s, rows in files.items()
-    }
     return DatasetDict(splits), {s: f"{root} {s} split" for s in SPLITS}
 
 
@@ -195,49 +182,32 @@ def _build_speech_commands(config: SpeechCommandsConfig, seed: int) -> TaskData:
         refuse_streaming(config, "Speech Commands release folders")
         splits, where = _speech_commands_folder(config)
         return _audio_task(splits, config, where, f"local folder {config.root}")
-    column = config.audio_column
+    column, features = config.audio_column, value_features(1, SC35_WORDS, "int16", "samples")
+    kwargs = {"column": column, "length": config.length, "rate": config.sample_rate}
     splits, where = labelled_splits(
-        config,
-        seed,
-        _decode_audio,
-        lambda names: value_features(1, SC35_WORDS, "int16", "samples"),
-        (column,),
-        {"column": column, "length": config.length, "rate": config.sample_rate},
-        rename=_need_names,
+        config, seed, _decode_audio, lambda _: features, (column,), kwargs, rename=_need_names
     )
     return _audio_task(splits, config, where, describe_source(config))
 
 
-def _synthetic_audio_split(
-    rng: np.random.Generator, n: int, config: SyntheticAudioConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    num_classes, length, rate, jitter = (
-        config.num_classes,
-        config.length,
-        float(config.sample_rate),
-        config.pitch_jitter,
-    )
+def _synthetic_audio_rows(
+    counts: tuple, seed: int, num_classes: int, length: int, sample_rate: int, noise_std: float, pitch_jitter: float
+) -> Iterator[dict]:
+    """Chirps of the `SyntheticAudioConfig` rules, one seeded generator per split."""
     freqs = np.geomspace(250.0, 4000.0, num_classes)  # Hz
-    labels = rng.integers(0, num_classes, n)
-    waves = np.empty((n, length), dtype=np.int16)
-    for i, k in enumerate(labels):
-        duration = int(length * rng.uniform(0.25, 0.75))
-        onset = int(rng.integers(0, length - duration + 1))
-        start, end = np.array([freqs[k], freqs[num_classes - 1 - k]]) * rng.uniform(1 - jitter, 1 + jitter, 2)
-        f = start * (end / start) ** (np.arange(duration) / duration)  # exponential chirp, Hz per step
-        tone = np.sin(2 * np.pi * np.cumsum(f) / rate + rng.uniform(0, 2 * np.pi)) * np.hanning(duration)
-        x = rng.normal(0.0, float(config.noise_std), length)
-        x[onset : onset + duration] += rng.uniform(0.3, 0.9) * tone
-        waves[i] = _audio_samples(x, int(rate))
-    return waves, labels
-
-
-def _synthetic_audio_rows(counts: tuple, seed: int, config: dict) -> Iterator[dict]:
-    params = SyntheticAudioConfig(**config)
-    for i, n in enumerate(counts):
-        waves, labels = _synthetic_audio_split(np.random.default_rng([seed, i]), n, params)
-        for wave_, label in zip(waves, labels, strict=True):
-            yield {"samples": wave_[:, None], "labels": int(label)}
+    for split, n in enumerate(counts):
+        rng = np.random.default_rng([seed, split])
+        labels = rng.integers(0, num_classes, n)
+        for k in labels:
+            duration = int(length * rng.uniform(0.25, 0.75))
+            onset = int(rng.integers(0, length - duration + 1))
+            jitter = rng.uniform(1 - pitch_jitter, 1 + pitch_jitter, 2)
+            start, end = np.array([freqs[k], freqs[num_classes - 1 - k]]) * jitter
+            f = start * (end / start) ** (np.arange(duration) / duration)  # exponential chirp, Hz per step
+            tone = np.sin(2 * np.pi * np.cumsum(f) / sample_rate + rng.uniform(0, 2 * np.pi)) * np.hanning(duration)
+            x = rng.normal(0.0, float(noise_std), length)
+            x[onset : onset + duration] += rng.uniform(0.3, 0.9) * tone
+            yield {"samples": _audio_samples(x, sample_rate)[:, None], "labels": int(k)}
 
 
 @register_task("synthetic_audio", SyntheticAudioConfig)
@@ -245,7 +215,7 @@ def _build_synthetic_audio(config: SyntheticAudioConfig, seed: int) -> TaskData:
     counts = (config.num_train, config.num_validation, config.num_test)
     params = {k: getattr(config, k) for k in ("num_classes", "length", "sample_rate", "noise_std", "pitch_jitter")}
     features = value_features(1, [f"chirp_{k}" for k in range(config.num_classes)], "int16", "samples")
-    kwargs = {"counts": counts, "seed": seed, "config": {"task": config.task, **params}}
+    kwargs = {"counts": counts, "seed": seed, **params}
     pool = generated_dataset("synthetic_audio", _synthetic_audio_rows, kwargs, features, config)
     where = {s: f"synthetic_audio generated {s} split" for s in SPLITS}
     description = f"SYNTHETIC chirps, not Speech Commands (seed {seed}, {config.num_classes} classes)"

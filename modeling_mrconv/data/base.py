@@ -27,9 +27,7 @@ BYTE_EOS_ID = 1
 @dataclass
 class TaskConfig:
     """Keys every task takes. Subclasses add the task's keys with their defaults; `SOURCES[0]` is the default source.
-
-    A null value in a preset means the field's default (fields whose default is null document what null means).
-    """
+    A null value in a preset means the field's default (fields whose default is null document what null means)."""
 
     SOURCES: ClassVar[tuple[str, ...]] = ("generate",)
     # keys that apply under one source only ({source: keys}); given with another source they are an error
@@ -94,11 +92,9 @@ def keys_for_other_sources(config_cls: type[TaskConfig], source: str) -> set[str
 
 
 def check_task_keys(data_cfg: dict) -> TaskSpec:
-    """The task's spec, after checking `data_cfg`'s task, keys and source (ValueError naming the keys).
-
-    Every key must be a field of the task's config dataclass; a key that applies only under another source (the
-    generator's keys with `source: local`, file keys with `source: generate`) is an error (a null one is ignored).
-    """
+    """The task's spec, after checking `data_cfg`'s task, keys and source (ValueError naming the keys): every key must
+    be a field of the task's config dataclass, and one that applies only under another source (the generator's keys
+    with `source: local`, file keys with `source: generate`) is an error unless null."""
     task = data_cfg.get("task")
     if task not in TASKS:
         raise ValueError(
@@ -134,13 +130,8 @@ def check_labels(
 ) -> None:
     """Raise ValueError unless `split` has rows and every label is an integer class id in [0, num_labels).
 
-    Args:
-        split: "train", "validation" or "test".
-        labels: One label per row.
-        num_labels: Number of classes.
-        where: The file (or data set) the split came from, for the message.
-        lines: Line numbers of the rows in `where` (1-based); null = rows numbered from `first_row`.
-        first_row: Row number of `labels[0]` (0-based) when they are one batch of a split.
+    The message names `where` (the file or data set) and the row: `lines[i]` (1-based line numbers in `where`) when
+    given, else `first_row + i` (0-based; `first_row` is the row of `labels[0]` when they are one batch of a split).
     """
     labels = np.asarray(labels)
     if labels.size == 0:

@@ -1,11 +1,9 @@
 """Generated splits and preprocessing through `datasets`' cache, keyed by every parameter and the code that runs.
 
-`Dataset.from_generator` and `Dataset.map` cache their Arrow files under a fingerprint. `datasets` hashes a function
-from an importable module by its name, not its code, so every fingerprint here is explicit: the step's name, its
-parameters and the sha256 of the source files of the modules that compute it (`code_hash`). Changing a generator
-parameter, the seed or the generator's code therefore gives a new cache entry; a cached entry is never served for
-other parameters. `cache: false` (a task key) builds everything in memory instead.
-"""
+`datasets` fingerprints a function of an importable module by its name, not its code, so every fingerprint here is
+explicit: the step's name, its parameters and the sha256 of the source files of the modules that compute it
+(`code_hash`). A cached entry is never served for other parameters, seed or code. `cache: false` (a task key) builds
+everything in memory instead."""
 
 import functools
 import hashlib
@@ -46,12 +44,6 @@ def file_key(path: str | Path) -> list:
     return [str(path), stat.st_size, stat.st_mtime_ns]
 
 
-def _unwrap(err: Exception) -> Exception:
-    """The reader's own error (a ValueError naming the file and row) instead of datasets' generation wrapper."""
-    cause = err.__cause__
-    return cause if isinstance(cause, ValueError | FileNotFoundError | ImportError) else err
-
-
 def generated_dataset(
     name: str,
     generator: Callable[..., Iterator[dict]],
@@ -64,11 +56,8 @@ def generated_dataset(
 ) -> Any:
     """`Dataset.from_generator(generator, gen_kwargs)` with explicit `features`, cached under a fingerprint of `name`,
     `gen_kwargs`, `features`, the code of the generator's module and of `code` (the modules it calls) and the
-    `file_key` of the `files` the rows are read from.
-
-    Lists in `gen_kwargs` are shards (`datasets` splits them over `num_proc` processes, in order); pass tuples for
-    anything else. Errors the generator raises (ValueError, FileNotFoundError) reach the caller unwrapped.
-    """
+    `file_key` of the `files` the rows are read from. Lists in `gen_kwargs` are shards (split over `num_proc`
+    processes, in order); pass tuples for anything else. The generator's ValueError/FileNotFoundError reach the caller."""
     from datasets import Dataset
     from datasets.exceptions import DatasetGenerationError
 
@@ -81,8 +70,29 @@ def generated_dataset(
             return Dataset.from_generator(generator, cache_dir=config.cache_dir, **kwargs)
         with tempfile.TemporaryDirectory() as tmp:  # read into memory, then the files go
             return Dataset.from_generator(generator, cache_dir=tmp, keep_in_memory=True, **kwargs)
-    except DatasetGenerationError as err:
-        raise _unwrap(err) from err
+    except DatasetGenerationError as err:  # the reader's own error (naming the file and row), not datasets' wrapper
+        cause = err.__cause__
+        raise (cause if isinstance(cause, ValueError | FileNotFoundError | ImportError) else err) from err
+
+
+def file_splits(
+    name: str,
+    rows: Callable[..., Iterator[dict]],
+    paths: dict[str, str],
+    features: Any,
+    config: TaskConfig,
+    code: Sequence[ModuleType | str] = (),
+) -> Any:
+    """A DatasetDict of one `generated_dataset` per local file: split `s` holds `rows(path=paths[s], split=s)`."""
+    from datasets import DatasetDict
+
+    splits = {}
+    for split, path in paths.items():
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{split}_file {path} does not exist")
+        gen_kwargs = {"path": path, "split": split}
+        splits[split] = generated_dataset(name, rows, gen_kwargs, features, config, code, files=[path])
+    return DatasetDict(splits)
 
 
 def split_by_counts(dataset: Any, counts: Sequence[int]) -> Any:
@@ -95,9 +105,6 @@ def split_by_counts(dataset: Any, counts: Sequence[int]) -> Any:
     return DatasetDict({s: dataset.select(range(bounds[i], bounds[i + 1])) for i, s in enumerate(SPLITS)})
 
 
-STREAM_BATCH_SIZE = 16  # rows per map call while streaming
-
-
 def map_batches(
     dataset: Any,
     function: Callable[..., dict],
@@ -105,32 +112,30 @@ def map_batches(
     config: TaskConfig,
     fn_kwargs: dict[str, Any] | None = None,
     with_indices: bool = False,
-    batch_size: int = 256,
     numpy: bool = False,
     code: Sequence[ModuleType | str] = (),
 ) -> Any:
-    """`dataset.map(function, batched=True)` to exactly `features` (other columns dropped), for a `Dataset` (cached
-    under a fingerprint of the input's, the function, `fn_kwargs` and its module's code) or an `IterableDataset`
-    (lazy, applied while streaming). `function(batch, [indices,] **fn_kwargs)` gets rows numbered in `dataset`, as
-    Python lists, or numpy arrays with `numpy` (array columns). `code`: further modules whose functions `function`
-    calls, hashed into the cache key with its own module (as `generated_dataset`'s `code`)."""
+    """`dataset.map(function, batched=True)` to exactly `features` (other columns dropped), cached under a fingerprint
+    of the input's, the function, `fn_kwargs` and the code of its module and of `code` (the modules it calls), or lazy
+    on an `IterableDataset`. `function(batch, [indices,] **fn_kwargs)` gets rows numbered in `dataset`, as Python
+    lists, or numpy arrays with `numpy`."""
     from datasets import IterableDataset
 
     dataset = dataset.with_format("numpy" if numpy else None)
     fn_kwargs = fn_kwargs or {}
-    common = {"batched": True, "batch_size": batch_size, "with_indices": with_indices, "features": features}
     remove = list(dataset.column_names or [])  # removed before the outputs are written: same names are replaced
+    common = {"batched": True, "with_indices": with_indices, "features": features, "fn_kwargs": fn_kwargs}
     if isinstance(dataset, IterableDataset):  # small batches: a stream holds a few rows per step, whatever their size
-        common["batch_size"] = STREAM_BATCH_SIZE
-        return dataset.map(function, fn_kwargs=fn_kwargs, remove_columns=remove or None, **common)
+        return dataset.map(function, batch_size=16, remove_columns=remove or None, **common)
     name = getattr(function, "__qualname__", repr(function))
     key = fingerprint(dataset._fingerprint, name, fn_kwargs, features.to_dict(), code_hash(function.__module__, *code))
+    desc = name.lstrip("_").replace("_", " ")
     return dataset.map(
         function,
-        fn_kwargs=fn_kwargs,
+        batch_size=256,
         remove_columns=remove,
         new_fingerprint=key,
         keep_in_memory=not config.cache,
-        desc=name.lstrip("_").replace("_", " "),
+        desc=desc,
         **common,
     )

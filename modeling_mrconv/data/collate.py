@@ -1,9 +1,6 @@
-"""Batching of the inputs that transformers' `DataCollatorWithPadding` does not pad: continuous (L, C) sequences and
-document pairs (2, L). Token tasks use `DataCollatorWithPadding(task.tokenizer)`.
-
-Both right-pad a batch to its longest item and add `attention_mask` (1 = real step). Classes rather than closures so
-DataLoader workers can pickle them.
-"""
+"""Batching of what transformers' `DataCollatorWithPadding` does not pad: continuous (L, C) sequences and document
+pairs (2, L). Both right-pad to the longest item and add `attention_mask` (1 = real step); classes, not closures, so
+DataLoader workers can pickle them."""
 
 from collections.abc import Sequence
 

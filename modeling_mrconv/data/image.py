@@ -1,11 +1,9 @@
-"""Image tasks: image (grayscale, C=1) and scifar (RGB, C=3), raster scan (H*W, C) in [0, 1].
+"""Image tasks: image (grayscale, C=1) and scifar (RGB, C=3), raster scan (H*W, C) in [0, 1], decoded with Pillow.
 
-Sources: `hub` (default: CIFAR-10, `uoft-cs/cifar10`; any image-classification set by `dataset_name`, e.g. ImageNet),
-`local` (an image folder `root/<split>/<class>/*.png`, a `save_to_disk` DatasetDict, or parquet/... split files) and
-`generate` (oriented bars, offline, `generate_bars`). `image_size` resizes every image to a square of that side (short
-side to `image_size`, centre crop: the resize of the processor shipped with MRConvNeXt exports,
-`training.models.export_image_processor`); without it every image must already have one size (CIFAR: 32x32).
-Images are decoded with Pillow (`pip install pillow`).
+Sources: `hub` (default CIFAR-10; any image-classification set by `dataset_name`), `local` (an image folder
+`root/<split>/<class>/*.png`, a `save_to_disk` DatasetDict or split files) and `generate` (oriented bars,
+`generate_bars`). `image_size` resizes (short side) and centre-crops every image to a square, as the processor shipped
+with MRConvNeXt exports does (`training.models.export_image_processor`); without it all images must share one size.
 """
 
 import functools
@@ -62,20 +60,6 @@ class ImageConfig(HFSourceConfig):
     num_classes: int = len(BAR_CLASSES)  # generate: 2..4 orientations of BAR_CLASSES
 
 
-def _open_image(value: Any) -> Any:
-    try:
-        from PIL import Image
-    except ImportError as err:
-        raise ImportError("image files are read with Pillow: pip install pillow") from err
-    if isinstance(value, Image.Image):
-        return value
-    if isinstance(value, dict):  # undecoded `datasets.Image`: {"bytes", "path"}
-        return Image.open(io.BytesIO(value["bytes"])) if value.get("bytes") else Image.open(value["path"])
-    if isinstance(value, str | Path):
-        return Image.open(value)
-    return Image.fromarray(np.asarray(value, dtype=np.uint8))
-
-
 @functools.cache
 def _resizer(image_size: int) -> Any:
     from transformers import ConvNextImageProcessorPil
@@ -99,12 +83,20 @@ def resize_square(pixels: np.ndarray, image_size: int) -> np.ndarray:
 
 
 def image_to_sequence(value: Any, channels: int, image_size: int | None = None) -> np.ndarray:
-    """An image (PIL, file, undecoded dict or (H, W[, C]) uint8 array) as a raster-scan (H*W, C) uint8 array.
-
-    Row-major: position h * W + w holds pixel (h, w). `channels=1` uses PIL's `convert("L")`: ITU-R 601-2 luma,
-    0.299 R + 0.587 G + 0.114 B. `image_size` resizes to a square first (`resize_square`).
-    """
-    with _open_image(value) as image:
+    """An image (PIL, file, undecoded dict or (H, W[, C]) uint8 array) as a raster-scan (H*W, C) uint8 array: position
+    h * W + w holds pixel (h, w). `channels=1` uses PIL's `convert("L")` (ITU-R 601-2 luma, 0.299 R + 0.587 G +
+    0.114 B). `image_size` resizes to a square first (`resize_square`)."""
+    try:
+        from PIL import Image
+    except ImportError as err:
+        raise ImportError("image files are read with Pillow: pip install pillow") from err
+    if isinstance(value, dict):  # undecoded `datasets.Image`: {"bytes", "path"}
+        value = io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]
+    if isinstance(value, str | Path | io.BytesIO):
+        value = Image.open(value)
+    elif not isinstance(value, Image.Image):
+        value = Image.fromarray(np.asarray(value, dtype=np.uint8))
+    with value as image:
         pixels = np.asarray(image.convert("L" if channels == 1 else "RGB"), dtype=np.uint8)  # (H W) or (H W 3)
     pixels = pixels.reshape(pixels.shape[0], pixels.shape[1], channels)  # (H W C)
     if image_size is not None:
@@ -120,12 +112,9 @@ def _read(value: Any, channels: int, image_size: int | None, where: str) -> np.n
         raise ValueError(f"{where}: not a readable image ({err})") from err
 
 
-def _folder_files(root: Path) -> tuple[dict[str, list[tuple[str, int]] | None], list[str]]:
-    """`root/<split>/<class>/*.png` -> ({split: [(file, class index), ...] or None}, sorted class names of train).
-
-    The classes are train's sub-folders; another split may lack a class but not add one. An empty class folder or a
-    split without images is a ValueError naming the folder.
-    """
+def _folder_files(root: Path) -> tuple[dict[str, list[tuple[str, int]]], list[str]]:
+    """`root/<split>/<class>/*.png` -> ({split found: [(file, class index), ...]}, sorted class names of train).
+    Another split may lack a class but not add one; an empty class folder or split is a ValueError naming it."""
     aliases = {"train": ["train"], "validation": ["validation", "val", "valid"], "test": ["test"]}
     folders = {s: next((root / a for a in aliases[s] if (root / a).is_dir()), None) for s in SPLITS}
     if folders["train"] is None or folders["test"] is None:
@@ -136,7 +125,6 @@ def _folder_files(root: Path) -> tuple[dict[str, list[tuple[str, int]] | None], 
     out = {}
     for split, folder in folders.items():
         if folder is None:
-            out[split] = None
             continue
         extra = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in classes)
         if extra:
@@ -163,12 +151,10 @@ def _folder_rows(files: tuple[tuple[str, int], ...], channels: int, image_size: 
 
 
 def generate_bars(count: int, num_classes: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """`count` RGB images (N, size, size, 3) uint8 of a patch of parallel bars; label = their orientation.
-
-    Class k of `BAR_CLASSES` has angle 45k degrees (+-8 jitter, image y pointing down): bars of period 4-8 pixels
-    and half that width, of a random bright colour, fill a disc of radius 0.25-0.45 x size at a random position, over
-    a dark random colour with Gaussian noise (std 20). The label is a property of the texture at any position.
-    """
+    """`count` RGB images (N, size, size, 3) uint8 of a patch of parallel bars; label = their orientation. Class k of
+    `BAR_CLASSES` has angle 45k degrees (+-8 jitter, y pointing down): bars of period 4-8 pixels and half that width,
+    of a random bright colour, fill a disc of radius 0.25-0.45 x size at a random position, over a dark random colour
+    with Gaussian noise (std 20). The label is a property of the texture at any position."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, num_classes, count)
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)  # (S S)
@@ -220,15 +206,12 @@ def _pixel_splits(config: ImageConfig, seed: int, channels: int) -> tuple[Any, d
     if is_plain_folder(config):
         refuse_streaming(config, "image folders")
         files, classes = _folder_files(Path(config.root).expanduser())
-        splits, where = {}, {}
+        splits, where, raw = dict.fromkeys(SPLITS), {}, features(classes)
         for split, rows in files.items():
-            if rows is not None:
-                kwargs = {"files": tuple(rows), "channels": channels, "image_size": config.image_size}
-                paths = [p for p, _ in rows]
-                raw = features(classes)
-                splits[split] = generated_dataset("image-folder", _folder_rows, kwargs, raw, config, files=paths)
-                where[split] = f"{config.task} {split} split"
-        splits.setdefault("validation", None)
+            kwargs = {"files": tuple(rows), "channels": channels, "image_size": config.image_size}
+            paths = [p for p, _ in rows]
+            splits[split] = generated_dataset("image-folder", _folder_rows, kwargs, raw, config, files=paths)
+            where[split] = f"{config.task} {split} split"
         carve_validation(splits, config, seed, where)
         return DatasetDict(splits), where, f"image folder {config.root}"
     column = config.image_column
@@ -237,36 +220,22 @@ def _pixel_splits(config: ImageConfig, seed: int, channels: int) -> tuple[Any, d
     return splits, where, describe_source(config)
 
 
-def _check_one_shape(splits: Any, task: str) -> None:
-    """Every image of a split has the same number of pixels (else set data.image_size)."""
-    for split in SPLITS:
-        sizes = sorted({int(n) for n in sequence_lengths(splits[split], "pixels")})
-        if len(sizes) > 1:
-            channels = splits[split].features["pixels"].shape[1]
-            raise ValueError(
-                f"{task} {split} split: all sequences must share one shape, got {[(n, channels) for n in sizes[:4]]}; "
-                "set data.image_size to resize and centre-crop every image to one square"
-            )
-
-
-def _build_image_task(config: ImageConfig, seed: int, channels: int) -> TaskData:
+@register_task("scifar", ImageConfig)
+@register_task("image", ImageConfig)
+def _build_image(config: ImageConfig, seed: int) -> TaskData:
+    channels = 1 if config.task == "image" else 3  # grayscale or RGB
     size = config.image_size
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
         raise ValueError(f"data.image_size: expected a positive integer (the square side) or null, got {size!r}")
     splits, where, origin = _pixel_splits(config, seed, channels)
-    if not config.streaming:
-        _check_one_shape(splits, config.task)
+    for split in SPLITS:  # every image of a split has one number of pixels (read whole unless streamed)
+        sizes = [] if config.streaming else sorted({int(n) for n in sequence_lengths(splits[split], "pixels")})
+        if len(sizes) > 1:
+            raise ValueError(
+                f"{config.task} {split} split: all sequences must share one shape, got "
+                f"{[(n, channels) for n in sizes[:4]]}; set data.image_size to resize and centre-crop every image "
+                "to one square"
+            )
     splits, mean, std = scale_values(splits, config, "pixels", 1 / 255, config.normalize)
-    kind = "grayscale" if channels == 1 else "RGB"
-    description = f"{config.task} ({kind}) {origin}"
+    description = f"{config.task} ({'grayscale' if channels == 1 else 'RGB'}) {origin}"
     return TaskData(splits, None, description, where, input_scale=1 / 255, input_mean=mean, input_std=std)
-
-
-@register_task("image", ImageConfig)
-def _build_image(config: ImageConfig, seed: int) -> TaskData:
-    return _build_image_task(config, seed, channels=1)
-
-
-@register_task("scifar", ImageConfig)
-def _build_scifar(config: ImageConfig, seed: int) -> TaskData:
-    return _build_image_task(config, seed, channels=3)

@@ -1,25 +1,21 @@
 """The `sequence` task: continuous series (L, C) with one label each, generated or read from the user's files.
 
-Sources:
-* `generate`: the multi-scale set of `generators/timeseries.py` (keys num_train/num_validation/num_test, length,
-  num_channels, num_classes, burst_length, noise_std).
+Sources (keys in `SequenceTaskConfig.SOURCE_KEYS`):
+* `generate`: the multi-scale set of `generators/timeseries.py`.
 * `local`: `train_file`, `test_file` and optionally `validation_file` (else `validation_fraction` of train is
-  carved, seeded by data_seed), each csv/tsv/json/jsonl/parquet/arrow or a `save_to_disk` folder (read through
-  `datasets`, streamed with `streaming: true`), or `.npz` (arrays `x`: (N, L, C), (N, L), or an object array of
-  (L_i[, C]) series; and `y`), or the UCR/UEA `.ts` format (`series_files.read_ts`); or `root` alone, a
-  `save_to_disk` DatasetDict.
+  carved, seeded by data_seed): csv/tsv/json/jsonl/parquet/arrow or a `save_to_disk` folder (read through `datasets`,
+  streamable), `.npz` (arrays `x`: (N, L, C), (N, L) or an object array of (L_i[, C]) series; and `y`) or UCR/UEA
+  `.ts` (`series_files.read_ts`); or `root` alone, a `save_to_disk` DatasetDict.
 * `hub`: `dataset_name` (and `dataset_config`) through `datasets.load_dataset`.
 
-Columns (datasets files): `input_column` holds 1-D arrays (C = 1) or 2-D (L, C) arrays (`channels_first: true` for
-(C, L)); a list of columns holds one 1-D array per channel. Csv cells may be strings: JSON lists ("[0.1, 0.2]",
-nested for (L, C)) or "0.1 0.2". `label_column` holds the labels.
+Columns: `input_column` holds 1-D arrays (C = 1) or 2-D (L, C) arrays (`channels_first: true` for (C, L)); a list of
+columns holds one 1-D array per channel. Csv cells may be JSON lists ("[0.1, 0.2]", nested for (L, C)) or "0.1 0.2".
 
 Rules, applied to every split as it is read (errors name the file and the row, 0-based, or the `.ts` line):
-* Missing values (NaN, None, `?` in `.ts`) are filled by linear interpolation along time within each channel; the
-  edges take the nearest observed value. A channel with no observed value is an error.
-* Lengths may differ (items stay ragged; the collator pads with an attention mask). A series longer than the model's
-  `max_sequence_length` is refused by `load_task` (naming the file, row and length), never cropped, since a crop can
-  drop the part that holds the class.
+* Missing values (NaN, None, `?`) are filled by linear interpolation along time per channel, the edges by the
+  nearest observed value; a channel with no observed value is an error.
+* Lengths may differ (the collator pads). A series longer than the model's `max_sequence_length` is refused by
+  `load_task`, never cropped, since a crop can drop the part that holds the class.
 * `normalize`: `per_series` (each series and channel to zero mean, unit std, as the UCR archive does), `global`
   (per-channel mean and std over all steps of the train split only), or `none`. A zero std is replaced by 1.
 * Labels: `label_names` when given, else ClassLabel names, else the sorted string labels of train, else the sorted
@@ -30,6 +26,7 @@ Rules, applied to every split as it is read (errors name the file and the row, 0
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,16 +35,19 @@ from modeling_mrconv import feature_extraction_mrconv
 from modeling_mrconv.data import series_files
 from modeling_mrconv.data.base import SPLITS, register_task, value_features
 from modeling_mrconv.data.caching import generated_dataset, map_batches, split_by_counts
-from modeling_mrconv.data.generators.timeseries import generate_timeseries
+from modeling_mrconv.data.generators import timeseries
 from modeling_mrconv.data.series_files import cell_array, fill_missing, read_npz, read_ts
 from modeling_mrconv.data.sources import (
+    STREAM_CLASSES,
     HFSourceConfig,
     carve_validation,
     check_columns,
+    dataset_dict,
+    declared_names,
+    describe_source,
     load_hf_splits,
     load_local_file,
     refuse_streaming,
-    resolve_path,
     split_origin,
 )
 from modeling_mrconv.data.task import TaskData
@@ -87,50 +87,34 @@ class SequenceTaskConfig(HFSourceConfig):
     normalize: str = "per_series"  # per_series | global | none
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Labels
-
-
 def _as_int(value: Any) -> Any:
     """Integral numbers (1, 1.0, np.int64(1)) as int; anything else unchanged (bool stays unknown)."""
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return int(value)
-    return value
+    number = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    return int(value) if number and float(value).is_integer() else value
 
 
 def _label_names(config: SequenceTaskConfig, train: Any, declared: list[str] | None) -> tuple[list[str], str]:
-    """Names and how raw labels map to them: "by_name" (strings, and integers when every name is one), "index"
-    (strings, and integers as class indices) or "integers" (integers by name); from label_names, declared
-    (ClassLabel / @classLabel) names, or the train labels (sorted strings, or sorted integers as their names)."""
+    """The class names (module docstring) and how raw labels map to them: "by_name" (strings, and integers when every
+    name is one), "index" (strings, and integers as class indices), "strings" or "integers" (by name)."""
     given = config.label_names or declared
     if given:
         names = [str(n) for n in given]
         return names, "by_name" if all(re.fullmatch(r"-?\d+", n) for n in names) else "index"
     if config.streaming:
-        raise ValueError(
-            "data.label_names: a stream cannot be scanned for its classes; give data.label_names or a label column "
-            "with a ClassLabel feature"
-        )
+        raise ValueError(STREAM_CLASSES)
     values = train.unique(config.label_column)
     if any(isinstance(v, str) for v in values):
         return sorted({str(v) for v in values}), "strings"
     return [str(v) for v in sorted({_as_int(v) for v in values})], "integers"
 
 
-def _lookup(names: list[str], mode: str) -> dict:
-    by_name = {n: i for i, n in enumerate(names)}
-    if mode == "by_name":
-        return {**by_name, **{int(n): i for i, n in enumerate(names)}}
-    if mode == "index":
-        return {**by_name, **{i: i for i in range(len(names))}}
-    return by_name if mode == "strings" else {int(n): i for i, n in enumerate(names)}
-
-
-def _encode(labels: list, lookup: dict, names: list[str], where: str, split: str, first_row: int) -> np.ndarray:
+def _encode(labels: list, names: list[str], mode: str, where: str, split: str, first_row: int) -> np.ndarray:
+    """Class indices of raw labels, mapped as `mode` says (`_label_names`)."""
+    lookup = {} if mode == "integers" else {n: i for i, n in enumerate(names)}
+    if mode in ("by_name", "integers"):
+        lookup.update({int(n): i for i, n in enumerate(names)})
+    elif mode == "index":
+        lookup.update({i: i for i in range(len(names))})
     out = np.empty(len(labels), dtype=np.int64)
     for i, v in enumerate(labels):
         key = v if isinstance(v, str) else _as_int(v)
@@ -143,12 +127,8 @@ def _encode(labels: list, lookup: dict, names: list[str], where: str, split: str
     return out
 
 
-# ---------------------------------------------------------------------------------------------------------------------
-# Reading
-
-
 def _series(row: dict, columns: list[str], channels_first: bool, where: str) -> np.ndarray:
-    """One row's series (L, C), float64 with NaN where missing, from its input column(s)."""
+    """One row's series (L, C), float64 with missing values filled (`fill_missing`), from its input column(s)."""
     arrays = [cell_array(row[c], f"{where} column {c!r}") for c in columns]
     if len(columns) > 1:
         bad = [(c, a.shape) for c, a in zip(columns, arrays, strict=True) if a.ndim != 1]
@@ -157,75 +137,60 @@ def _series(row: dict, columns: list[str], channels_first: bool, where: str) -> 
         lengths = {len(a) for a in arrays}
         if len(lengths) > 1:
             raise ValueError(f"{where}: input columns {columns} have different lengths {sorted(lengths)}")
-        return np.stack(arrays, 1)  # (L C)
+        return fill_missing(np.stack(arrays, 1), where)  # (L C)
     (a,) = arrays
-    if a.ndim == 1:
-        return a[:, None]
-    if a.ndim == 2:
-        return a.T if channels_first else a
-    raise ValueError(f"{where}: expected a 1-D or 2-D (L, C) array, got shape {a.shape}")
+    if a.ndim not in (1, 2):
+        raise ValueError(f"{where}: expected a 1-D or 2-D (L, C) array, got shape {a.shape}")
+    return fill_missing(a[:, None] if a.ndim == 1 else a.T if channels_first else a, where)
 
 
 def _to_series(batch: dict, indices: list[int], columns, channels_first, channels, label_column, names, mode, split,
                where) -> dict:  # fmt: skip
     series = []
     for n, i in enumerate(indices):
-        x = fill_missing(
-            _series({c: batch[c][n] for c in columns}, columns, channels_first, f"{where} row {i}"), f"{where} row {i}"
-        )
+        x = _series({c: batch[c][n] for c in columns}, columns, channels_first, f"{where} row {i}")
         if x.shape[1] != channels:
             raise ValueError(
                 f"{where}: series have different channel counts {sorted({channels, x.shape[1]})} (row {i})"
             )
         series.append(x)
-    labels = _encode(batch[label_column], _lookup(names, mode), names, where, split, indices[0])
+    labels = _encode(batch[label_column], names, mode, where, split, indices[0])
     return {"series": series, "labels": labels}
 
 
-def _read_splits(config: SequenceTaskConfig) -> tuple[dict[str, Any], dict[str, str], list[str] | None]:
-    """{split: a Dataset / IterableDataset with the raw columns, or None}, {split: where}, declared label names."""
+def _read_splits(config: SequenceTaskConfig) -> tuple[dict[str, Any], list[str] | None]:
+    """{split: a Dataset / IterableDataset with the raw columns, or None} and the declared label names (ClassLabel,
+    `.ts` @classLabel)."""
     from datasets import Dataset
 
-    if config.source == "hub" or (config.root is not None and not any(getattr(config, f"{s}_file") for s in SPLITS)):
-        raw = load_hf_splits(config)
-        feature = raw["train"].features.get(config.label_column) if raw["train"].features else None
-        declared = list(feature.names) if hasattr(feature, "names") else None
-        return raw, {s: split_origin(config, s) for s in SPLITS if raw[s] is not None}, declared
-    raw, where, declared = {}, {}, None
-    for split in SPLITS:
-        path = resolve_path(config, f"{split}_file")
-        if path is None:
-            if split != "validation":
-                raise ValueError(f"task 'sequence' with source: local needs `{split}_file` (or `root`)")
-            raw[split] = None
-            continue
-        where[split] = str(path)
+    declared = []
+
+    def read(path: Path, config: SequenceTaskConfig, split: str) -> Any:
+        if path.suffix.lower() not in (".ts", ".npz"):
+            return load_local_file(path, config, split)
         if not path.exists():
             raise FileNotFoundError(f"{split}_file {path} does not exist")
-        if path.suffix.lower() in (".ts", ".npz"):  # read whole by our readers (UCR-sized files)
-            refuse_streaming(config, ".ts and .npz files")
-            series, labels, *names = read_ts(path) if path.suffix.lower() == ".ts" else read_npz(path)
-            declared = declared or (names[0] if names else None)
-            column = config.input_column if isinstance(config.input_column, str) else "series"
-            raw[split] = Dataset.from_dict({column: [s.tolist() for s in series], config.label_column: labels})
-        else:
-            raw[split] = load_local_file(path, config, split)
-            feature = raw[split].features.get(config.label_column) if raw[split].features else None
-            declared = declared or (list(feature.names) if hasattr(feature, "names") else None)
-    return raw, where, declared
+        refuse_streaming(config, ".ts and .npz files")  # read whole by our readers (UCR-sized files)
+        series, labels, *names = read_ts(path) if path.suffix.lower() == ".ts" else read_npz(path)
+        declared.extend(names)
+        column = config.input_column if isinstance(config.input_column, str) else "series"
+        return Dataset.from_dict({column: [s.tolist() for s in series], config.label_column: labels})
+
+    raw = load_hf_splits(config, read)
+    declared += [declared_names(ds, config.label_column) for ds in raw.values() if ds is not None]
+    return raw, next((names for names in declared if names), None)
 
 
 def _file_splits(config: SequenceTaskConfig, seed: int) -> tuple[Any, dict[str, str], str]:
     """The files' (or hub's) splits as float64 `series` (L, C) with missing values filled, and ClassLabel labels."""
-    from datasets import DatasetDict, IterableDataset, IterableDatasetDict
-
-    raw, where, declared = _read_splits(config)
+    raw, declared = _read_splits(config)
+    where = {s: split_origin(config, s) for s in SPLITS if raw[s] is not None}
     label_column = config.label_column
     columns = [config.input_column] if isinstance(config.input_column, str) else list(config.input_column)
-    channels = {}
+    channels, code = {}, [series_files, feature_extraction_mrconv]
     for split in where:
-        raw[split] = check_columns(raw[split], (*columns, label_column), split, where[split], hint="")
-        first = next(iter(raw[split].take(1))) if isinstance(raw[split], IterableDataset) else raw[split][0]
+        raw[split] = check_columns(raw[split], (*columns, label_column), split, where[split])
+        first = next(iter(raw[split]))
         channels[split] = _series(first, columns, config.channels_first, f"{where[split]} row 0").shape[1]
     names, mode = _label_names(config, raw["train"], declared)
     out = dict.fromkeys(SPLITS)
@@ -233,26 +198,16 @@ def _file_splits(config: SequenceTaskConfig, seed: int) -> tuple[Any, dict[str, 
         kwargs = {"columns": columns, "channels_first": config.channels_first, "channels": channels[split]}
         kwargs.update(label_column=label_column, names=names, mode=mode, split=split, where=where[split])
         features = value_features(channels[split], names, "float64", "series")
-        out[split] = map_batches(
-            raw[split],
-            _to_series,
-            features,
-            config,
-            kwargs,
-            with_indices=True,
-            code=[series_files, feature_extraction_mrconv],
-        )
+        out[split] = map_batches(raw[split], _to_series, features, config, kwargs, with_indices=True, code=code)
     if len(set(channels.values())) > 1:  # after the rows' own errors, as each split is read whole first
         raise ValueError(f"splits have different channel counts {channels}")
     carve_validation(out, config, seed, where)
-    streamed = isinstance(out["train"], IterableDataset)
-    origin = f"{config.source} {config.dataset_name or config.root or [getattr(config, f'{s}_file') for s in SPLITS]}"
-    return (IterableDatasetDict if streamed else DatasetDict)(out), where, origin
+    return dataset_dict(out), where, describe_source(config)
 
 
 def _generated_rows(counts: tuple, seed: int, params: dict) -> Iterator[dict]:
     for i, n in enumerate(counts):
-        values, labels = generate_timeseries(n, seed=[seed, i], **params)
+        values, labels = timeseries.generate_timeseries(n, seed=[seed, i], **params)
         for x, label in zip(values, labels, strict=True):
             yield {"series": x.astype(np.float64), "labels": int(label)}
 
@@ -272,15 +227,12 @@ def _build_sequence(config: SequenceTaskConfig, seed: int) -> TaskData:
         raise ValueError(f"normalize: expected one of {' | '.join(NORMALIZE)}, got {config.normalize!r}")
     if config.source == "generate":
         counts = (config.num_train, config.num_validation, config.num_test)
-        params = {
-            k: getattr(config, k) for k in ("length", "num_channels", "num_classes", "burst_length", "noise_std")
-        }
-        names = [f"class_{k}" for k in range(config.num_classes)]
-        features = value_features(config.num_channels, names, "float64", "series")
-        kwargs = {"counts": counts, "seed": seed, "params": params}
-        pool = generated_dataset(
-            "timeseries", _generated_rows, kwargs, features, config, ["modeling_mrconv.data.generators.timeseries"]
+        keys = ("length", "num_channels", "num_classes", "burst_length", "noise_std")
+        kwargs = {"counts": counts, "seed": seed, "params": {k: getattr(config, k) for k in keys}}
+        features = value_features(
+            config.num_channels, [f"class_{k}" for k in range(config.num_classes)], "float64", "series"
         )
+        pool = generated_dataset("timeseries", _generated_rows, kwargs, features, config, [timeseries])
         splits = split_by_counts(pool, counts)
         where = {s: f"generated {s} split" for s in SPLITS}
         description = f"sequence SYNTHETIC multi-scale series (generators/timeseries.py, seed {seed})"
@@ -300,6 +252,5 @@ def _build_sequence(config: SequenceTaskConfig, seed: int) -> TaskData:
         splits[split] = map_batches(
             splits[split], _normalize, features, config, kwargs, numpy=True, code=[feature_extraction_mrconv]
         )
-    return TaskData(
-        splits, None, f"{description}, normalize {config.normalize}", where, input_mean=mean, input_std=std
-    )
+    description += f", normalize {config.normalize}"
+    return TaskData(splits, None, description, where, input_mean=mean, input_std=std)

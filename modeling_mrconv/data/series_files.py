@@ -1,9 +1,6 @@
-"""Readers of series files that `datasets` does not read: the UCR/UEA `.ts` format and `.npz` arrays; the cell
-parser of series columns (arrays, JSON lists or number strings) and the linear filling of missing values.
-
-Every reader returns series as float arrays (L_i, C) with NaN where a value is missing; errors name the file and the
-line (`.ts`) or row.
-"""
+"""Readers of series files that `datasets` does not read (UCR/UEA `.ts`, `.npz`), the parser of series cells (arrays,
+JSON lists or number strings) and the filling of missing values. Readers return float (L_i, C) series with NaN where
+missing; errors name the file and the line (`.ts`) or row."""
 
 import json
 import re
@@ -38,23 +35,17 @@ def _ts_float(token: str, path: Path, line: int) -> float:
         raise ValueError(f"{path} line {line}: expected a number or '?', got {token!r}") from None
 
 
-def read_ts(path: str | Path) -> tuple[list[np.ndarray], list[str], list[str] | None]:
-    """Read a UCR/UEA `.ts` file (sktime's format, without `@timeStamps true`).
+def read_ts(path: str | Path) -> tuple[list[np.ndarray], list[str], list[str]]:
+    """Read a UCR/UEA `.ts` classification file (sktime's format, without `@timeStamps true`).
 
-    Header lines (`@problemName`, `@timeStamps`, `@missing`, `@univariate`, `@dimensions`, `@equalLength`,
-    `@seriesLength`, `@classLabel true a b ...`) precede `@data`; each data line is `dim1:dim2:...:label` with
-    comma-separated values per dimension (`?` or NaN = missing; lengths may differ between series). `#` lines are
-    comments.
-
-    Returns:
-        (series float64 (L_i, C) with NaN where missing, string labels, declared class labels or None).
-
-    Raises:
-        ValueError: A malformed header or data line; the message names the file and line (1-based).
+    Header lines (`_TS_HEADER`, `@classLabel true a b ...`) precede `@data`; each data line is `dim1:dim2:...:label`
+    with comma-separated values per dimension (`?` or NaN = missing; lengths may differ). `#` lines are comments.
+    Returns (series float64 (L_i, C) with NaN where missing, their labels, the @classLabel labels); a malformed
+    header or data line is a ValueError naming the file and line (1-based).
     """
     path = Path(path)
     header: dict[str, str] = {}
-    class_labels: list[str] | None = None
+    class_labels: list[str] = []
     series, labels, in_data = [], [], False
     dimensions: int | None = None
     for number, raw in enumerate(path.read_text().splitlines(), start=1):
@@ -101,7 +92,7 @@ def read_ts(path: str | Path) -> tuple[list[np.ndarray], list[str], list[str] | 
         if len(lengths) > 1:
             raise ValueError(f"{path} line {number}: dimensions have different lengths {sorted(lengths)}")
         label = label.strip()
-        if class_labels is not None and label not in class_labels:
+        if label not in class_labels:
             raise ValueError(f"{path} line {number}: label {label!r} is not among @classLabel {class_labels}")
         series.append(np.stack(channels, 1))  # (L C)
         labels.append(label)

@@ -1,10 +1,9 @@
-"""Hub and local data read through `datasets`: the shared keys, loading (memory-mapped or streamed), class names and
-label encoding, the preprocessing map of each split and the seeded validation carve.
+"""Hub and local data read through `datasets` (memory-mapped or streamed): the shared keys, class names and label
+encoding, the preprocessing map of each split and the seeded validation carve.
 
 Labels: `label_names` when given, else the label column's `ClassLabel` names, else the train split's sorted string
-labels, else the integers 0..max(train) as names. String labels are looked up by name, integer labels are class ids.
-Every row's label is checked as the split is preprocessed; errors name the file (or data set and split) and the row.
-"""
+labels, else the integers 0..max(train) as names. String labels are looked up by name, integer labels are class ids;
+every row's label is checked as the split is preprocessed, errors naming the file (or data set and split) and row."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +47,10 @@ class HFSourceConfig(TaskConfig):
 
 _FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 _FILE_BUILDERS[".arrow"] = "arrow"
+STREAM_CLASSES = (
+    "data.label_names: a stream cannot be scanned for its classes; give data.label_names or a label column with a "
+    "ClassLabel feature"
+)
 
 
 def resolve_path(config: Any, key: str, default_name: str | None = None) -> Path | None:
@@ -58,13 +61,17 @@ def resolve_path(config: Any, key: str, default_name: str | None = None) -> Path
     return (Path(config.root) / value if config.root is not None else Path(value)).expanduser()
 
 
+def _has_split_files(config: HFSourceConfig) -> bool:
+    return any(getattr(config, f"{s}_file") for s in SPLITS)
+
+
 def is_plain_folder(config: HFSourceConfig) -> bool:
     """`source: local` with a `root` that is neither a `save_to_disk` DatasetDict nor used with <split>_file keys."""
     return (
         config.source == "local"
         and config.root is not None
         and not (Path(config.root).expanduser() / "dataset_dict.json").exists()
-        and not any(getattr(config, f"{s}_file") for s in SPLITS)
+        and not _has_split_files(config)
     )
 
 
@@ -87,15 +94,14 @@ def _from_disk(path: Path, streaming: bool) -> Any:
     return loaded.to_iterable_dataset()
 
 
-def load_local_file(path: Path, config: HFSourceConfig, split: str | None = None) -> Any:
+def load_local_file(path: Path, config: HFSourceConfig, split: str) -> Any:
     """One split from a data file or a `save_to_disk` folder (a `Dataset`, or an `IterableDataset` when streaming)."""
     import datasets
 
-    name = f"{split}_file {path}" if split else str(path)
     if not path.exists():
-        raise FileNotFoundError(f"{name} does not exist")
+        raise FileNotFoundError(f"{split}_file {path} does not exist")
     if path.is_file() and path.stat().st_size == 0:
-        raise ValueError(f"{path}: empty {split or 'data'} file (no rows)")
+        raise ValueError(f"{path}: empty {split} file (no rows)")
     if path.is_dir():
         loaded = _from_disk(path, config.streaming)
         if isinstance(loaded, datasets.DatasetDict | datasets.IterableDatasetDict):
@@ -104,37 +110,33 @@ def load_local_file(path: Path, config: HFSourceConfig, split: str | None = None
     builder = _FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {sorted(_FILE_BUILDERS)}")
-    kwargs = {"delimiter": "\t"} if path.suffix.lower() == ".tsv" else {}
+    kwargs = {"cache_dir": config.cache_dir, "streaming": config.streaming}
+    if path.suffix.lower() == ".tsv":
+        kwargs["delimiter"] = "\t"
     if builder == "parquet" and config.streaming:
         kwargs.update(_parquet_stream_options())
-    return datasets.load_dataset(
-        builder,
-        data_files={"data": str(path)},
-        split="data",
-        cache_dir=config.cache_dir,
-        streaming=config.streaming,
-        **kwargs,
-    )
+    return datasets.load_dataset(builder, data_files={"data": str(path)}, split="data", **kwargs)
 
 
-def load_hf_splits(config: HFSourceConfig) -> dict[str, Any]:
-    """Train/validation/test splits from the Hub or local files; validation is None when absent.
-
-    Raises:
-        RuntimeError: A Hub dataset could not be loaded (e.g. offline and not cached); the message names it.
-    """
+def load_hf_splits(config: HFSourceConfig, read_file: Callable[..., Any] = load_local_file) -> dict[str, Any]:
+    """Train/validation/test splits from the Hub, a `save_to_disk` DatasetDict or local files (each read by
+    `read_file(path, config, split)`); validation is None when absent. A Hub dataset that cannot be loaded (e.g.
+    offline and not cached) is a RuntimeError naming it."""
     import datasets
 
+    if config.source == "local" and (config.root is None or _has_split_files(config)):
+        files = {s: resolve_path(config, f"{s}_file") for s in SPLITS}
+        for split in ("train", "test"):
+            if files[split] is None:
+                raise ValueError(f"task {config.task!r} with source: local needs `{split}_file` (or `root`)")
+        return {s: None if path is None else read_file(path, config, s) for s, path in files.items()}
     if config.source == "hub":
         if config.dataset_name is None:
             raise ValueError(f"task {config.task!r} with source: hub needs `dataset_name`")
-        name, subset = config.dataset_name, config.dataset_config
-        kwargs = {"cache_dir": config.cache_dir, "streaming": config.streaming, **config.load_kwargs}
+        name, subset, extra = config.dataset_name, config.dataset_config, config.load_kwargs
+        kwargs = {"cache_dir": config.cache_dir, "streaming": config.streaming, **extra}
         try:
-            if (
-                config.streaming
-                and datasets.load_dataset_builder(name, subset, **config.load_kwargs).name == "parquet"
-            ):
+            if config.streaming and datasets.load_dataset_builder(name, subset, **extra).name == "parquet":
                 kwargs = {**_parquet_stream_options(), **kwargs}
             loaded = datasets.load_dataset(name, subset, **kwargs)
         except Exception as err:  # offline, missing, gated, script-based, ...: re-raise naming the dataset
@@ -142,17 +144,14 @@ def load_hf_splits(config: HFSourceConfig) -> dict[str, Any]:
                 f"Could not load Hub dataset {name!r} (config {subset!r}): {err}. Without network access, download "
                 "it elsewhere and use `source: local` (a save_to_disk folder or data files)."
             ) from err
-    elif config.root is not None and not any(getattr(config, f"{s}_file") for s in SPLITS):
+    else:
         loaded = _from_disk(Path(config.root).expanduser(), config.streaming)
         if not isinstance(loaded, datasets.DatasetDict | datasets.IterableDatasetDict):
             raise ValueError(f"{config.root} holds a single Dataset; save a DatasetDict or use <split>_file keys")
-    else:
-        files = {s: resolve_path(config, f"{s}_file") for s in SPLITS}
-        loaded = {s: load_local_file(path, config, s) for s, path in files.items() if path is not None}
     names = {s: getattr(config, f"{s}_split") for s in SPLITS}
     missing = [names[s] for s in ("train", "test") if names[s] not in loaded]
     if missing:
-        raise ValueError(f"missing split(s) {missing} (set train_file/test_file or root); found {sorted(loaded)}")
+        raise ValueError(f"missing split(s) {missing} (set train_split/test_split); found {sorted(loaded)}")
     return {s: loaded.get(names[s]) for s in SPLITS}
 
 
@@ -180,13 +179,7 @@ def describe_source(config: HFSourceConfig) -> str:
     return f"local {config.root or [getattr(config, f'{s}_file') for s in SPLITS]}"
 
 
-def check_columns(
-    dataset: Any,
-    columns: tuple[str, ...],
-    split: str,
-    where: str,
-    hint: str = " (data.label_column and the task's input column keys)",
-) -> Any:
+def check_columns(dataset: Any, columns: tuple[str, ...], split: str, where: str, hint: str = "") -> Any:
     """The split, after checking it has rows (unless streamed) and `columns` (ValueError naming file and columns)."""
     from datasets import IterableDataset
 
@@ -202,19 +195,21 @@ def check_columns(
     return dataset
 
 
+def declared_names(dataset: Any, column: str) -> list[str] | None:
+    """The names of `column`'s ClassLabel feature in `dataset`, or None."""
+    feature = dataset.features.get(column) if dataset.features else None
+    return list(feature.names) if hasattr(feature, "names") else None
+
+
 def class_names(config: HFSourceConfig, train: Any) -> tuple[list[str], bool]:
     """The class names (module docstring) and whether they are integers named by themselves (no names in the data)."""
     from datasets import IterableDataset
 
-    feature = train.features.get(config.label_column) if train.features else None
-    names = config.label_names or (list(feature.names) if hasattr(feature, "names") else None)
+    names = config.label_names or declared_names(train, config.label_column)
     if names:
         return [str(n) for n in names], False
     if isinstance(train, IterableDataset):
-        raise ValueError(
-            "data.label_names: a stream cannot be scanned for its classes; give data.label_names or a label column "
-            "with a ClassLabel feature"
-        )
+        raise ValueError(STREAM_CLASSES)
     values = [v for v in train.unique(config.label_column) if v is not None]
     if any(isinstance(v, str) for v in values):
         return sorted({str(v) for v in values}), False
@@ -266,6 +261,13 @@ def carve_validation(splits: dict[str, Any], config: HFSourceConfig, seed: int, 
     where["validation"] = f"validation carved from {where['train']}"
 
 
+def dataset_dict(splits: dict[str, Any]) -> Any:
+    """`splits` as a DatasetDict, or an IterableDatasetDict when streamed."""
+    from datasets import DatasetDict, IterableDataset, IterableDatasetDict
+
+    return (IterableDatasetDict if isinstance(splits["train"], IterableDataset) else DatasetDict)(splits)
+
+
 def labelled_splits(
     config: HFSourceConfig,
     seed: int,
@@ -275,24 +277,17 @@ def labelled_splits(
     fn_kwargs: dict[str, Any] | None = None,
     rename: Callable[[list[str], bool], list[str]] | None = None,
 ) -> tuple[Any, dict[str, str]]:
-    """Load the splits, check their columns, map each with `convert` and carve validation when there is none.
-
-    Args:
-        convert: `convert(batch, indices, names, split, where, label_column, **fn_kwargs) -> batch of
-            features(names)`; it encodes the labels (`encode_class_ids`) and the inputs; rows are numbered in their file.
-        features: The output features for the class names.
-        input_columns: Columns every split must have (besides `label_column`).
-        rename: Maps (names, integer names?) to the names to use (e.g. IMDB's "neg"/"pos").
-
-    Returns:
-        (a DatasetDict or IterableDatasetDict, {split: where it came from}).
-    """
-    from datasets import Audio, DatasetDict, Image, IterableDataset, IterableDatasetDict
+    """(splits, {split: where it came from}): the splits loaded, their `input_columns` and label column checked, each
+    mapped by `convert(batch, indices, names, split, where, label_column, **fn_kwargs)` to `features(names)` (it
+    encodes the labels with `encode_class_ids` and the inputs) and validation carved when there is none. `rename`
+    maps (class names, whether they are integers) to the names to use (e.g. IMDB's "neg"/"pos")."""
+    from datasets import Audio, Image
 
     raw = load_hf_splits(config)
     where = {s: split_origin(config, s) for s, ds in raw.items() if ds is not None}
+    hint = " (data.label_column and the task's input column keys)"
     for s in where:
-        raw[s] = check_columns(raw[s], (*input_columns, config.label_column), s, where[s])
+        raw[s] = check_columns(raw[s], (*input_columns, config.label_column), s, where[s], hint)
         for column in input_columns:  # images and audio are decoded by `convert` (PIL, `wave`), one row at a time
             feature = raw[s].features[column]
             if isinstance(feature, Image | Audio):
@@ -301,14 +296,7 @@ def labelled_splits(
     names = rename(names, integers) if rename is not None else names
     out = dict.fromkeys(SPLITS)
     for s in where:
-        kwargs = {
-            **(fn_kwargs or {}),
-            "names": names,
-            "split": s,
-            "where": where[s],
-            "label_column": config.label_column,
-        }
+        kwargs = dict(fn_kwargs or {}, names=names, split=s, where=where[s], label_column=config.label_column)
         out[s] = map_batches(raw[s], convert, features(names), config, kwargs, with_indices=True)
     carve_validation(out, config, seed, where)
-    streamed = isinstance(out["train"], IterableDataset)
-    return (IterableDatasetDict if streamed else DatasetDict)(out), where
+    return dataset_dict(out), where

@@ -1,9 +1,8 @@
 """`TaskData` and `load_task`: a preset's `data:` section -> `datasets` splits, their collator and tokenizer.
 
-`max_sequence_length` (the model's, `model.max_sequence_length` in a preset) is the one source of the sequence length:
-`load_task` cuts token sequences to it (keeping the EOS) and refuses a continuous sequence longer than it, naming the
-file and row. Without it, nothing is cut and `TaskData.max_length` is the longest sequence of the splits.
-"""
+`max_sequence_length` (the model's) is the one source of the sequence length: `load_task` cuts token sequences to it
+(keeping the EOS) and refuses a longer continuous sequence, naming the file and row. Without it, nothing is cut and
+`TaskData.max_length` is the longest sequence of the splits."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +19,9 @@ from modeling_mrconv.data.collate import ContinuousCollator, PairCollator
 class TaskData:
     """A task's splits and what a model and a DataLoader need from them (`load_task` fills every field).
 
-    `splits["train" | "validation" | "test"]` are `datasets.Dataset`s (Arrow, memory-mapped) or, with
-    `data.streaming: true`, `datasets.IterableDataset`s (the train stream shuffled with a buffer). Items are
-    `{"input_ids": LongTensor (L,), "labels": int}` (token tasks), `{"input_ids": LongTensor (2, L), ...}` (document
-    pairs, the shorter one right-padded) or `{"input_values": FloatTensor (L, C), "labels": int}` (continuous tasks);
+    The splits are `datasets.Dataset`s (memory-mapped Arrow) or, with `data.streaming: true`, `IterableDataset`s (the
+    train stream shuffled with a buffer). Items are `{"input_ids": LongTensor (L,) or (2, L) for document pairs, the
+    shorter one right-padded, "labels": int}` or `{"input_values": FloatTensor (L, C), "labels": int}`;
     `collate_fn` pads a list of them into a batch with `attention_mask`.
     """
 
@@ -73,19 +71,10 @@ class TaskData:
 
 
 def load_task(data_cfg: dict, seed: int = 0, max_sequence_length: int | None = None) -> TaskData:
-    """A task's splits, collator and tokenizer from its `data:` section, in one call.
-
-    Args:
-        data_cfg: The `data:` section of a preset (keys: the fields of the task's config dataclass in `TASKS`; an
-            unknown key, or one for another source, is a ValueError).
-        seed: Default of `data_cfg["data_seed"]`, which seeds generation and random splits.
-        max_sequence_length: The model's length: token sequences are cut to it (EOS kept), a longer continuous
-            sequence is an error naming its file and row. Required with `data.streaming: true`; null = no limit.
-
-    Returns:
-        The task's `TaskData`; the same config and seed give the same data. Every split has rows and labels in
-        [0, num_labels), checked before any training (while streaming: as the rows are read).
-    """
+    """A task's `TaskData` from its `data:` section (the fields of its config dataclass in `TASKS`; an unknown key,
+    or one of another source, is a ValueError); the same config and `seed` (the default `data_seed`) give the same
+    data. `max_sequence_length`: the module docstring (required with `data.streaming: true`). Every split has rows and
+    labels in [0, num_labels), checked before any training (while streaming: as the rows are read)."""
     spec = check_task_keys(data_cfg)
     config = spec.config_cls(**data_cfg)
     seed = seed if config.data_seed is None else int(config.data_seed)
@@ -115,18 +104,15 @@ def load_task(data_cfg: dict, seed: int = 0, max_sequence_length: int | None = N
         task.splits = task.splits.with_format("torch", columns=[task.input_name], output_all_columns=True)
         sizes = "/".join(str(len(task.splits[s])) for s in SPLITS)
     task.description = f"{task.description}: {sizes} train/validation/test"
-    task.collate_fn = _collator(task)
-    return task
-
-
-def _collator(task: TaskData) -> Callable[[list[dict]], dict]:
     if task.tokenizer is None:
-        return ContinuousCollator()
-    if task.pair:
-        return PairCollator(task.pad_token_id)
-    from transformers import DataCollatorWithPadding
+        task.collate_fn = ContinuousCollator()
+    elif task.pair:
+        task.collate_fn = PairCollator(task.pad_token_id)
+    else:
+        from transformers import DataCollatorWithPadding
 
-    return DataCollatorWithPadding(task.tokenizer)
+        task.collate_fn = DataCollatorWithPadding(task.tokenizer)
+    return task
 
 
 def sequence_lengths(dataset: Any, name: str, pair: bool = False) -> np.ndarray:

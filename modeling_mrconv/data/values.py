@@ -10,8 +10,7 @@ from modeling_mrconv.data.caching import map_batches
 
 
 def channel_stats(dataset: Any, column: str, scale: float) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of `column * scale` over every step of `dataset`, in float64, one batch at a time (a
-    `Dataset` or a stream)."""
+    """Per-channel mean and std of `column * scale` over every step of `dataset`, in float64, one batch at a time."""
     total = total_sq = count = 0
     for batch in dataset.with_format("numpy").iter(batch_size=256):
         for x in batch[column]:
@@ -32,18 +31,10 @@ def _scale(batch: dict, column: str, scale: float, mean: list | None, std: list 
 
 
 def scale_values(
-    splits: Any,
-    config: TaskConfig,
-    column: str,
-    scale: float,
-    normalize: bool = False,
+    splits: Any, config: TaskConfig, column: str, scale: float, normalize: bool = False
 ) -> tuple[Any, list[float] | None, list[float] | None]:
-    """Map every split's raw `column` to float32 `input_values = column * scale` (then `(x - mean) / std` with the
-    train split's per-channel statistics when `normalize`).
-
-    Returns:
-        (the splits, mean, std): mean and std are None without `normalize`.
-    """
+    """(splits, mean, std): every split's raw `column` mapped to float32 `input_values = column * scale`, then
+    `(x - mean) / std` with the train split's per-channel statistics when `normalize` (else mean, std are None)."""
     mean = std = None
     if normalize:
         mean, std = channel_stats(splits["train"], column, scale)

@@ -10,8 +10,7 @@ from typing import Any
 
 import yaml
 
-from modeling_mrconv.training.config import TrainConfig, load_preset
-from modeling_mrconv.training.schema import validate_preset
+from modeling_mrconv.training.config import apply_overrides, load_preset, validated
 
 
 DEFAULT_STUDY = Path(__file__).resolve().parents[2] / "configuration" / "study" / "accuracy.yaml"
@@ -76,17 +75,11 @@ class Study:
         values = {**base["model"], **self.tasks[spec.task].values}
         overrides = [o.format(**values) for o in self.overrides[spec.model]]
         overrides += [f"train.seed={spec.seed}", *([f"train.learning_rate={spec.learning_rate}"] if peer else [])]
-        preset = {
-            "model": {} if peer else dict(base["model"]),
-            "data": dict(base["data"]),
-            "train": dict(base["train"]),
-        }
-        for override in [*overrides, *self.final_overrides]:
-            key, _, value = override.partition("=")
-            section, _, field = key.partition(".")
-            preset[section][field] = yaml.safe_load(value)
-        validate_preset(preset, TrainConfig)
-        return {**preset, "train": dataclasses.asdict(TrainConfig(**preset["train"]))}
+        preset = {section: dict(values) for section, values in base.items()}
+        if peer:
+            preset["model"] = {}
+        apply_overrides(preset, [*overrides, *self.final_overrides])
+        return validated(preset)
 
 
 @functools.cache

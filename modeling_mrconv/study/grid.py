@@ -1,9 +1,8 @@
-"""The study grid: which cells, in which order, on how many processes; records appended as each cell finishes.
+"""The study grid: which cells, in which order, on how many processes.
 
-Peers first run their learning-rate sweep on seed 0; once a task's sweep of a peer is complete, the remaining seeds
-run at the rate with the best validation accuracy (ties: lower validation loss, then the smaller rate). MRConv
-variants and ablations use the task preset's rate. Every finished cell is one line of `runs.jsonl`; a rerun skips
-the keys already there, so an interrupted study resumes where it stopped.
+Peers first sweep their learning rate on seed 0, then run the other seeds at the sweep's best rate; MRConv variants
+and ablations use the task preset's rate. Every finished cell is one line of `runs.jsonl`; a rerun skips the keys
+already there, so an interrupted study resumes where it stopped.
 """
 
 import concurrent.futures as futures
@@ -14,21 +13,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from modeling_mrconv.study.config import RunSpec, Study
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
     """The records of `runs.jsonl` (none if it does not exist yet)."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def append_record(path: Path, record: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as f:
-        f.write(json.dumps(record) + "\n")
-        f.flush()
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
 
 
 def sweep_specs(study: Study, task: str, model: str) -> list[RunSpec]:
@@ -86,12 +78,6 @@ def followup_specs(study: Study, chosen: dict, seeds: int) -> list[RunSpec]:
     ]
 
 
-def _init_worker() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def run_grid(
     study: Study,
     tasks: list[str],
@@ -102,11 +88,8 @@ def run_grid(
     workers: int = 2,
     on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every missing cell of the grid with `run_fn` (`runner.run_cell`), `workers` at a time (in-process when 1);
-    returns all records of the file.
-
-    Cells start in task order, so an interrupted study has its first tasks complete.
-    """
+    """Run every missing cell of the grid with `run_fn` (`runner.run_cell`), `workers` at a time (in-process when 1),
+    in task order (an interrupted study has its first tasks complete); returns all records of the file."""
     records = load_records(results_path)
     done = {r["key"] for r in records}
     order = {task: i for i, task in enumerate(tasks)}
@@ -120,7 +103,8 @@ def run_grid(
                 heapq.heappush(queue, (order[spec.task], spec.phase != "sweep", len(queued), spec))
 
     def finish(record: dict[str, Any]) -> None:
-        append_record(results_path, record)
+        with results_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
         records.append(record)
         done.add(record["key"])
         push(followup_specs(study, chosen_rates(study, records, tasks, models), seeds))
@@ -134,7 +118,9 @@ def run_grid(
             finish(run_fn(heapq.heappop(queue)[-1]))
         return records
     context = multiprocessing.get_context("spawn")
-    with futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker) as pool:
+    with futures.ProcessPoolExecutor(
+        workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
+    ) as pool:
         running: set[futures.Future] = set()
         while queue or running:
             while queue and len(running) < workers:
@@ -147,9 +133,8 @@ def run_grid(
 
 def planned_runs(study: Study, tasks: list[str], models: list[str], seeds: int) -> int:
     """Number of cells the grid needs (sweeps + main), known before any sweep finished."""
-    count = 0
-    for task in tasks:
-        for model in task_models(study, task, models):
-            peer = study.families[model] == "peer"
-            count += len(study.peer_learning_rates) + seeds - 1 if peer else seeds
-    return count
+    return sum(
+        len(study.peer_learning_rates) + seeds - 1 if study.families[model] == "peer" else seeds
+        for task in tasks
+        for model in task_models(study, task, models)
+    )

@@ -18,6 +18,14 @@ from modeling_mrconv.study.runner import RUNNER
 
 ROOT = Path(__file__).resolve().parents[2]
 FAMILY_COLORS = {"mrconv": "tab:blue", "ablation": "tab:orange", "peer": "tab:green"}
+RUN_FIELDS = (
+    "parameters",
+    "hidden_size",
+    "num_layers",
+    "config",
+    "steps",
+    "batch_size",
+)  # a row's, from its first run
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -35,9 +43,9 @@ def summarize(
     summary, sweep = [], []
     for task in tasks:
         for model in models:
-            if study.families[model] == "peer":
-                trials = [by_key[s.key] for s in sweep_specs(study, task, model) if s.key in by_key]
-                best = chosen.get((task, model))
+            peer = study.families[model] == "peer"
+            lr = chosen.get((task, model)) if peer else study.learning_rate(task)
+            if peer:
                 sweep += [
                     {
                         "task": task,
@@ -45,26 +53,18 @@ def summarize(
                         "learning_rate": t["learning_rate"],
                         "validation_accuracy": t["validation"]["accuracy"],
                         "validation_loss": t["validation"]["loss"],
-                        "chosen": t["learning_rate"] == best,
+                        "chosen": t["learning_rate"] == lr,
                     }
-                    for t in trials
+                    for t in (by_key[s.key] for s in sweep_specs(study, task, model) if s.key in by_key)
                 ]
-                if best is None:
-                    continue
-                lr = best
-            else:
-                lr = study.learning_rate(task)
             runs = [
                 r
                 for r in records
                 if r["task"] == task and r["model"] == model and r["learning_rate"] == lr and r["seed"] < seeds
             ]
-            runs = [r for r in runs if r.get("quick", False) == study.quick]
             if not runs:
                 continue
             test_mean, test_std = mean_std([r["test"]["accuracy"] for r in runs])
-            val_mean, _ = mean_std([r["validation"]["accuracy"] for r in runs])
-            train_mean, _ = mean_std([r["train"]["accuracy"] for r in runs])
             summary.append(
                 {
                     "task": task,
@@ -72,34 +72,18 @@ def summarize(
                     "family": study.families[model],
                     "learning_rate": lr,
                     "seeds": sorted(r["seed"] for r in runs),
-                    "parameters": runs[0]["parameters"],
-                    "hidden_size": runs[0]["hidden_size"],
-                    "num_layers": runs[0]["num_layers"],
-                    "config": runs[0]["config"],
-                    "steps": runs[0]["steps"],
-                    "batch_size": runs[0]["batch_size"],
+                    **{key: runs[0][key] for key in RUN_FIELDS},
                     "test_accuracy_mean": test_mean,
                     "test_accuracy_std": test_std,
                     "test_accuracies": [r["test"]["accuracy"] for r in sorted(runs, key=lambda r: r["seed"])],
-                    "validation_accuracy_mean": val_mean,
-                    "train_accuracy_mean": train_mean,
+                    "validation_accuracy_mean": mean_std([r["validation"]["accuracy"] for r in runs])[0],
+                    "train_accuracy_mean": mean_std([r["train"]["accuracy"] for r in runs])[0],
                     "seconds_per_step": float(np.mean([r["seconds_per_step"] for r in runs])),
                     "wall_seconds": float(np.mean([r["wall_seconds"] for r in runs])),
                     "diverged_runs": sum(bool(r["diverged"]) for r in runs),
                 }
             )
     return summary, sweep
-
-
-def write_json(path: Path, records: list[dict], summary: list[dict], sweep: list[dict], meta: dict[str, Any]) -> None:
-    payload = {"meta": meta, "summary": summary, "sweep": sweep, "runs": records}
-    path.write_text(json.dumps(payload, indent=1) + "\n")
-
-
-def majority_baselines(records: list[dict], known: dict[str, float]) -> dict[str, float]:
-    """Test accuracy of always predicting the most frequent training label, per task: the cells' (`all_results.json`),
-    else `known` (the previous report's, for runs made before the cells recorded it)."""
-    return {**known, **{r["task"]: r["majority_baseline"] for r in records if "majority_baseline" in r}}
 
 
 def study_meta(
@@ -145,10 +129,6 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def _fmt_acc(mean: float, std: float) -> str:
-    return f"{100 * mean:.1f} ± {100 * std:.1f}"
-
-
 def _verdict(ref: dict, other: dict) -> str:
     diff = 100 * (ref["test_accuracy_mean"] - other["test_accuracy_mean"])
     margin = 100 * (ref["test_accuracy_std"] + other["test_accuracy_std"])
@@ -177,22 +157,6 @@ def comparison_lines(rows: list[dict], baseline: float, base_model: str) -> list
     return lines
 
 
-def runner_note(records: list[dict]) -> list[str]:
-    """The paragraph on runs made before the study ran its cells through the training loop (none when all did)."""
-    old = sum(r.get("runner") != RUNNER for r in records)
-    if not old:
-        return []
-    return [
-        f"**Runner.** {old} of the {len(records)} runs below were made by the previous runner, the study's own "
-        "training loop and model zoo (removed in issue 18). The study now runs every cell through "
-        "`modeling_mrconv.training.train`, the loop of `scripts/train.py`, which rebuilds the same models on the same "
-        "data, steps and rates; what a rerun would change (evaluation on the merged export, train accuracy over the "
-        "last 10% of the steps, batch order, the peers' optimizer groups and init) is listed in `model_card.md` "
-        "(Accuracy study).",
-        "",
-    ]
-
-
 def markdown(
     summary: list[dict], sweep: list[dict], meta: dict[str, Any], expected_runs: int, records: list[dict]
 ) -> str:
@@ -215,8 +179,18 @@ def markdown(
         "Peers are width-matched to the base MRConv's parameter count; MRConv uses the preset's learning rate, "
         "peers the best of their sweep (seed 0, validation accuracy).",
         "",
-        *runner_note(records),
     ]
+    old = sum(r.get("runner") != RUNNER for r in records)  # runs made before the cells went through the loop
+    if old:
+        lines += [
+            f"**Runner.** {old} of the {len(records)} runs below were made by the previous runner, the study's own "
+            "training loop and model zoo (removed in issue 18). The study now runs every cell through "
+            "`modeling_mrconv.training.train`, the loop of `scripts/train.py`, which rebuilds the same models on the "
+            "same data, steps and rates; what a rerun would change (evaluation on the merged export, train accuracy "
+            "over the last 10% of the steps, batch order, the peers' optimizer groups and init) is listed in "
+            "`model_card.md` (Accuracy study).",
+            "",
+        ]
     for task in meta["tasks"]:
         rows = [r for r in summary if r["task"] == task]
         if not rows:
@@ -237,9 +211,8 @@ def markdown(
         ]
         best = max(r["test_accuracy_mean"] for r in rows)
         for r in rows:
-            acc = _fmt_acc(r["test_accuracy_mean"], r["test_accuracy_std"])
-            if r["test_accuracy_mean"] == best:
-                acc = f"**{acc}**"
+            acc = f"{100 * r['test_accuracy_mean']:.1f} ± {100 * r['test_accuracy_std']:.1f}"
+            acc = f"**{acc}**" if r["test_accuracy_mean"] == best else acc
             acc += f" (n={len(r['seeds'])})"
             if r["diverged_runs"]:
                 acc += f" ({r['diverged_runs']} diverged)"
@@ -261,21 +234,18 @@ def markdown(
             "|---|---|---:|---:|---:|---|",
         ]
         for s in sweep:
-            loss = s["validation_loss"]
-            loss_text = f"{loss:.3f}" if math.isfinite(loss) else "nan"
+            loss = f"{s['validation_loss']:.3f}" if math.isfinite(s["validation_loss"]) else "nan"
             lines.append(
                 f"| {s['task']} | {s['model']} | {s['learning_rate']:g} | {100 * s['validation_accuracy']:.1f} | "
-                f"{loss_text} | {'yes' if s['chosen'] else ''} |"
+                f"{loss} | {'yes' if s['chosen'] else ''} |"
             )
         lines.append("")
     return "\n".join(lines)
 
 
-def plot(
-    summary: list[dict], tasks: list[str], models: list[str], path: Path, baselines: dict[str, float] | None = None
-) -> None:
+def plot(summary: list[dict], tasks: list[str], models: list[str], path: Path, baselines: dict[str, float]) -> None:
     """accuracy.png: per task, test accuracy (mean ± std over seeds) of every model (`models`' order), colored by
-    family."""
+    family, and the majority-class `baselines`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -293,18 +263,15 @@ def plot(
         stds = [100 * rows[n]["test_accuracy_std"] if n in rows else 0.0 for n in names]
         colors = [FAMILY_COLORS[families[n]] for n in names]
         ax.barh(y, means, xerr=stds, color=colors, capsize=2)
-        if baselines and task in baselines:
+        if task in baselines:
             ax.axvline(100 * baselines[task], color="black", linestyle="--", linewidth=1)
-        ax.set_title(task)
-        ax.set_xlabel("test accuracy %")
-        ax.set_xlim(0, 100)
+        ax.set(title=task, xlabel="test accuracy %", xlim=(0, 100))
         ax.set_yticks(y, names if ax is axes[0] else [""] * len(names))
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in FAMILY_COLORS.values()]
     handles.append(plt.Line2D([0], [0], color="black", linestyle="--", linewidth=1))
-    labels = [*FAMILY_COLORS, "majority class"]
-    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False)
+    fig.legend(handles, [*FAMILY_COLORS, "majority class"], loc="lower center", ncol=4, frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -324,12 +291,15 @@ def write_report(
         r for r in records if r["task"] in tasks and r["model"] in models and r.get("quick", False) == study.quick
     ]
     summary, sweep = summarize(study, records, tasks, models, seeds)
-    meta = {**meta, "majority_baseline": majority_baselines(records, meta["majority_baseline"])}
-    write_json(output_dir / "results.json", records, summary, sweep, meta)
+    # majority-class test accuracy per task: the cells' (all_results.json), else the previous report's (older runs)
+    baselines = {r["task"]: r["majority_baseline"] for r in records if "majority_baseline" in r}
+    meta = {**meta, "majority_baseline": {**meta["majority_baseline"], **baselines}}
+    payload = {"meta": meta, "summary": summary, "sweep": sweep, "runs": records}
+    (output_dir / "results.json").write_text(json.dumps(payload, indent=1) + "\n")
     (output_dir / "results.md").write_text(markdown(summary, sweep, meta, expected_runs, records))
     if with_plot and summary:
-        plot(summary, tasks, models, output_dir / "accuracy.png", meta.get("majority_baseline"))
+        plot(summary, tasks, models, output_dir / "accuracy.png", meta["majority_baseline"])
     return summary, sweep
 
 
-__all__ = ["comparison_lines", "markdown", "plot", "runner_note", "study_meta", "summarize", "write_report"]
+__all__ = ["comparison_lines", "markdown", "plot", "study_meta", "summarize", "write_report"]

@@ -1,6 +1,5 @@
 """One cell of a study: its preset (`Study.cell_preset`) trained by `modeling_mrconv.training.train`, the loop of
-`scripts/train.py`, into `<runs_dir>/<key>/`, and the record the report reads, collected from the run's
-`all_results.json`, `metrics.jsonl` and `training_preset.yaml`."""
+`scripts/train.py`, into `<runs_dir>/<key>/`, and the record the report reads from that folder."""
 
 import contextlib
 import json
@@ -39,9 +38,9 @@ def run_cell(spec: RunSpec, study: Study, runs_dir: str | Path) -> dict[str, Any
 
 
 def cell_record(spec: RunSpec, output_dir: Path, wall_seconds: float) -> dict[str, Any]:
-    """The record of a finished cell. Test and validation accuracy are the merged export's (`all_results.json`); the
-    validation loss (the sweep's tie-break) is the last validation event's and the train accuracy and loss are those
-    of the last `train.log_every` steps (`metrics.jsonl`)."""
+    """The record of a finished cell: test and validation accuracy of the merged export (`all_results.json`), the last
+    validation loss (the sweep's tie-break) and the train accuracy and loss of the last `train.log_every` steps
+    (`metrics.jsonl`)."""
     results = json.loads((output_dir / "all_results.json").read_text())
     events = [json.loads(line) for line in (output_dir / "metrics.jsonl").read_text().splitlines()]
     logged = [e for e in events if "train_loss" in e]

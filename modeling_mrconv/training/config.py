@@ -1,13 +1,12 @@
 """Presets (`configuration/*.yaml`: `model:`, `data:`, `train:`) and `TrainConfig`, the `train:` keys and defaults.
 
-This module needs only the standard library and PyYAML: `scripts/train.py` loads it by path, without the package's
-torch imports, so that `read_preset` (the file, its sections, `--set` and the `train:` keys) answers user errors at
-once. `load_preset` adds the `model:` and `data:` schemas (`schema.py`, which imports the package).
+Standard library and PyYAML only: `scripts/train.py` loads this file by path, before the torch imports, so that
+`read_preset` answers user errors at once; `load_preset` adds the schemas of `schema.py` (which imports the package).
 """
 
 import dataclasses
 import difflib
-import importlib
+import importlib.util
 import json
 import os
 from dataclasses import dataclass
@@ -50,17 +49,13 @@ class TrainConfig:
     report_to: str = "none"  # none | tensorboard | trackio | wandb | all (the installed ones): Accelerate trackers
 
     def __post_init__(self):
-        check_report_to(self.report_to)
+        if self.report_to not in REPORT_TO:
+            raise ValueError(f"train.report_to: expected one of {' | '.join(REPORT_TO)}, got {self.report_to!r}")
         threads = self.num_threads
         if not (threads is None or threads == "auto" or (isinstance(threads, int) and threads >= 1)):
             raise ValueError(
                 f"train.num_threads: expected a positive number of threads, auto or null, got {threads!r}"
             )
-
-
-def check_report_to(report_to: str) -> None:
-    if report_to not in REPORT_TO:
-        raise ValueError(f"train.report_to: expected one of {' | '.join(REPORT_TO)}, got {report_to!r}")
 
 
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -69,11 +64,10 @@ TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 def resolve_num_threads(num_threads: int | str | None, default: int) -> int | None:
     """torch's CPU threads for `train.num_threads` (None: leave torch's `default`).
 
-    `auto` leaves one core to the other jobs of a shared machine: an OpenMP step waits for its slowest thread, so a
-    process with as many threads as cores slows down several-fold as soon as another job takes one (measured in
-    README.md, "Main job"). It is the user's `OMP_NUM_THREADS` when set; else the cores this process may use (at most
-    torch's `default`, the physical cores), less one, shared among the `LOCAL_WORLD_SIZE` processes of this machine;
-    at least 1.
+    `auto` leaves one core to the other jobs of a shared machine: an OpenMP step waits for its slowest thread, so using
+    every core slows down several-fold as soon as another job takes one (README.md, "Main job"). It is the user's
+    `OMP_NUM_THREADS` when set, else the usable cores (at most torch's `default`) less one, shared among the
+    `LOCAL_WORLD_SIZE` processes of this machine; at least 1.
     """
     if num_threads != "auto":
         return num_threads
@@ -90,7 +84,7 @@ def _did_you_mean(name: str, valid: list[str]) -> str:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    """The preset file as a mapping; a missing file (with a did-you-mean among the presets) or bad YAML is an error."""
+    """The preset file as a mapping (errors: no such file, with a did-you-mean among the presets; bad YAML)."""
     if not path.is_file():
         presets = {p.stem: p for p in DEFAULT_PRESET.parent.glob("*.yaml")}
         close = difflib.get_close_matches(path.stem, list(presets), n=1)
@@ -109,25 +103,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return preset
 
 
-def read_preset(path: Path, overrides: list[str]) -> dict[str, Any]:
-    """The preset's sections with `section.key=value` overrides (YAML values), checked as far as PyYAML alone allows:
-    the file, the section names (with a did-you-mean), the overrides' syntax and the `train:` keys.
-
-    Returns:
-        `{"model": dict, "data": dict, "train": dict}` as written (no defaults filled in, values not type-checked).
-
-    Raises:
-        FileNotFoundError: No preset file at `path`.
-        ValueError: Bad YAML, an unknown section or `train:` key, a malformed override, no `data:` section.
-    """
-    path = Path(path)
-    preset = _read_yaml(path)
-    for section in preset:
-        if section not in (*SECTIONS, "description"):
-            raise ValueError(
-                f"{path}: unknown preset section {section!r}; {_did_you_mean(str(section), list(SECTIONS))}"
-                f"sections: {' | '.join(SECTIONS)} (and description)"
-            )
+def apply_overrides(preset: dict[str, Any], overrides: list[str]) -> None:
+    """Set `section.key=value` overrides (YAML values) in `preset` (ValueError naming a malformed one)."""
     for override in overrides:
         key, sep, value = override.partition("=")
         section, _, field = key.partition(".")
@@ -147,6 +124,21 @@ def read_preset(path: Path, overrides: list[str]) -> dict[str, Any]:
         if preset.get(section) is None:
             preset[section] = {}
         preset[section][field] = parsed
+
+
+def read_preset(path: Path, overrides: list[str]) -> dict[str, Any]:
+    """`{"model": dict, "data": dict, "train": dict}` with `section.key=value` overrides, as written (no defaults,
+    values not type-checked), checked as far as PyYAML alone allows: the file, the sections, the overrides' syntax
+    and the `train:` keys (FileNotFoundError, ValueError)."""
+    path = Path(path)
+    preset = _read_yaml(path)
+    for section in preset:
+        if section not in (*SECTIONS, "description"):
+            raise ValueError(
+                f"{path}: unknown preset section {section!r}; {_did_you_mean(str(section), list(SECTIONS))}"
+                f"sections: {' | '.join(SECTIONS)} (and description)"
+            )
+    apply_overrides(preset, overrides)
     if "data" not in preset:
         raise ValueError(f"{path}: the preset has no data: section")
     sections = {"model": preset.get("model") or {}, "data": preset["data"], "train": preset.get("train") or {}}
@@ -163,38 +155,25 @@ def read_preset(path: Path, overrides: list[str]) -> dict[str, Any]:
 
 
 def load_preset(path: Path, overrides: list[str]) -> dict[str, Any]:
-    """A YAML preset with `model:`, `data:` and `train:` sections, plus `section.key=value` overrides (YAML values),
-    validated against the schemas of every section (`read_preset`, then `schema.validate_preset`).
+    """`read_preset`, then `validated`: `{"model": dict, "data": dict, "train": every `TrainConfig` field}`."""
+    return validated(read_preset(path, overrides))
 
-    Returns:
-        `{"model": dict, "data": dict, "train": dict}`; `train` holds every `TrainConfig` field (defaults filled in).
-    """
+
+def validated(preset: dict[str, Any]) -> dict[str, Any]:
+    """`preset` checked against the schema of every section (`schema.validate_preset`), `train:` defaults filled in."""
     from modeling_mrconv.training.schema import validate_preset  # imports the package (torch, transformers)
 
-    sections = read_preset(path, overrides)
-    validate_preset(sections, TrainConfig)
-    return {**sections, "train": dataclasses.asdict(TrainConfig(**sections["train"]))}
-
-
-def _installed(package: str) -> bool:
-    try:
-        importlib.import_module(package)
-    except ImportError:
-        return False
-    return True
+    validate_preset(preset)
+    return {**preset, "train": dataclasses.asdict(TrainConfig(**preset["train"]))}
 
 
 def resolve_trackers(report_to: str) -> list[str]:
-    """The Accelerate tracker names of `train.report_to` ("all": those whose package is installed).
-
-    Raises:
-        ValueError: A requested tracker's package is not installed (the message gives the pip command).
-    """
-    check_report_to(report_to)
+    """The Accelerate tracker names of `train.report_to` ("all": those installed); ValueError with the pip command
+    when a requested tracker's package is missing."""
     if report_to == "none":
         return []
     if report_to == "all":
-        found = [name for name, package in TRACKER_PACKAGES.items() if _installed(package)]
+        found = [name for name, package in TRACKER_PACKAGES.items() if importlib.util.find_spec(package)]
         if not found:
             raise ValueError(
                 "train.report_to=all: no tracker package is installed; pip install "
@@ -202,7 +181,7 @@ def resolve_trackers(report_to: str) -> list[str]:
             )
         return found
     package = TRACKER_PACKAGES[report_to]
-    if not _installed(package):
+    if importlib.util.find_spec(package) is None:
         raise ValueError(
             f"train.report_to={report_to}: the {package!r} package is not installed; pip install {package}"
         )
@@ -211,12 +190,8 @@ def resolve_trackers(report_to: str) -> list[str]:
 
 def flat_preset(preset: dict[str, Any]) -> dict[str, bool | int | float | str]:
     """`{"section.key": value}` of a preset with tracker-friendly scalars (null as "null", lists as JSON)."""
-    flat = {}
-    for section in SECTIONS:
-        for key, value in (preset.get(section) or {}).items():
-            if value is None:
-                value = "null"
-            elif not isinstance(value, bool | int | float | str):
-                value = json.dumps(value, default=str)
-            flat[f"{section}.{key}"] = value
-    return flat
+    return {
+        f"{section}.{key}": value if isinstance(value, bool | int | float | str) else json.dumps(value, default=str)
+        for section in SECTIONS
+        for key, value in (preset.get(section) or {}).items()
+    }

@@ -11,16 +11,14 @@ from modeling_mrconv.metrics import classification_metrics
 
 
 def dataset_labels(dataset: Any) -> torch.Tensor:
-    """Every label of a split (B,): a `datasets.Dataset`'s label column, a stream's labels read one batch at a time
-    (the stream is read through once, holding only the labels), or a torch Dataset's items' labels."""
-    from datasets import Dataset, IterableDataset
+    """Every label of a split (B,): a `datasets.Dataset`'s label column, or a stream's labels read one batch at a time
+    (the stream is read through once, holding only the labels)."""
+    from datasets import IterableDataset
 
-    if isinstance(dataset, Dataset):
-        return torch.tensor(dataset.with_format("arrow")["labels"].to_numpy(), dtype=torch.long)
     if isinstance(dataset, IterableDataset):
         batches = dataset.select_columns(["labels"]).with_format("numpy").iter(batch_size=1024)
         return torch.from_numpy(np.concatenate([batch["labels"] for batch in batches])).long()
-    return torch.as_tensor([int(dataset[i]["labels"]) for i in range(len(dataset))]).long()
+    return torch.tensor(dataset.with_format("arrow")["labels"].to_numpy(), dtype=torch.long)
 
 
 @torch.no_grad()
@@ -32,7 +30,7 @@ def evaluate(
     confusion_matrix: bool = False,
 ) -> dict[str, float]:
     """Accuracy, macro-F1 and mean loss (and the confusion matrix, rows = true class) over a prepared loader,
-    gathered over processes (no duplicates), scored by `modeling_mrconv.metrics` (the local `evaluate` module)."""
+    gathered over processes (no duplicates), scored by `modeling_mrconv.metrics`."""
     was_training = model.training
     model.eval()
     predictions, labels, losses = [], [], []

@@ -21,14 +21,9 @@ IMAGE_TASKS = ("image", "scifar", "pathfinder", "pathx", "digits")
 
 
 def task_feature_extractor(data_cfg: dict[str, Any], task: TaskData) -> MRConvFeatureExtractor | None:
-    """The feature extractor that turns raw series into a `sequence` task's inputs: missing values interpolated, the
-    task's `normalize` (for `global`, the train split's statistics `task.input_mean` and `task.input_std`); None for
-    other tasks.
-
-    Args:
-        data_cfg: The preset's `data:` section.
-        task: The task built from it.
-    """
+    """The feature extractor that turns raw series into the inputs of the `sequence` task built from `data_cfg`:
+    missing values interpolated, the task's `normalize` (`global`: the train split's statistics); None for other
+    tasks."""
     if data_cfg.get("task") != "sequence" or task.input_dim is None:
         return None
     normalize = TASKS["sequence"].config_cls(**data_cfg).normalize  # the preset's value or the task's default
@@ -56,13 +51,8 @@ def task_type(data_cfg: dict[str, Any], config: PreTrainedConfig) -> str:
 def write_model_card(
     output_dir: Path, preset: dict[str, Any], results: dict[str, Any], config: PreTrainedConfig
 ) -> bool:
-    """Write `output_dir/README.md`: Hub metadata (library, tags, datasets, metrics, model-index with the measured
-    results), the data, the preset, the results and the intended use. A README.md without `CARD_MARKER` (the
-    user's) is kept.
-
-    Returns:
-        Whether the card was written.
-    """
+    """Write `model_card` as `output_dir/README.md`, unless a README.md without `CARD_MARKER` (the user's) is there;
+    returns whether the card was written."""
     path = Path(output_dir) / "README.md"
     if path.exists() and CARD_MARKER not in path.read_text(errors="replace"):
         return False
@@ -71,7 +61,8 @@ def write_model_card(
 
 
 def model_card(name: str, preset: dict[str, Any], results: dict[str, Any], config: PreTrainedConfig) -> str:
-    """The README.md of an export (see `write_model_card`)."""
+    """The README.md of an export: Hub metadata (library, tags, datasets, metrics, model-index with the measured
+    results), the data, the results, the intended use, usage, the preset and the framework versions."""
     data = preset["data"]
     kind = task_type(data, config)
     hub_dataset = data.get("dataset_name") if data.get("source") == "hub" else None
@@ -111,6 +102,8 @@ def model_card(name: str, preset: dict[str, Any], results: dict[str, Any], confi
         if key != "data"
     )
     preset_yaml = yaml.safe_dump(preset, sort_keys=False).rstrip()
+    generated = data.get("source", "generate") == "generate" and data.get("task") not in ("text", "retrieval")
+    note = "The data set is generated (synthetic): the model is a benchmark result, not a tool for real data.\n"
     return f"""---
 {metadata.to_yaml()}
 ---
@@ -142,11 +135,11 @@ Measured by the training run on its splits (the merged export, reloaded from dis
 
 Classifying inputs drawn like this data set's, e.g. to study MRConv or as a baseline. It has seen only this data:
 on inputs of another kind or scale its predictions mean nothing. Compare the accuracy with the majority baseline above.
-{_generated_note(data)}
+{note if generated else ""}
 ## How to use
 
 ```python
-{_usage(kind, config, data)}
+{_usage(config, data)}
 ```
 
 ## Training preset (`training_preset.yaml`)
@@ -161,36 +154,26 @@ on inputs of another kind or scale its predictions mean nothing. Compare the acc
 """
 
 
-def _generated_note(data: dict[str, Any]) -> str:
-    if data.get("source", "generate") == "generate" and data.get("task") not in ("text", "retrieval"):
-        return "The data set is generated (synthetic): the model is a benchmark result, not a tool for real data.\n"
-    return ""
-
-
-def _usage(kind: str, config: PreTrainedConfig, data: dict[str, Any]) -> str:
-    if kind == "image-classification" and config.model_type == "mrconvnext":
-        return (
-            "from PIL import Image\nfrom transformers import pipeline\n\n"
-            'classify = pipeline("image-classification", model="path/to/this/folder", trust_remote_code=True)\n'
-            'classify(Image.open("image.png"), top_k=3)'
+def _usage(config: PreTrainedConfig, data: dict[str, Any]) -> str:
+    """The card's example: the export's pipeline on one input of its kind."""
+    before, after = "", ""
+    if config.model_type == "mrconvnext":
+        pipeline_task, imports, example = "image-classification", "from PIL import Image\n", 'Image.open("image.png")'
+    elif getattr(config, "input_dim", None) is None:
+        pipeline_task, imports, example = "text-classification", "", '"your input text"'
+    else:
+        pipeline_task, imports = "sequence-classification", "import numpy as np\n"
+        example, after = f"np.random.randn(100, {config.input_dim})", "  # one series (length, channels)"
+        before = (
+            f"# raw series: preprocessor_config.json applies the task's preprocessing (NaN interpolated, "
+            f"normalize {TASKS['sequence'].config_cls(**data).normalize})\n"
+            if data.get("task") == "sequence"
+            else "# the series as the data task feeds the model (scaled and normalized as in training)\n"
         )
-    if getattr(config, "input_dim", None) is None:
-        return (
-            "from transformers import pipeline\n\n"
-            'classify = pipeline("text-classification", model="path/to/this/folder", trust_remote_code=True)\n'
-            'classify("your input text", top_k=3)'
-        )
-    preprocessing = (
-        f"# raw series: preprocessor_config.json applies the task's preprocessing (NaN interpolated, "
-        f"normalize {TASKS['sequence'].config_cls(**data).normalize})\n"
-        if data.get("task") == "sequence"
-        else "# the series as the data task feeds the model (scaled and normalized as in training)\n"
-    )
     return (
-        "import numpy as np\nfrom transformers import pipeline\n\n"
-        'classify = pipeline("sequence-classification", model="path/to/this/folder", trust_remote_code=True)\n'
-        f"{preprocessing}"
-        f"classify(np.random.randn(100, {config.input_dim}), top_k=3)  # one series (length, channels)"
+        f"{imports}from transformers import pipeline\n\n"
+        f'classify = pipeline("{pipeline_task}", model="path/to/this/folder", trust_remote_code=True)\n'
+        f"{before}classify({example}, top_k=3){after}"
     )
 
 

@@ -1,11 +1,6 @@
 """The training loop of `scripts/train.py`, importable: Accelerate, a preset's task and model, checkpoints that
-resume exactly, the merged export reloaded from disk and evaluated on the test split.
-
-`train(preset, output_dir, ...)` writes into `output_dir` the merged export (config.json, model.safetensors, the
-copied modeling code, the tokenizer or the feature extractor, `export.py`), a model card README.md, `metrics.jsonl`
-(one line per log/eval event; also sent to `train.report_to`'s trackers, TensorBoard events under `mrconv/`),
-`all_results.json`, `training_preset.yaml` and `checkpoints/step_<N>` (resumable `accelerator.save_state` folders, training form, `latest` pointing at the newest).
-"""
+resume exactly, the merged export reloaded from disk and evaluated on the test split. What `train` writes into its
+output folder is listed in the docstring of `scripts/train.py`."""
 
 import json
 import math
@@ -46,27 +41,21 @@ class MetricsLog:
     """Appends one JSON line per event to output_dir/metrics.jsonl (main process only) and logs its numbers to the
     Accelerate trackers of `train.report_to` at the event's step."""
 
-    def __init__(self, path: Path, enabled: bool, accelerator: Accelerator | None = None):
-        self.path, self.enabled, self.accelerator = path, enabled, accelerator
+    def __init__(self, path: Path, accelerator: Accelerator):
+        self.path, self.accelerator = path, accelerator
 
     def truncate_after(self, step: int) -> None:
         """Drop the events of steps after `step` and the final results (a resumed run logs them again)."""
-        if self.enabled and self.path.exists():
-            lines = self.path.read_text().splitlines(keepends=True)
-            events = [json.loads(line) for line in lines]
-            self.path.write_text(
-                "".join(
-                    line
-                    for line, event in zip(lines, events, strict=True)
-                    if event.get("step", 0) <= step and not any(key.startswith("final_") for key in event)
-                )
-            )
+        if self.accelerator.is_main_process and self.path.exists():
+            events = [json.loads(line) for line in self.path.read_text().splitlines()]
+            kept = [e for e in events if e.get("step", 0) <= step and not any(k.startswith("final_") for k in e)]
+            self.path.write_text("".join(json.dumps(event) + "\n" for event in kept))
 
     def write(self, **record: Any) -> None:
-        if self.enabled:
+        if self.accelerator.is_main_process:
             with self.path.open("a") as f:
                 f.write(json.dumps(record) + "\n")
-        if self.accelerator is not None and self.accelerator.trackers:
+        if self.accelerator.trackers:
             self.accelerator.log(tracker_values(record), step=record.get("step"))  # main process only
 
 
@@ -125,7 +114,7 @@ def train(
         accelerator.init_trackers(
             "mrconv", config=flat_preset(preset), init_kwargs={"wandb": run_name, "trackio": run_name}
         )
-    log = MetricsLog(output_dir / "metrics.jsonl", accelerator.is_main_process, accelerator)
+    log = MetricsLog(output_dir / "metrics.jsonl", accelerator)
     accelerator.print(f"effective preset (saved as training_preset.yaml):\n{yaml.safe_dump(preset, sort_keys=False)}")
 
     if preset["data"].get("streaming") and cfg.max_steps is None:
@@ -185,8 +174,7 @@ def train(
         folder = resolve_resume(resume)
         accelerator.load_state(str(folder))
         state = {**state, **json.loads((folder / "trainer_state.json").read_text())}
-        if accelerator.is_main_process:
-            log.truncate_after(state["global_step"])  # events logged after this checkpoint are replayed now
+        log.truncate_after(state["global_step"])  # events logged after this checkpoint are replayed now
         accelerator.print(f"resumed from {folder} at step {state['global_step']}")
 
     accelerator.print(
@@ -197,13 +185,12 @@ def train(
     start, earlier_runtime = time.time(), state["train_runtime_seconds"]
     # a bar on a terminal, plain lines (every 30 s) in a redirected log; messages go through it, never glued to it
     progress = Progress(total_steps, initial=state["global_step"], enabled=accelerator.is_local_main_process)
-    running = {"loss": 0.0, "batches": 0, "correct": 0, "count": 0}
+    running = []  # (loss, correct, examples) of each batch since the last log
     model.train()
     while state["global_step"] < total_steps:
         train_loader.set_epoch(state["epoch"])
-        loader = train_loader
-        if state["batches_in_epoch"]:
-            loader = accelerator.skip_first_batches(train_loader, state["batches_in_epoch"])
+        skip = state["batches_in_epoch"]  # a resumed epoch
+        loader = accelerator.skip_first_batches(train_loader, skip) if skip else train_loader
         for batch in loader:
             with accelerator.accumulate(model):
                 out = model(**batch)
@@ -214,25 +201,21 @@ def train(
                 scheduler.step()
                 optimizer.zero_grad()
             state["batches_in_epoch"] += 1
-            running["loss"] += out.loss.item()
-            running["batches"] += 1
-            running["correct"] += (out.logits.argmax(-1) == batch["labels"]).sum().item()
-            running["count"] += len(batch["labels"])
+            correct = (out.logits.argmax(-1) == batch["labels"]).sum().item()
+            running.append((out.loss.item(), correct, len(batch["labels"])))
             if not accelerator.sync_gradients:
                 continue
             state["global_step"] += 1
             step = state["global_step"]
             progress.update(step)
             if step % cfg.log_every == 0 or step == total_steps:
-                record = {
-                    "train_loss": running["loss"] / running["batches"],
-                    "train_accuracy": running["correct"] / running["count"],
-                }
+                losses, correct, examples = zip(*running, strict=True)
+                record = {"train_loss": sum(losses) / len(losses), "train_accuracy": sum(correct) / sum(examples)}
                 progress.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_accuracy']:.3f}")
                 log.write(
                     step=step, epoch=state["epoch"], lr={g["name"]: g["lr"] for g in optimizer.param_groups}, **record
                 )
-                running = {"loss": 0.0, "batches": 0, "correct": 0, "count": 0}
+                running = []
             if step % eval_every == 0 or step == total_steps:
                 metrics = evaluate(model, val_loader, accelerator, task.num_labels)
                 progress.write(f"step {step}: validation accuracy {metrics['accuracy']:.4f}")
@@ -255,12 +238,10 @@ def train(
         unwrapped = type(unwrapped).__bases__[-1](unwrapped.config)  # bases: (FSDPModule, the model class)
     with library_bars(progress.interactive):  # transformers' own bars too: none in a redirected log
         unwrapped.save_pretrained(output_dir, is_main_process=accelerator.is_main_process, state_dict=state_dict)
-    if task.tokenizer is not None and accelerator.is_main_process:
-        task.tokenizer.save_pretrained(output_dir)
-    if accelerator.is_main_process:  # continuous series: the task's preprocessing as preprocessor_config.json
-        feature_extractor = task_feature_extractor(preset["data"], task)
-        if feature_extractor is not None:
-            feature_extractor.save_pretrained(output_dir)
+    if accelerator.is_main_process:  # the tokenizer; continuous series: the task's preprocessing (feature extractor)
+        for processor in (task.tokenizer, task_feature_extractor(preset["data"], task)):
+            if processor is not None:
+                processor.save_pretrained(output_dir)
     accelerator.wait_for_everyone()
     with library_bars(progress.interactive):
         exported = type(unwrapped).from_pretrained(output_dir).to(accelerator.device)
@@ -269,9 +250,7 @@ def train(
     train_labels, test_labels = dataset_labels(task.train), dataset_labels(task.test)
     majority = int(torch.bincount(train_labels, minlength=task.num_labels).argmax())
     results = {
-        "test_accuracy": test_metrics["accuracy"],
-        "test_macro_f1": test_metrics["macro_f1"],
-        "test_loss": test_metrics["loss"],
+        **{f"test_{key}": test_metrics[key] for key in ("accuracy", "macro_f1", "loss")},
         "validation_accuracy": validation_metrics["accuracy"],
         "majority_baseline_accuracy": (test_labels == majority).float().mean().item(),
         "train_steps": state["global_step"],

@@ -1,12 +1,9 @@
-"""The one model builder: a preset's `model:` section (`architecture`, then that architecture's config keys) and a
-task's data give the classifier that `scripts/train.py`, the accuracy study and the benchmark train or time.
+"""The one model builder: a preset's `model:` section (`architecture`, then its config's keys) and a task's data give
+the classifier that `scripts/train.py`, the accuracy study and the benchmark train or time.
 
 - `mrconv` (the default): `MRConvConfig` keys, so also MRConv's ablations (`branch_batch_norm: false`,
   `num_branches: 1`, `reparameterized: true` for the dense long kernel trained from scratch);
-- `mrconvnext`: MRConvNeXt on the image tasks' raster sequences through `MRConvNextFlattenedForImageClassification`,
-  which reshapes `input_values` (B, H*W, C) to `pixel_values` (B, C, H, W) and exports a plain
-  `MRConvNextForImageClassification` with an image processor that reproduces the task's preprocessing
-  (`export_image_processor`);
+- `mrconvnext`: MRConvNeXt on the image tasks' raster sequences (`MRConvNextFlattenedForImageClassification`);
 - `bert`, `s4d`, `mamba`: the peers (`bench.peers.PeerConfig` keys), MRConv's input layer and head around another
   sequence mixer.
 """
@@ -26,16 +23,16 @@ from modeling_mrconv import (
 )
 from modeling_mrconv.bench.peers import PEER_ARCHITECTURES, PeerForSequenceClassification
 from modeling_mrconv.data import TaskData
-from modeling_mrconv.training.schema import MODEL_CONFIGS
+from modeling_mrconv.training.schema import config_class
 
 
 class MRConvNextFlattenedForImageClassification(MRConvNextForImageClassification):
     """`MRConvNextForImageClassification` fed by the image tasks: `input_values` (B, H*W, C) in raster order
-    (row-major, `tasks.image.image_to_sequence`) become `pixel_values` (B, C, H, W), H = W = sqrt(H*W).
+    (`data.image.image_to_sequence`) become `pixel_values` (B, C, H, W), H = W = sqrt(H*W).
 
-    `save_pretrained` writes a plain packaged `MRConvNextForImageClassification` export (merged, its config,
-    `auto_map` and copied code name the package's class, never this script's) plus `image_processor` when set, so
-    `pipeline("image-classification", model=dir)` gives the predictions of this model on the task's inputs.
+    `save_pretrained` writes a plain packaged `MRConvNextForImageClassification` export (merged; config, `auto_map`
+    and copied code name the package's class) plus `image_processor` when set, so that
+    `pipeline("image-classification", model=dir)` gives this model's predictions on the task's inputs.
     """
 
     image_processor: ConvNextImageProcessorPil | None = None  # shipped with the export; set by build_model
@@ -96,12 +93,9 @@ def sequence_to_pixels(input_values: torch.Tensor, attention_mask: torch.Tensor 
 
 
 def export_image_processor(task: TaskData, image_size: int) -> ConvNextImageProcessorPil:
-    """The ConvNeXt processor that turns a PIL image into the task's inputs: the resize of `data.image_size`
-    (short side to `image_size`, centre crop; the identity on images of that size), the task's rescale (1/255) and
-    its normalization (`data.normalize`: the train split's per-channel mean and std), RGB conversion for C = 3.
-
-    Grayscale tasks (C = 1) take grayscale images (`image.convert("L")`, the task's own conversion).
-    """
+    """The ConvNeXt processor that turns a PIL image into the task's inputs: the resize of `data.image_size` (short
+    side to `image_size`, centre crop), the task's rescale (1/255) and normalization (the train split's per-channel
+    mean and std), RGB conversion for C = 3; grayscale tasks (C = 1) take `image.convert("L")` images."""
     mean, std, channels = task.input_mean, task.input_std, task.input_dim
     return ConvNextImageProcessorPil(
         size={"shortest_edge": image_size},
@@ -133,7 +127,7 @@ def model_config(model_cfg: dict[str, Any], task: TaskData) -> PreTrainedConfig:
         if task.pair:
             raise ValueError(f"model.architecture: {architecture} reads one sequence, not a document pair (retrieval)")
         model_cfg["architecture"] = architecture
-    config = MODEL_CONFIGS[architecture](
+    config = config_class(architecture)(
         **{"max_sequence_length": task.max_length, **model_cfg},
         vocab_size=task.vocab_size or 1,
         input_dim=task.input_dim,
@@ -158,16 +152,9 @@ def label_fields(task: TaskData) -> dict[str, Any]:
 def build_model(model_cfg: dict[str, Any], task: TaskData) -> PreTrainedModel:
     """The classifier for a task (`model.architecture`: mrconv | mrconvnext | bert | s4d | mamba), sized from the
     data, single-label, initialized from the current torch seed."""
-    architecture = model_cfg.get("architecture") or "mrconv"
-    if architecture not in MODEL_CONFIGS:
-        raise ValueError(f"model.architecture: expected one of {sorted(MODEL_CONFIGS)}, got {architecture!r}")
-    if architecture == "mrconvnext":
-        return _build_mrconvnext({k: v for k, v in model_cfg.items() if k != "architecture"}, task)
-    return model_class(task, architecture)(model_config(model_cfg, task))
-
-
-def _build_mrconvnext(model_cfg: dict[str, Any], task: TaskData) -> MRConvNextFlattenedForImageClassification:
-    """MRConvNeXt on square images: num_channels = C and image_size = sqrt(H*W) from the data."""
+    if (model_cfg.get("architecture") or "mrconv") != "mrconvnext":
+        return model_class(task, model_cfg.get("architecture"))(model_config(model_cfg, task))
+    # MRConvNeXt on square images: num_channels = C and image_size = sqrt(H*W) from the data
     if task.input_dim is None or task.pair:
         raise ValueError(
             "model.architecture: mrconvnext needs an image task (continuous (H*W, C) inputs such as task image or "
@@ -179,7 +166,8 @@ def _build_mrconvnext(model_cfg: dict[str, Any], task: TaskData) -> MRConvNextFl
             f"model.architecture: mrconvnext needs square images, but the data's images have {task.max_length} "
             "pixels (not H*W with H = W); set data.image_size to resize them to a square"
         )
-    config = MRConvNextConfig(**model_cfg, num_channels=task.input_dim, image_size=side, **label_fields(task))
+    keys = {k: v for k, v in model_cfg.items() if k != "architecture"}
+    config = MRConvNextConfig(**keys, num_channels=task.input_dim, image_size=side, **label_fields(task))
     model = MRConvNextFlattenedForImageClassification(config)
     model.image_processor = export_image_processor(task, side)
     return model

@@ -1,9 +1,6 @@
-"""Progress of the training loop, readable on a terminal and in a redirected log.
-
-On a terminal (stderr a tty) it is a tqdm bar, and messages go through `tqdm.write`, which clears the bar first, so
-they never land on the bar's line. Redirected (`> train.log 2>&1`), a bar would fill the file with one line of
-`\\r`-joined updates: instead, one plain line at most every `interval` seconds (and at the last step).
-"""
+"""Progress of the training loop: on a terminal a tqdm bar, with messages through `tqdm.write` (never on the bar's
+line); redirected (`> train.log 2>&1`), where a bar would be one line of `\\r`-joined updates, one plain line at most
+every `interval` seconds and at the last step."""
 
 import contextlib
 import sys
@@ -16,16 +13,9 @@ from transformers.utils import logging as transformers_logging
 
 
 class Progress:
-    """The training progress of steps `initial + 1 .. total` (`update(step)` after each optimizer step).
-
-    Args:
-        total: The last step.
-        initial: The step the run starts from (a resumed run).
-        enabled: False on processes other than the local main one: nothing is written.
-        interactive: A tqdm bar (True) or plain lines (False); default: whether `file` is a terminal.
-        interval: Seconds between plain lines.
-        file: Where the bar or the lines go (default: stderr for the bar, stdout for lines and messages).
-    """
+    """The progress of steps `initial + 1 .. total` (`update(step)` after each optimizer step); nothing is written
+    unless `enabled` (the local main process). `interactive`: a bar, or plain lines (default: whether `file` is a
+    terminal); `file` defaults to stderr for the bar, stdout for lines and messages."""
 
     def __init__(
         self,
@@ -50,9 +40,16 @@ class Progress:
             self.bar.update(step - self.bar.n)
             return
         now = time.monotonic()
-        if self.enabled and (now - self.last_line >= self.interval or step == self.total):
-            self.last_line = now
-            self._line(step, now)
+        if now - self.last_line < self.interval and step != self.total:
+            return
+        self.last_line = now
+        seconds_per_step = (now - self.start) / max(step - self.initial, 1)
+        left = round(seconds_per_step * (self.total - step))
+        values = "".join(f", {k}={v}" for k, v in self.postfix.items())
+        self.write(
+            f"step {step}/{self.total} ({100 * step / self.total:.0f}%), {seconds_per_step:.3f} s/step, "
+            f"{left // 60}m{left % 60:02d}s left{values}"
+        )
 
     def set_postfix(self, **values: str) -> None:
         """Values shown after the progress (loss, accuracy)."""
@@ -73,21 +70,10 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
 
-    def _line(self, step: int, now: float) -> None:
-        done = step - self.initial
-        seconds_per_step = (now - self.start) / max(done, 1)
-        left = round(seconds_per_step * (self.total - step))
-        values = "".join(f", {k}={v}" for k, v in self.postfix.items())
-        self.write(
-            f"step {step}/{self.total} ({100 * step / self.total:.0f}%), {seconds_per_step:.3f} s/step, "
-            f"{left // 60}m{left % 60:02d}s left{values}"
-        )
-
 
 @contextlib.contextmanager
 def library_bars(enabled: bool) -> Iterator[None]:
-    """transformers' own progress bars (writing and loading model shards) on or off inside the block, as before after
-    it: off for a redirected log, where each would be one more line of `\r`-joined updates."""
+    """transformers' own progress bars (saving and loading shards) on or off inside the block, restored after it."""
     was_enabled = transformers_logging.is_progress_bar_enabled()
     if not enabled:
         transformers_logging.disable_progress_bar()

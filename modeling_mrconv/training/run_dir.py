@@ -1,8 +1,5 @@
 """The output directory of a run: refused when it holds files, unless resumed (from a checkpoint it holds) or replaced
-(only our own runs); `--resume` checked before anything is built.
-
-Standard library only: `scripts/train.py` loads this file by path, before the package's torch imports.
-"""
+(only our own runs). Standard library only: `scripts/train.py` loads this file by path, before the torch imports."""
 
 import shutil
 from pathlib import Path
@@ -12,7 +9,7 @@ RUN_MARKER = ".mrconv_run"  # written by scripts/train.py into every output dire
 
 
 def mark_run_dir(output_dir: Path) -> None:
-    """Mark `output_dir` as written by scripts/train.py, so `--overwrite_output_dir` may delete it later."""
+    """Mark `output_dir` as ours, so `--overwrite_output_dir` may delete it later."""
     (output_dir / RUN_MARKER).write_text(
         "written by scripts/train.py; --overwrite_output_dir may delete this folder\n"
     )
@@ -30,12 +27,8 @@ def latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def resolve_resume(path: str | Path) -> Path:
-    """The checkpoint folder of `--resume`: a `checkpoints/step_<N>` folder, or `checkpoints/latest` (a file naming the
-    newest one).
-
-    Raises:
-        FileNotFoundError: No checkpoint written by scripts/train.py there; the message says what to pass instead.
-    """
+    """The checkpoint folder of `--resume` (`checkpoints/step_<N>`, or `checkpoints/latest`: a file naming the newest);
+    FileNotFoundError saying what to pass instead."""
     folder = Path(path)
     if folder.name == "latest" and folder.is_file():
         folder = folder.parent / folder.read_text().strip()
@@ -56,12 +49,8 @@ def resolve_resume(path: str | Path) -> Path:
 
 
 def check_output_dir(output_dir: Path, resume: str | None, overwrite: bool) -> None:
-    """Refuse a non-empty `output_dir` unless resuming, or overwriting a folder of ours; deletes nothing.
-
-    Raises:
-        ValueError: The message says what works for that folder: `--resume` with its checkpoint, or (no checkpoint)
-            `--overwrite_output_dir` for our own runs, or another `--output_dir`.
-    """
+    """Refuse a non-empty `output_dir` unless resuming, or overwriting a folder of ours, with a ValueError saying what
+    works for that folder; deletes nothing."""
     if not output_dir.exists() or resume is not None:
         return
     if not output_dir.is_dir():

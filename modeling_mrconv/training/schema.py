@@ -1,6 +1,6 @@
-"""One preset schema: `model:` keys against `MRConvConfig.__init__` (`MRConvNextConfig.__init__` under `architecture:
-mrconvnext`, `bench.peers.PeerConfig.__init__` under `bert`, `s4d` or `mamba`), `train:` keys against `TrainConfig`,
-`data:` keys against the task's config dataclass (`tasks.TASKS`), each value type-checked from its annotation."""
+"""One preset schema: `model:` keys against the `__init__` of the architecture's config class (`MODEL_CONFIGS`),
+`train:` keys against `TrainConfig`, `data:` keys against the task's config dataclass (`data.TASKS`), each value
+type-checked from its annotation."""
 
 import contextlib
 import dataclasses
@@ -11,8 +11,8 @@ from typing import Any
 
 from modeling_mrconv import MRConvConfig, MRConvNextConfig
 from modeling_mrconv.bench.peers import PEER_ARCHITECTURES, PeerConfig
-from modeling_mrconv.data import TASKS
 from modeling_mrconv.data.base import check_task_keys, unknown_key_message
+from modeling_mrconv.training.config import TrainConfig
 
 
 # set from the task's data by training.models.build_model, never by a preset
@@ -58,11 +58,8 @@ def _expected(annotation: Any) -> str:
 
 
 def check_section(section: str, values: dict[str, Any], schema: dict[str, Any], context: str = "") -> None:
-    """Raise ValueError for a key outside `schema` (with a did-you-mean and the valid keys) or a mistyped value.
-
-    A string that parses as a float is converted in place where a number is expected (YAML 1.1 reads `1e-3` as a
-    string).
-    """
+    """Raise ValueError for a key outside `schema` (with a did-you-mean and the valid keys) or a mistyped value; a
+    string that parses as a float is converted in place where a number is expected."""
     for key, value in list(values.items()):
         if section == "model" and key in MODEL_KEYS_FROM_DATA:
             raise ValueError(f"model.{key}: set from the task's data, not a preset key")
@@ -75,12 +72,17 @@ def check_section(section: str, values: dict[str, Any], schema: dict[str, Any], 
             raise ValueError(f"{section}.{key}: expected {_expected(schema[key])}, got {value!r}")
 
 
-def model_schema(architecture: str = "mrconv") -> dict[str, Any]:
-    """`architecture` plus the named parameters (and annotations) of its config's `__init__` (`MRConvConfig` for
-    mrconv, `MRConvNextConfig` for mrconvnext), less those set from the data."""
+def config_class(architecture: str) -> type:
+    """The config class of `model.architecture` (ValueError naming the valid ones)."""
     if not isinstance(architecture, str) or architecture not in MODEL_CONFIGS:
         raise ValueError(f"model.architecture: expected one of {sorted(MODEL_CONFIGS)}, got {architecture!r}")
-    parameters = inspect.signature(MODEL_CONFIGS[architecture].__init__).parameters
+    return MODEL_CONFIGS[architecture]
+
+
+def model_schema(architecture: str) -> dict[str, Any]:
+    """`architecture` plus the named parameters (and annotations) of its config's `__init__`, less those set from
+    the data."""
+    parameters = inspect.signature(config_class(architecture).__init__).parameters
     return {
         "architecture": str,
         **{
@@ -96,19 +98,11 @@ def dataclass_schema(cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def validate_data(data: dict[str, Any]) -> None:
-    """Check `data:` against its task's dataclass; a key of another task is "not a key of task ..."."""
-    task = data.get("task")
-    if task not in TASKS:
-        check_task_keys(data)  # raises: unknown task, with a did-you-mean
-    check_section("data", data, dataclass_schema(TASKS[task].config_cls), f" (not a key of task {task!r})")
-    check_task_keys(data)  # the source, and keys of another source
-
-
-def validate_preset(preset: dict[str, Any], train_cls: type) -> None:
+def validate_preset(preset: dict[str, Any]) -> None:
     """Validate every section of a preset before any data is built (ValueError naming section.key)."""
     architecture = preset["model"].get("architecture") or "mrconv"
     context = "" if architecture == "mrconv" else f" (architecture {architecture!r})"
     check_section("model", preset["model"], model_schema(architecture), context)
-    check_section("train", preset["train"], dataclass_schema(train_cls))
-    validate_data(preset["data"])
+    check_section("train", preset["train"], dataclass_schema(TrainConfig))
+    spec = check_task_keys(preset["data"])  # the task, its keys (a key of another task too) and its source
+    check_section("data", preset["data"], dataclass_schema(spec.config_cls))

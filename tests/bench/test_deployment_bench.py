@@ -7,15 +7,8 @@ import torch
 from mrconv_testing import tiny_config
 
 from modeling_mrconv import MRConvForSequenceClassification
-from modeling_mrconv.bench.deployment import (
-    compile_rows,
-    deployment_ratios,
-    fork,
-    markdown_section,
-    stream_step,
-    streaming_rows,
-)
-from modeling_mrconv.bench.report import write_outputs
+from modeling_mrconv.bench.deployment import compile_rows, fork, stream_step, streaming_rows
+from modeling_mrconv.bench.report import DEPLOYMENT_RATIOS, compute_ratios, deployment_markdown, write_outputs
 
 
 def test_compile_rows_hold_numbers_and_ratios():
@@ -32,13 +25,13 @@ def test_compile_rows_hold_numbers_and_ratios():
         assert row["status"] == "ok" and row["time_ms"] > 0 and row["repeats"] == 2, row
         assert row["backend"] == "aot_eager" and row["sequence_length"] == 32
     assert all(r["compile_s"] >= 0 for r in rows if r["variant"] == "compiled")
-    ratios = deployment_ratios(rows)
+    ratios = compute_ratios(rows, DEPLOYMENT_RATIOS)
     assert [(r["ratio"], r["mode"]) for r in ratios] == [
         ("eager / compiled", "inference"),
         ("eager / compiled", "training"),
     ]
     assert all(math.isfinite(r["time"]) and r["time"] > 0 for r in ratios)
-    table = "\n".join(markdown_section({"rows": rows, "ratios": ratios}))
+    table = "\n".join(deployment_markdown({"rows": rows, "ratios": ratios}))
     assert "| inference | 2 | 32 | aot_eager |" in table and "| training | 2 | 32 | aot_eager |" in table
 
 
@@ -85,7 +78,7 @@ def test_streaming_rows_and_deployment_only_report(tmp_path):
     assert {(r["history"], r["chunk"], r["variant"]) for r in rows} == {
         (P, C, v) for P in (8, 24) for C in (1, 16) for v in ("stream", "recompute")
     }  # chunks below FFT_MIN_CHUNK: no direct-only row (it would be the same path)
-    deployment = {"rows": rows, "ratios": deployment_ratios(rows)}
+    deployment = {"rows": rows, "ratios": compute_ratios(rows, DEPLOYMENT_RATIOS)}
     meta = {"device_name": "cpu", "device": "cpu", "dtype": "float32", "date": "d", "torch": "t"}
     meta |= {"transformers": "x", "threads": 1, "command": "c", "code_sha256": "s"}
     meta["args"] = {"hidden_size": 16, "num_layers": 1, "kernel_type": "dilated", "kernel_size": 4}

@@ -27,8 +27,9 @@ def test_synthetic_text_rule(tmp_path):
 
 
 def test_synthetic_retrieval_rule():
-    first, second, labels = synthetic_retrieval_examples(30, 0, 20, 80, noise=0.0, chunk_size=4)
-    for a, b, label in zip(first, second, labels, strict=True):
+    rows = synthetic_retrieval_examples(30, 0, 20, 80, noise=0.0, chunk_size=4, alpha=1.0)
+    labels = [row["labels"] for row in rows]
+    for a, b, label in [(row["text1"], row["text2"], row["labels"]) for row in rows]:
         assert len(a) == len(b)
         assert (sorted(a) == sorted(b)) == bool(label)  # noise 0: a positive is a chunk permutation of doc1
     assert 0 < sum(labels) < len(labels)

@@ -1,11 +1,9 @@
 """Seeded time-series classification set whose classes need a long and a short time scale at once (numpy only).
 
-Each series (L, C) is the sum of
-* a slow component: a sinusoid with `s + 1` periods over the whole series (slow type s), random phase and amplitude
-  per channel;
-* a burst: a Hann-windowed sinusoid of `burst_length` steps at a random position (the same in every channel), with
-  frequency `BURST_FREQUENCIES(num_classes)[f]` cycles per step (burst type f), random phase and amplitude;
-* Gaussian noise of standard deviation `noise_std`.
+Each series (L, C) is the sum of a slow component (a sinusoid with `s + 1` periods over the whole series, slow type s,
+random phase and amplitude per channel), a burst (a Hann-windowed sinusoid of `burst_length` steps at a random
+position, the same in every channel, of `burst_frequencies(num_classes)[f]` cycles per step, burst type f, random
+phase and amplitude) and Gaussian noise of standard deviation `noise_std`.
 
 The label is `(s + f) mod num_classes`, with s uniform and f chosen to match the label, so the label is uniform given
 s alone and given f alone: neither scale carries information by itself, a classifier must see both (the slow type
@@ -32,19 +30,10 @@ def generate_timeseries(
     noise_std: float = 0.3,
     seed: int | list[int] = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Generate `num_examples` series.
+    """`num_examples` series (values float32 (N, L, C), labels int64 (N,)); module docstring for the rules.
 
-    Args:
-        num_examples: Number of series N.
-        length: Steps per series L (at least 4 x burst_length).
-        num_channels: Channels C.
-        num_classes: Number of slow types, of burst types and of labels (at least 2).
-        burst_length: Steps of the burst; None = length // 8.
-        noise_std: Standard deviation of the additive Gaussian noise.
-        seed: Seed of `np.random.default_rng`.
-
-    Returns:
-        (values float32 (N, L, C), labels int64 (N,)).
+    `num_classes` (>= 2) is the number of slow types, burst types and labels; `burst_length` (null = length // 8)
+    must lie in [8, length / 4]; `seed` seeds `np.random.default_rng`.
     """
     burst_length = length // 8 if burst_length is None else int(burst_length)
     if num_classes < 2:

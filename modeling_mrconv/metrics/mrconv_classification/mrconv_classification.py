@@ -7,7 +7,8 @@ this file into its modules cache and imports it there, so it imports only `evalu
 import datasets
 import evaluate
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import confusion_matrix as sklearn_confusion_matrix  # `_compute`'s argument shadows the name
 
 
 _DESCRIPTION = """
@@ -63,8 +64,5 @@ class MrconvClassification(evaluate.Metric):
         }
         if confusion_matrix:
             labels = np.arange(num_labels) if num_labels is not None else present
-            scores["confusion_matrix"] = _confusion_matrix(references, predictions, labels=labels).tolist()
+            scores["confusion_matrix"] = sklearn_confusion_matrix(references, predictions, labels=labels).tolist()
         return scores
-
-
-_confusion_matrix = confusion_matrix  # the keyword argument of `_compute` shadows sklearn's name there

@@ -253,13 +253,3 @@ def test_lra_sized_examples_are_fast_enough():
     examples = listops.generate_listops(20, seed=0)
     lengths = [len(e["input_ids"]) - 1 for e in examples]
     assert all(500 < n < 2000 for n in lengths)
-
-
-def test_cli(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "train.tsv"
-    argv = ["listops.py", "--num_examples", "5", "--seed", "1", "--max_depth", "5", "--max_args", "5"]
-    argv += ["--min_length", "20", "--max_length", "200", "--output", str(out)]
-    monkeypatch.setattr(sys, "argv", argv)
-    listops.main()
-    assert len(listops.read_lra_tsv(out)) == 5
-    assert "wrote 5 examples" in capsys.readouterr().out

@@ -1,7 +1,6 @@
 """Tests for modeling_mrconv/data/generators/pathfinder.py (Pathfinder / Path-X rules)."""
 
 import math
-import sys
 
 import numpy as np
 import pytest
@@ -56,13 +55,6 @@ def test_deterministic_per_seed_and_index():
     assert np.array_equal(images3, images5[:3]) and np.array_equal(labels3, labels5[:3])
     assert np.array_equal(images3, again)
     assert not np.array_equal(images3, other)
-
-
-@pytest.mark.slow
-def test_workers_do_not_change_output():
-    serial = pathfinder.generate_pathfinder(6, seed=2)
-    parallel = pathfinder.generate_pathfinder(6, seed=2, num_workers=2)
-    assert np.array_equal(serial[0], parallel[0]) and np.array_equal(serial[1], parallel[1])
 
 
 @pytest.mark.parametrize(("resolution", "contour_length"), [(32, None), (64, 9)])
@@ -140,13 +132,3 @@ def test_path_x_smoke():
     scene = pathfinder.sample_pathfinder_scene(pathfinder.image_rng(0, 0), pathfinder.pathfinder_params(128))
     assert scene.image.shape == (128, 128) and scene.margin in (2, 3)
     assert scene.num_distractors <= 8
-
-
-def test_cli_writes_npz(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "pf.npz"
-    monkeypatch.setattr(sys, "argv", ["pathfinder.py", "--num_examples", "4", "--seed", "3", "--output", str(out)])
-    pathfinder.main()
-    data = np.load(out)
-    assert data["images"].shape == (4, 32, 32) and data["labels"].shape == (4,)
-    assert np.array_equal(data["images"], pathfinder.generate_pathfinder(4, seed=3)[0])
-    assert "wrote 4 images" in capsys.readouterr().out
