@@ -1,6 +1,7 @@
-"""The peers of MRConv in the benchmark and the accuracy study: S4D-Lin (written here), BERT (SDPA attention) and
-Mamba (transformers; its torch path without `mamba_ssm`), each between MRConv's input layer and head, as a
-`PreTrainedModel` that scripts/train.py trains, exports and reloads like MRConv (`architecture: bert | s4d | mamba`).
+"""The peers of MRConv in the benchmark and the accuracy study: S4D-Lin (written here), BERT (SDPA attention), Mamba
+(transformers; its torch path without `mamba_ssm`) and the FCN convolutional baseline, each between MRConv's input
+layer and head, as a `PreTrainedModel` that scripts/train.py trains, exports and reloads like MRConv
+(`architecture: bert | s4d | mamba | cnn`).
 """
 
 import math
@@ -15,7 +16,7 @@ from modeling_mrconv.fftconv import fft_conv, kernel_spectrum
 from modeling_mrconv.modeling_mrconv import masked_mean, zero_padding
 
 
-PEER_ARCHITECTURES = ("bert", "s4d", "mamba")
+PEER_ARCHITECTURES = ("bert", "s4d", "mamba", "cnn")
 STATE_SIZES = {"s4d": 64, "mamba": 16}  # S4D's N (Gu et al., 2022); Mamba's default d_state
 
 
@@ -79,6 +80,28 @@ class S4DBlocks(nn.Module):
         return x
 
 
+class FCNBlocks(nn.Module):
+    """The fully convolutional baseline of time-series classification (FCN: Wang, Yan & Oates, IJCNN 2017): Conv1d
+    blocks of kernel sizes 8, 5, 3 (repeating), each with BatchNorm and ReLU, widths H, 2H, ..., 2H, H ("same"
+    padding; padded positions zeroed before every convolution). At H = 128 and 3 layers it is FCN's 128-256-128 on
+    the raw input channels."""
+
+    def __init__(self, in_channels: int, hidden_size: int, num_layers: int):
+        super().__init__()
+        widths = [in_channels, hidden_size, *[2 * hidden_size] * (num_layers - 2), hidden_size][: num_layers + 1]
+        self.convs = nn.ModuleList(
+            nn.Conv1d(widths[i], widths[i + 1], kernel_size=(8, 5, 3)[i % 3]) for i in range(num_layers)
+        )
+        self.norms = nn.ModuleList(nn.BatchNorm1d(widths[i + 1]) for i in range(num_layers))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            k = conv.kernel_size[0]
+            x = F.pad(zero_padding(x, mask), ((k - 1) // 2, k // 2))  # (B H L+k-1): "same" padding
+            x = F.relu(norm(conv(x)))  # (B H' L)
+        return x
+
+
 class PeerConfig(PreTrainedConfig):
     r"""
     Configuration of a peer classifier: MRConv's input layer (token embedding or a linear map of `input_values`), a
@@ -87,7 +110,8 @@ class PeerConfig(PreTrainedConfig):
     Args:
         architecture (`str`, *optional*, defaults to `"s4d"`):
             The mixer: `"bert"` (transformers' `BertModel`, SDPA attention, learned positions, 4x wide MLP),
-            `"s4d"` (`S4DBlocks`: MRConv's block around an S4D-Lin convolution) or `"mamba"` (`MambaModel`).
+            `"s4d"` (`S4DBlocks`: MRConv's block around an S4D-Lin convolution), `"mamba"` (`MambaModel`) or `"cnn"`
+            (`FCNBlocks`, reading `input_values` directly: no input layer).
         vocab_size (`int`, *optional*, defaults to 259): Token ids of `input_ids` (MRConv's default).
         input_dim (`int`, *optional*): Channels of `input_values`; `None` means the model reads token ids.
         hidden_size (`int`, *optional*, defaults to 128): Width of every layer.
@@ -140,6 +164,8 @@ def build_mixer(config: PeerConfig) -> nn.Module:
     H, layers = config.hidden_size, config.num_hidden_layers
     if config.architecture == "s4d":
         return S4DBlocks(H, layers, config.bidirectional, config.state_size)
+    if config.architecture == "cnn":
+        return FCNBlocks(config.input_dim or H, H, layers)
     if config.architecture == "bert":
         bert = BertConfig(
             vocab_size=1,
@@ -177,6 +203,8 @@ class PeerForSequenceClassification(PreTrainedModel):
         super().__init__(config)
         if config.input_dim is None:
             self.embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        elif config.architecture == "cnn":
+            self.embeddings = nn.Identity()  # FCN's first convolution reads the input channels
         else:
             self.embeddings = nn.Linear(config.input_dim, config.hidden_size)
         self.mixer = build_mixer(config)
@@ -192,7 +220,7 @@ class PeerForSequenceClassification(PreTrainedModel):
         **kwargs,
     ) -> SequenceClassifierOutput:
         x = self.embeddings(input_ids if self.config.input_dim is None else input_values)  # (B L H)
-        if self.config.architecture == "s4d":
+        if self.config.architecture in ("s4d", "cnn"):
             x = self.mixer(x.transpose(1, 2), attention_mask)  # (B H L)
         else:
             x = self.mixer(inputs_embeds=x, attention_mask=attention_mask).last_hidden_state.transpose(1, 2)  # (B H L)
@@ -201,4 +229,12 @@ class PeerForSequenceClassification(PreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-__all__ = ["PEER_ARCHITECTURES", "PeerConfig", "PeerForSequenceClassification", "S4DBlocks", "S4DKernel", "S4DLayer"]
+__all__ = [
+    "PEER_ARCHITECTURES",
+    "FCNBlocks",
+    "PeerConfig",
+    "PeerForSequenceClassification",
+    "S4DBlocks",
+    "S4DKernel",
+    "S4DLayer",
+]

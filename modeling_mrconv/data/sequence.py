@@ -4,8 +4,9 @@ Sources (keys in `SequenceTaskConfig.SOURCE_KEYS`):
 * `generate`: the multi-scale set of `generators/timeseries.py`.
 * `local`: `train_file`, `test_file` and optionally `validation_file` (else `validation_fraction` of train is
   carved, seeded by data_seed): csv/tsv/json/jsonl/parquet/arrow or a `save_to_disk` folder (read through `datasets`,
-  streamable), `.npz` (arrays `x`: (N, L, C), (N, L) or an object array of (L_i[, C]) series; and `y`) or UCR/UEA
-  `.ts` (`series_files.read_ts`); or `root` alone, a `save_to_disk` DatasetDict.
+  streamable), `.npz` (arrays `x`: (N, L, C), (N, L) or an object array of (L_i[, C]) series; and `y`), UCR/UEA
+  `.ts` (`series_files.read_ts`) or the UCR 2018 archive's headerless `.tsv` (label first; `read_ucr_tsv`); or `root`
+  alone, a `save_to_disk` DatasetDict.
 * `hub`: `dataset_name` (and `dataset_config`) through `datasets.load_dataset`.
 
 Columns: `input_column` holds 1-D arrays (C = 1) or 2-D (L, C) arrays (`channels_first: true` for (C, L)); a list of
@@ -36,7 +37,7 @@ from modeling_mrconv.data import series_files
 from modeling_mrconv.data.base import SPLITS, register_task, value_features
 from modeling_mrconv.data.caching import generated_dataset, map_batches, split_by_counts
 from modeling_mrconv.data.generators import timeseries
-from modeling_mrconv.data.series_files import cell_array, fill_missing, read_npz, read_ts
+from modeling_mrconv.data.series_files import cell_array, fill_missing, is_ucr_tsv, read_npz, read_ts, read_ucr_tsv
 from modeling_mrconv.data.sources import (
     STREAM_CLASSES,
     HFSourceConfig,
@@ -166,12 +167,15 @@ def _read_splits(config: SequenceTaskConfig) -> tuple[dict[str, Any], list[str] 
     declared = []
 
     def read(path: Path, config: SequenceTaskConfig, split: str) -> Any:
-        if path.suffix.lower() not in (".ts", ".npz"):
+        suffix = path.suffix.lower()
+        ucr = suffix == ".tsv" and path.is_file() and path.stat().st_size > 0 and is_ucr_tsv(path)
+        if suffix not in (".ts", ".npz") and not ucr:
             return load_local_file(path, config, split)
         if not path.exists():
             raise FileNotFoundError(f"{split}_file {path} does not exist")
-        refuse_streaming(config, ".ts and .npz files")  # read whole by our readers (UCR-sized files)
-        series, labels, *names = read_ts(path) if path.suffix.lower() == ".ts" else read_npz(path)
+        refuse_streaming(config, ".ts, .npz and UCR .tsv files")  # read whole by our readers (UCR-sized files)
+        reader = read_ucr_tsv if ucr else read_ts if suffix == ".ts" else read_npz
+        series, labels, *names = reader(path)
         declared.extend(names)
         column = config.input_column if isinstance(config.input_column, str) else "series"
         return Dataset.from_dict({column: [s.tolist() for s in series], config.label_column: labels})

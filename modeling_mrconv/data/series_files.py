@@ -1,4 +1,4 @@
-"""Readers of series files that `datasets` does not read (UCR/UEA `.ts`, `.npz`), the parser of series cells (arrays,
+"""Readers of series files that `datasets` does not read (UCR/UEA `.ts`, the UCR 2018 archive's `.tsv`, `.npz`), the parser of series cells (arrays,
 JSON lists or number strings) and the filling of missing values. Readers return float (L_i, C) series with NaN where
 missing; errors name the file and the line (`.ts`) or row."""
 
@@ -122,6 +122,52 @@ def read_npz(path: Path) -> tuple[list[np.ndarray], list]:
     if len(y) != len(series):
         raise ValueError(f"{path}: {len(series)} series in x but {len(y)} labels in y")
     return series, [v.item() if hasattr(v, "item") else v for v in y]
+
+
+def is_ucr_tsv(path: Path) -> bool:
+    """A `.tsv` file in the UCR 2018 archive's layout: no header, each line's first field a number (the label)."""
+    with open(path) as handle:
+        first = handle.readline().split("\t", 1)[0].strip()
+    try:
+        float(first)
+    except ValueError:
+        return False
+    return True
+
+
+def _ucr_label(text: str) -> int | str:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() else text
+
+
+def read_ucr_tsv(path: Path) -> tuple[list[np.ndarray], list]:
+    """Read a UCR 2018 archive `.tsv` file (`<Name>_TRAIN.tsv`, `<Name>_TEST.tsv`): one series per line, its label
+    first, tab-separated. The archive pads variable-length series with trailing NaN: that padding is cut, so each
+    series keeps its own length; a NaN inside a series stays missing (filled by `fill_missing` later).
+
+    Returns:
+        (series float64 (L_i, 1), labels: int where integral, else the label's text).
+    """
+    series, labels = [], []
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        label, *fields = line.split("\t")
+        try:
+            values = np.array([np.nan if f.strip().lower() in ("", "nan") else float(f) for f in fields])
+        except ValueError as error:
+            raise ValueError(f"{path} line {number}: expected numbers after the label ({error})") from None
+        observed = np.flatnonzero(~np.isnan(values))
+        if observed.size == 0:
+            raise ValueError(f"{path} line {number}: the series has no value")
+        series.append(values[: observed[-1] + 1, None])  # (L_i 1): the trailing NaN padding cut
+        labels.append(_ucr_label(label.strip()))
+    if not series:
+        raise ValueError(f"{path}: no series")
+    return series, labels
 
 
 def cell_array(value: Any, where: str) -> np.ndarray:

@@ -4,7 +4,9 @@ the preset that `modeling_mrconv.training.train` runs for one cell."""
 
 import dataclasses
 import functools
-from dataclasses import dataclass
+import importlib.util
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +38,13 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class StudyTask:
-    """A task: its preset (the base variant), the values `{name}` in the models' overrides, the models not run."""
+    """A task: its preset (the base variant), the values `{name}` in the models' overrides, the models not run, and
+    the task's own overrides of the preset (`set`, before every model's; `{name}` there: a `package_data` folder)."""
 
     preset: Path
     values: dict[str, Any]
     excluded: dict[str, str]
+    overrides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,10 +62,29 @@ class Study:
     final_overrides: tuple[str, ...] = ()  # after every cell's own (quick: sizes and steps)
     default_tasks: tuple[str, ...] = ()
     default_models: tuple[str, ...] = ()
+    title: str = "Accuracy study: MRConv vs its ablations and peers at equal step budget"
+    package_data: dict[str, str] = field(default_factory=dict)  # {name: "package/folder"} for the tasks' `set`
+    published: dict[str, Any] = field(default_factory=dict)  # the `published:` file: sources and accuracies per task
 
     def base_preset(self, task: str) -> dict[str, Any]:
-        """The task's preset as `load_preset` gives it (validated, `train:` defaults filled in)."""
-        return _load_preset(self.tasks[task].preset)
+        """The task's preset with its `set` overrides, as `load_preset` gives it (validated, defaults filled in)."""
+        spec = self.tasks[task]
+        folders = self.package_folders() if spec.overrides else {}
+        return _load_preset(spec.preset, tuple(o.format(**folders) for o in spec.overrides))
+
+    def package_folders(self) -> dict[str, str]:
+        """`package_data` as paths of the installed packages' folders (ValueError with the pip command if missing)."""
+        folders = {}
+        for name, location in self.package_data.items():
+            package, _, folder = location.partition("/")
+            spec = importlib.util.find_spec(package)
+            if spec is None or not spec.submodule_search_locations:
+                raise ValueError(
+                    f"{self.path}: the tasks read files of the {package!r} package, which is not installed; "
+                    f'pip install {package.replace("_", "-")} (or the project\'s extra: pip install -e ".[ucr]")'
+                )
+            folders[name] = str(Path(spec.submodule_search_locations[0]) / folder)
+        return folders
 
     def learning_rate(self, task: str) -> float:
         """The rate of the MRConv variants and ablations: the task preset's."""
@@ -83,8 +106,8 @@ class Study:
 
 
 @functools.cache
-def _load_preset(path: Path) -> dict[str, Any]:
-    return load_preset(path, [])
+def _load_preset(path: Path, overrides: tuple[str, ...]) -> dict[str, Any]:
+    return load_preset(path, list(overrides))
 
 
 def load_study(path: Path = DEFAULT_STUDY, quick: bool = False) -> Study:
@@ -95,12 +118,20 @@ def load_study(path: Path = DEFAULT_STUDY, quick: bool = False) -> Study:
     if unknown:
         raise ValueError(f"{path}: models: unknown families {sorted(unknown)}; expected {FAMILIES}")
     tasks = {
-        name: StudyTask((path.parent / t["preset"]).resolve(), t.get("values") or {}, t.get("excluded") or {})
+        name: StudyTask(
+            (path.parent / t["preset"]).resolve(),
+            t.get("values") or {},
+            t.get("excluded") or {},
+            tuple(t.get("set") or ()),
+        )
         for name, t in raw["tasks"].items()
     }
     families = {model: family for family in FAMILIES for model in raw["models"].get(family) or {}}
     overrides = {model: list(o) for family in FAMILIES for model, o in (raw["models"].get(family) or {}).items()}
     study = Study(path, tasks, families, overrides, raw["seeds"], raw["workers"], tuple(raw["peer_learning_rates"]))
+    published = json.loads((path.parent / raw["published"]).read_text()) if raw.get("published") else {}
+    extra = {"package_data": raw.get("package_data") or {}, "published": published}
+    study = dataclasses.replace(study, **extra, **({"title": raw["title"]} if "title" in raw else {}))
     if not quick:
         return dataclasses.replace(study, default_tasks=tuple(tasks), default_models=tuple(families))
     q = raw["quick"]

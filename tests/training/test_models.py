@@ -29,6 +29,7 @@ SECTIONS = {
     "bert": {**SIZE, "architecture": "bert"},
     "s4d": {**SIZE, "architecture": "s4d"},
     "mamba": {**SIZE, "architecture": "mamba"},
+    "cnn": {**SIZE, "architecture": "cnn"},
 }
 
 
@@ -85,9 +86,13 @@ def test_ablations_and_peers_are_what_their_sections_say(tasks):
     assert bert.mixer.config._attn_implementation == "sdpa"
     assert build_model(SECTIONS["mamba"], task).config.state_size == 16
     assert build_model(SECTIONS["s4d"], task).config.state_size == 64
+    # FCN (Wang et al. 2017) at its published size reads the raw channels: 128-256-128 filters, kernels 8-5-3
+    fcn = build_model({"architecture": "cnn", "hidden_size": 128, "num_hidden_layers": 3}, task)
+    assert [tuple(c.weight.shape) for c in fcn.mixer.convs] == [(128, 1, 8), (256, 128, 5), (128, 256, 3)]
+    assert isinstance(fcn.embeddings, torch.nn.Identity) and sum(p.numel() for p in fcn.mixer.parameters()) == 264_704
 
 
-@pytest.mark.parametrize("name", ["bert", "s4d", "mamba"])
+@pytest.mark.parametrize("name", ["bert", "s4d", "mamba", "cnn"])
 def test_peers_ignore_padding(name, tasks):
     """Appending padding to a token sequence leaves its logits unchanged in eval mode (masked everywhere)."""
     task = tasks["listops"]
@@ -126,5 +131,7 @@ def test_peers_refuse_document_pairs_and_unknown_architectures(tasks):
     pair = dataclasses.replace(tasks["listops"], pair=True)  # as retrieval's TaskData
     with pytest.raises(ValueError, match="model.architecture: s4d reads one sequence, not a document pair"):
         build_model(SECTIONS["s4d"], pair)
-    with pytest.raises(ValueError, match=re.escape("model.architecture: expected one of ['bert', 'mamba', 'mrconv'")):
+    with pytest.raises(
+        ValueError, match=re.escape("model.architecture: expected one of ['bert', 'cnn', 'mamba', 'mrconv'")
+    ):
         build_model({"architecture": "gpt"}, tasks["sequence"])

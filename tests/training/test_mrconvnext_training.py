@@ -49,7 +49,7 @@ BARS = {"task": "scifar", "source": "generate", "num_train": 8, "num_validation"
         (
             PRESET,
             ["model.architecture=convnext"],
-            "model.architecture: expected one of ['bert', 'mamba', 'mrconv', 'mrconvnext', 's4d'], got 'convnext'",
+            "model.architecture: expected one of ['bert', 'cnn', 'mamba', 'mrconv', 'mrconvnext', 's4d'], got 'convnext'",
         ),
     ],
 )
