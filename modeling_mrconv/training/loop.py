@@ -2,6 +2,7 @@
 resume exactly, the merged export reloaded from disk and evaluated on the test split. What `train` writes into its
 output folder is listed in the docstring of `scripts/train.py`."""
 
+import itertools
 import json
 import math
 import shutil
@@ -150,6 +151,13 @@ def train(
             f"train.batch_size={cfg.batch_size} per process ({accelerator.num_processes} process(es)), fewer than "
             f"the {cfg.gradient_accumulation_steps} micro-batch(es) of one optimizer step "
             "(train.gradient_accumulation_steps); lower train.batch_size or use more training data."
+        )
+    needed = cfg.batch_size * cfg.gradient_accumulation_steps * accelerator.num_processes
+    if task.streaming and sum(1 for _ in itertools.islice(task.train, needed)) < needed:  # read up to one step
+        raise ValueError(
+            f"train split: the stream holds fewer than the {needed} examples of one optimizer step (train.batch_size="
+            f"{cfg.batch_size} x train.gradient_accumulation_steps={cfg.gradient_accumulation_steps} x "
+            f"{accelerator.num_processes} process(es)); lower train.batch_size or use more training data."
         )
     if task.streaming:  # a stream has no length: train.max_steps (checked above) is the schedule
         steps_per_epoch, total_steps = None, cfg.max_steps

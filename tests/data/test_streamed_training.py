@@ -106,8 +106,25 @@ def test_streaming_errors_name_the_keys(tmp_path):
         load_task(no_validation, max_sequence_length=32)
     (tmp_path / "a.ts").write_text("@classLabel true a\n@data\n1,2:a\n")
     ts = {"train_file": str(tmp_path / "a.ts"), "test_file": str(tmp_path / "a.ts")}
-    with pytest.raises(ValueError, match=re.escape("data.streaming: .ts and .npz files are read whole")):
+    with pytest.raises(ValueError, match=re.escape("data.streaming: .ts, .npz and UCR .tsv files are read whole")):
         load_task({"task": "sequence", "source": "local", "streaming": True, **ts})
+
+
+def test_a_stream_shorter_than_one_batch_is_an_error_not_an_endless_loop(tmp_path):
+    from accelerate.state import AcceleratorState
+
+    from modeling_mrconv.training import train
+
+    files = write_text_parquet(tmp_path, {"train": 8, "validation": 4, "test": 4}, 100)  # 8 rows < batch 16
+    AcceleratorState._reset_state(reset_partial_state=True)
+    try:
+        with pytest.raises(
+            ValueError,
+            match=re.escape("train split: the stream holds fewer than the 16 examples of one optimizer step"),
+        ):
+            train(preset(files, max_steps=5), tmp_path / "run", cpu=True)
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
 
 
 MEASURE = textwrap.dedent(
