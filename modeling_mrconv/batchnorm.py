@@ -7,8 +7,7 @@ as N `BatchNorm1d(H)` would. `sync_batch_norm=True` reduces the statistics over 
 differentiable all-reduce of per-rank sums), as `torch.nn.SyncBatchNorm`, which cannot convert this module.
 """
 
-import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 import torch.distributed as dist
@@ -96,10 +95,13 @@ class MRConvBatchNorm(nn.Module):
         var = self._all_reduce(centered.sum(dims)) / denominator  # (*C)
         return mean, var, count
 
+    @property
+    def synchronized(self) -> bool:
+        """Whether the statistics are all-reduced: `sync_batch_norm` in an initialized `torch.distributed` run."""
+        return self.sync_batch_norm and dist.is_available() and dist.is_initialized()
+
     def _all_reduce(self, t: torch.Tensor) -> torch.Tensor:
-        if self.sync_batch_norm and dist.is_available() and dist.is_initialized():
-            return AllReduceSum.apply(t)
-        return t
+        return AllReduceSum.apply(t) if self.synchronized else t
 
     @torch.no_grad()
     def update_running_stats(self, mean: torch.Tensor, var: torch.Tensor, count: torch.Tensor) -> None:
@@ -115,17 +117,6 @@ class MRConvBatchNorm(nn.Module):
         self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), weight)
         self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), weight)
         self.num_batches_tracked.add_(has_data.to(self.num_batches_tracked))
-
-    @contextlib.contextmanager
-    def statistics_kept_unless(self, condition: torch.Tensor) -> Iterator[None]:
-        """Undo the running-statistics updates of the block where the () bool tensor `condition` is False (no sync),
-        for callers that clamp the count to 1 (`branch_conv.fast_multires_forward`)."""
-        buffers = (self.running_mean, self.running_var, self.num_batches_tracked)  # updated in place
-        saved = [t.clone() for t in buffers]
-        yield
-        with torch.no_grad():
-            for buffer, old in zip(buffers, saved, strict=True):
-                buffer.copy_(torch.where(condition.to(buffer.device), buffer, old))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Normalize x (B, *C, L); `mask` (B, L) marks valid positions with 1."""

@@ -49,12 +49,11 @@ off the spectra (Parseval); only the last term needs z_i again (long branches) o
 import math
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from .batchnorm import MRConvBatchNorm
 from .fftconv import compute_dtype, fft_conv, fft_conv_bias, kernel_spectrum, kernel_to_circular
-from .reparam import merge_branches
+from .reparam import merge_branches, merge_kernels
 
 
 # CPU: complex elements transformed in one call (2 MiB in complex64): a chunk's temporaries stay in cache and are
@@ -66,19 +65,8 @@ EDGE_BRANCH_RATIO = 4
 RIGHT_PADDED_EDGE_RATIO = 8
 
 
-def circular_spectra(kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int) -> torch.Tensor:
-    """Spectra of N branch kernels (S, H, l_i) on the 2L circle (`fftconv.kernel_to_circular`): (N, H, L + 1)."""
-    circular = kernels[0].new_zeros(len(kernels), kernels[0].shape[1], 2 * L)  # (N H 2L)
-    for out, kernel in zip(circular, kernels, strict=True):
-        taps = min(kernel.shape[-1], L)
-        out[:, :taps] = kernel[0, :, :taps]
-        if kernel.shape[0] == 2:
-            out[:, 2 * L - taps :] = kernel[1, :, :taps].flip(-1)
-    return torch.fft.rfft(circular)  # (N H L+1)
-
-
 def circular_to_kernels(circular: torch.Tensor, shapes: list[torch.Size]) -> list[torch.Tensor]:
-    """The adjoint of `circular_spectra`'s layout: kernel gradients (S, H, l_i) from (N, H, 2L) circular ones."""
+    """The adjoint of `kernel_to_circular`'s layout: kernel gradients (S, H, l_i) from (N, H, 2L) circular ones."""
     L = circular.shape[-1] // 2
     grads = []
     for grad, (S, _, Lk) in zip(circular, shapes, strict=True):
@@ -128,7 +116,7 @@ def accumulate_products(out: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> 
 
 
 def tap_inner(x: torch.Tensor, kernels: list[torch.Tensor] | tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """sum_t x[t] k_i[t] on the 2L circle for a real x (H, 2L) and kernels (S, H, l_i) as in `circular_spectra`:
+    """sum_t x[t] k_i[t] on the 2L circle for a real x (H, 2L) and kernels (S, H, l_i) as in `kernel_to_circular`:
     (N, H), i.e. Re(sum_f w_f conj(X_f) K_i,f) (Parseval) read off the l_i taps instead of the 2L spectrum.
     """
     n = x.shape[-1]
@@ -140,19 +128,6 @@ def tap_inner(x: torch.Tensor, kernels: list[torch.Tensor] | tuple[torch.Tensor,
             total = total + torch.linalg.vecdot(x[:, n - taps :].flip(-1), kernel[1, :, :taps])
         sums.append(total)
     return torch.stack(sums)
-
-
-def combined_spectrum(
-    weights: torch.Tensor, kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int
-) -> torch.Tensor:
-    """sum_i weights_i K_i on the 2L circle for real weights (N, H): (H, L + 1), one transform of the summed taps."""
-    circular = kernels[0].new_zeros(kernels[0].shape[1], 2 * L)  # (H 2L)
-    for weight, kernel in zip(weights, kernels, strict=True):
-        taps = min(kernel.shape[-1], L)
-        circular[:, :taps].addcmul_(kernel[0, :, :taps], weight[:, None])
-        if kernel.shape[0] == 2:
-            circular[:, 2 * L - taps :].addcmul_(kernel[1, :, :taps].flip(-1), weight[:, None])
-    return torch.fft.rfft(circular)
 
 
 def near_lags(x: torch.Tensor, W: int) -> torch.Tensor:
@@ -189,13 +164,6 @@ def edge_branches(
     if right_padded:
         return [i for i, k in enumerate(kernels) if RIGHT_PADDED_EDGE_RATIO * edge_width(2 * k.shape[-1]) <= L]
     return [i for i, k in enumerate(kernels) if EDGE_BRANCH_RATIO * k.shape[-1] <= L]
-
-
-def branch_index(indices: list[int]) -> slice | list[int]:
-    """A slice when `indices` are consecutive (a view instead of a copy), else the list itself."""
-    if indices and indices == list(range(indices[0], indices[-1] + 1)):
-        return slice(indices[0], indices[-1] + 1)
-    return indices
 
 
 def right_padded_lengths(u: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -334,7 +302,7 @@ class MultiResConvFunction(torch.autograd.Function):
         complex_dtype = torch.complex128 if u.dtype == torch.float64 else torch.complex64
         U = torch.empty(B, H, L + 1, dtype=complex_dtype, device=u.device)  # (B H L+1) shared by every branch
         # (n H L+1) 2L-circle spectra of the long branches only; the short ones are read off their taps
-        spectra = circular_spectra([kernels[i] for i in full], L) if full else U.new_empty(0, H, L + 1)
+        spectra = torch.stack([kernel_spectrum(kernels[i], L) for i in full]) if full else U.new_empty(0, H, L + 1)
         if mask is None:
             count = u.new_tensor(float(B * L))
             M = torch.fft.rfft(u.new_ones(L), n=2 * L)  # (L+1) spectrum of the all-valid mask
@@ -438,7 +406,8 @@ class MultiResConvFunction(torch.autograd.Function):
         inv_std = torch.rsqrt(var + eps)  # (N H)
         scale = alpha * weight * inv_std  # (N H)
         shift = (alpha * (bias - weight * mean * inv_std)).sum(0)  # (H)
-        combined = combined_spectrum(scale, kernels, L) + skip[:, None]  # (H L+1) BN-folded kernel + D
+        folded = merge_kernels(kernels, scale, L, u.dtype)  # (S H L) BN-folded kernel
+        combined = kernel_spectrum(folded, L) + skip[:, None]  # (H L+1) plus D
         y = torch.empty_like(u, memory_format=torch.contiguous_format)  # (B H L)
         for chunk in chunks:
             U_c = U[chunk]
@@ -466,7 +435,6 @@ class MultiResConvFunction(torch.autograd.Function):
         B, H, F = U.shape
         L = F - 1
         full = [i for i in range(len(kernels)) if i not in edge]
-        e, f = branch_index(edge), branch_index(full)
         chunks = batch_chunks(B, H, L, U.device)
         if mask is None:
             M = torch.fft.rfft(U.real.new_ones(L), n=2 * L)  # (L+1) all-valid mask spectrum
@@ -496,17 +464,18 @@ class MultiResConvFunction(torch.autograd.Function):
         grad_bias = alpha * A
         grad_skip = (Q.real * w).sum(-1)  # (H) sum of g * u
         # du: transposed convolutions of dz_i = s_i g - a_i m - b_i m z_i summed over the branches, in spectra
-        combined = (combined_spectrum(scale, kernels, L) + skip[:, None]).conj_physical_()  # (H L+1)
-        mask_term = combined_spectrum(a, kernels, L).conj_physical_()  # (H L+1)
+        dtype = inv_std.dtype
+        combined = (kernel_spectrum(merge_kernels(kernels, scale, L, dtype), L) + skip[:, None]).conj_physical_()
+        mask_term = kernel_spectrum(merge_kernels(kernels, a, L, dtype), L).conj_physical_()  # (H L+1)
         if mask is None:  # the a_i term is the same for every sample
             offset = torch.fft.irfft(mask_term.mul_(M), n=2 * L)[..., :L]  # (H L)
         if edge:  # m z_i = z_i on [0, L): b_i |K_i|^2 U here, minus the part outside [0, L) on the edges below
             autocorrelations = [edge_autocorrelation(K_i) for K_i in edge_spectra]
-            edge_term = autocorrelation_spectrum(b[e], autocorrelations, L).to(U.dtype)  # (H L+1) complex: no cast
+            edge_term = autocorrelation_spectrum(b[edge], autocorrelations, L).to(U.dtype)  # (H L+1) complex: no cast
         grad_u = torch.empty_like(grad_y, memory_format=torch.contiguous_format)  # (B H L)
         S = torch.zeros_like(spectra)  # (n H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i; conjugated
         if full:
-            branch_terms = spectra.conj_physical().mul_(b[f, :, None])  # (n H L+1)
+            branch_terms = spectra.conj_physical().mul_(b[full, :, None])  # (n H L+1)
             scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * F)
         for chunk in chunks:
             dU = GY[chunk].mul_(combined)  # (b H L+1), GY is not needed any more
@@ -562,10 +531,6 @@ class MultiResConvFunction(torch.autograd.Function):
             small = near[0] * scale[i, :, None] - near[1] * a[i, :, None] - (lags[0] - lags[1]) * b[i, :, None]
             grad_kernels[i] = circular_to_kernels(small[None], [shapes[i]])[0]
         return grad_u, grad_alpha, grad_weight, grad_bias, grad_skip, None, None, *grad_kernels
-
-
-def uses_sync_batch_norm(batch_norm: MRConvBatchNorm) -> bool:
-    return batch_norm.sync_batch_norm and dist.is_available() and dist.is_initialized()
 
 
 def reference_multires_forward(
@@ -629,8 +594,8 @@ def fast_multires_forward(
         y, mean, var = MultiResConvFunction.apply(
             u, alpha.to(dtype), weight, bias, skip.to(dtype), m, batch_norm.eps, *[k.to(dtype) for k in kernels]
         )
-        count = (m.sum() if m is not None else u.new_tensor(float(u.shape[0] * u.shape[-1]))).clamp_min(1.0)
-        batch_norm.update_running_stats(mean, var, count)
+        count = m.sum() if m is not None else u.new_tensor(float(u.shape[0] * u.shape[-1]))
+        batch_norm.update_running_stats(mean, var, count)  # a no-op without a valid position (count 0)
     return y.to(x.dtype)
 
 

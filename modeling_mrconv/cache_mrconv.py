@@ -188,10 +188,9 @@ class MRConvCache:
         # torch.where, not a product: a non-finite value at a padded position must not reach the sum
         chunk_sum = torch.where(weights > 0, hidden_states, hidden_states.new_zeros(())).sum(-1)  # (B H)
         chunk_count = weights.sum(-1)  # (B 1)
-        if self.pooled_sum is None:
-            self.pooled_sum, self.pooled_count = chunk_sum, chunk_count
-        else:
-            self.pooled_sum, self.pooled_count = self.pooled_sum + chunk_sum, self.pooled_count + chunk_count
+        if self.pooled_sum is not None:
+            chunk_sum, chunk_count = self.pooled_sum + chunk_sum, self.pooled_count + chunk_count
+        self.pooled_sum, self.pooled_count = chunk_sum, chunk_count
         return self.pooled_sum / self.pooled_count.clamp_min(1.0)
 
     def memory_positions(self) -> int:

@@ -174,23 +174,18 @@ class MRConvNextConfig(PreTrainedConfig):
         for stage in range(self.num_stages):
             self.stage_config(stage)
 
-    def stage_resolution(self, stage: int) -> int:
-        """Feature-map side of `stage` at `image_size`: image_size // (patch_size * 2^stage)."""
-        side = self.image_size // (self.patch_size * 2**stage)
-        if side < 1:
-            raise ValueError(
-                f"image_size={self.image_size} is too small for {self.num_stages} stages with patch_size="
-                f"{self.patch_size}: stage {stage} would have no token"
-            )
-        return side
-
     def stage_value(self, name: str, stage: int):
         value = getattr(self, name)
         return value[stage] if isinstance(value, (list, tuple)) else value
 
     def stage_config(self, stage: int, reparameterized: bool | None = None) -> MRConvConfig:
         """The `MRConvConfig` of the MRConv layers of `stage` (validated; errors name the stage)."""
-        side = self.stage_resolution(stage)
+        side = self.image_size // (self.patch_size * 2**stage)  # the feature map's side at image_size
+        if side < 1:
+            raise ValueError(
+                f"image_size={self.image_size} is too small for {self.num_stages} stages with patch_size="
+                f"{self.patch_size}: stage {stage} would have no token"
+            )
         kernel_size = self.stage_value("kernel_size", stage)
         try:
             return MRConvConfig(

@@ -17,13 +17,7 @@ def conv_layers(model: torch.nn.Module) -> list[MRConvMultiResConv]:
 @torch.no_grad()
 def merged_kernels(model: torch.nn.Module) -> list[torch.Tensor]:
     """Per layer the eval-mode merged kernel (S, H, max_length) in float64, for merged or training-form layers."""
-    kernels = []
-    for layer in conv_layers(model):
-        if layer.merged_kernel is not None:
-            kernels.append(layer.merged_kernel.detach().double().cpu())
-        else:
-            kernels.append(layer.merged_parameters()[0].cpu())  # reparam.merge_branches, running statistics
-    return kernels
+    return [layer.merged_parameters()[0].cpu() for layer in conv_layers(model)]  # running statistics (eq. 7)
 
 
 def kernel_spectra(kernel: torch.Tensor) -> torch.Tensor:

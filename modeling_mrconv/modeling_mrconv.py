@@ -1,6 +1,5 @@
 """PyTorch MRConv model (Cunningham et al., NeurIPS 2024: reparameterized multi-resolution convolutions)."""
 
-import contextlib
 import copy
 import functools
 import math
@@ -16,7 +15,7 @@ from transformers.modeling_outputs import BaseModelOutput, SequenceClassifierOut
 from transformers.utils import can_return_tuple, logging
 
 from .batchnorm import MRConvBatchNorm, recalibrate_batch_norms
-from .branch_conv import fast_multires_forward, reference_multires_forward, uses_sync_batch_norm
+from .branch_conv import fast_multires_forward, reference_multires_forward
 from .cache_mrconv import MRConvCache
 from .checkpoint_forms import (
     HUB_KWARGS,
@@ -148,21 +147,16 @@ class MRConvMultiResConv(nn.Module):
             if is_exporting():  # ONNX has no complex type: the exact real DFT-by-GEMM form (export_conv.py)
                 return dft_conv_bias(x, self.merged_kernel, self.merged_bias).to(x.dtype)  # (B H L)
             return fft_conv_bias(x, self.merged_spectrum(x.shape[-1]), self.merged_bias).to(x.dtype)  # (B H L)
-        if self.batch_norm is None:  # no branch BatchNorm: one convolution with sum_i alpha_i k_i + D delta
-            L = x.shape[-1]
-            kernel = self.summed_kernel(min(L, self.max_length), compute_dtype(x.dtype))  # (S H L)
+        if self.batch_norm is None:  # no branch BatchNorm: one convolution, kernel (S H L) sum_i alpha_i k_i + D delta
+            L, dtype = x.shape[-1], compute_dtype(x.dtype)
+            kernel = merge_with_skip(self.kernel(), self.alpha.to(dtype), self.skip, min(L, self.max_length), dtype)
             return fft_conv_bias(x, kernel_spectrum(kernel, L), kernel.new_zeros(kernel.shape[1])).to(x.dtype)
-        guard = contextlib.nullcontext()
-        if self.batch_norm.training and mask is not None:
-            # a batch without any valid position carries no statistics: keep the running averages as they are
-            guard = self.batch_norm.statistics_kept_unless(mask.sum() > 0)
-        with guard:
-            return self.branch_forward(x, mask)  # (B H L)
+        return self.branch_forward(x, mask)  # (B H L)
 
     def branch_forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """The branches, BatchNorms and alpha-weighted sum, computed as `conv_implementation` says: (B, H, L)."""
         implementation = self.conv_implementation
-        synchronized = self.batch_norm.training and uses_sync_batch_norm(self.batch_norm)
+        synchronized = self.batch_norm.training and self.batch_norm.synchronized
         if implementation == "auto":
             implementation = "reference" if synchronized else "fast"
         args = (x, self.kernel(), self.batch_norm, self.alpha, self.skip, mask)
@@ -200,16 +194,14 @@ class MRConvMultiResConv(nn.Module):
             self._spectrum_key = key
         return self._spectrum
 
-    def summed_kernel(self, length: int, dtype: torch.dtype) -> torch.Tensor:
-        """sum_i alpha_i k_i + D delta (S, H, length) in `dtype`, differentiable: the layer without branch BatchNorm."""
-        return merge_with_skip(self.kernel(), self.alpha.to(dtype), self.skip, length, dtype)  # (S H L)
-
     @torch.no_grad()
     def merged_parameters(
         self, kernels: list[torch.Tensor] | None = None, length: int | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The eval-mode equivalent single kernel (S, H, length) and bias (H), float64 (paper eq. 7), of the branch
-        `kernels` (default: this layer's) at `length` (default: `max_length`)."""
+        `kernels` (default: this layer's; a merged layer's own) at `length` (default: `max_length`)."""
+        if self.merged_kernel is not None:
+            return self.merged_kernel.detach().double(), self.merged_bias.detach().double()
         kernels, length = self.kernel() if kernels is None else kernels, length or self.max_length
         if self.batch_norm is None:
             kernel = merge_with_skip(kernels, self.alpha, self.skip, length)  # (S H L)
@@ -374,7 +366,7 @@ class MRConvPreTrainedModel(PreTrainedModel):
         self.config.reparameterized = True
         return self
 
-    def _mrconv_layer_config(self, name: str, module: MRConvMultiResConv) -> MRConvConfig:
+    def _mrconv_layer_config(self, name: str) -> MRConvConfig:
         """The training-form `MRConvConfig` of the MRConv layer `name` (MRConvNeXt: its stage's)."""
         branch_config = copy.deepcopy(self.config)
         branch_config.reparameterized = False
@@ -391,7 +383,7 @@ class MRConvPreTrainedModel(PreTrainedModel):
             if "merged_kernel" in own:  # this layer is merged already
                 merged.update({prefix + k: v for k, v in own.items()})
                 continue
-            layer = MRConvMultiResConv(self._mrconv_layer_config(name, module), module.layer_idx)
+            layer = MRConvMultiResConv(self._mrconv_layer_config(name), module.layer_idx)
             layer.load_state_dict({k: v.float() for k, v in own.items()})
             kernel, bias = layer.merged_parameters()
             dtype = own["alpha"].dtype
@@ -681,9 +673,6 @@ class MRConvModel(MRConvPreTrainedModel):
         """
         reject_unknown_inputs(type(self).__name__, kwargs)
         cache = resolve_streaming(self, use_cache, cache)
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
         embeddings, mask = self.embed(input_ids, input_values, inputs_embeds, attention_mask, cache is not None)
         last_hidden_state, all_hidden_states = self.encode(embeddings, mask, output_hidden_states, cache)
         return MRConvModelOutput(last_hidden_state=last_hidden_state, hidden_states=all_hidden_states, cache=cache)
@@ -692,7 +681,7 @@ class MRConvModel(MRConvPreTrainedModel):
         self,
         embeddings: torch.Tensor,
         mask: torch.Tensor | None,
-        output_hidden_states: bool,
+        output_hidden_states: bool | None,
         cache: MRConvCache | None = None,
         group_size: int = 1,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
@@ -701,6 +690,8 @@ class MRConvModel(MRConvPreTrainedModel):
         Each returned state is (a view of) the tensor the next block reads, so a backward pass fills its `.grad`.
         With `group_size` > 1 (document pairs) they come as (B / group_size, group_size, L, H).
         """
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         B, L, H = embeddings.shape
 
         def publish(state: torch.Tensor) -> torch.Tensor:  # (B L H) -> the returned view
@@ -784,9 +775,7 @@ class MRConvForSequenceClassification(MRConvPreTrainedModel):
         else:
             pooled = masked_mean(outputs.last_hidden_state.transpose(1, 2), mask)  # (B H)
         logits = self.classifier(pooled)  # (B num_labels)
-        loss = None
-        if labels is not None:
-            loss = self.loss_function(labels, logits, self.config)
+        loss = self.loss_function(labels, logits, self.config) if labels is not None else None
         return MRConvSequenceClassifierOutput(
             loss=loss, logits=logits, hidden_states=outputs.hidden_states, cache=outputs.cache
         )
@@ -841,9 +830,6 @@ class MRConvForDocumentPairClassification(MRConvPreTrainedModel):
         inputs[given[0]] = pair.flatten(0, 1)  # (2B L ...): both documents in one backbone pass
         mask = attention_mask.flatten(0, 1) if attention_mask is not None else None
         mask = resolve_attention_mask(inputs["input_ids"], mask, self.config.pad_token_id)  # used for pooling
-        output_hidden_states = (
-            output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
-        )
         embeddings, mask = self.mrconv.embed(**inputs, attention_mask=mask)
         # (B 2 L H) views of the states the backbone reads, so their gradients are filled
         last_hidden_state, hidden_states = self.mrconv.encode(embeddings, mask, output_hidden_states, group_size=2)

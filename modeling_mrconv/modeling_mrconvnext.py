@@ -112,30 +112,20 @@ class MRConvNextStage(nn.Module):
 
     def __init__(self, config: MRConvNextConfig, stage: int, first_layer_idx: int, drop_path_rates: list[float]):
         super().__init__()
-        out_channels = config.hidden_sizes[stage]
+        downsampling = []
         if stage > 0:
-            in_channels = config.hidden_sizes[stage - 1]
-            self.downsampling_layer = nn.ModuleList(
-                [
-                    ConvNextLayerNorm(in_channels, eps=1e-6, data_format="channels_first"),
-                    nn.Conv2d(in_channels, out_channels, kernel_size=2, stride=2),
-                ]
-            )
-        else:
-            self.downsampling_layer = nn.ModuleList()
-        self.layers = nn.ModuleList(
-            [
-                MRConvNextLayer(config, stage, first_layer_idx + j, drop_path_rates[j])
-                for j in range(config.depths[stage])
+            in_channels, out_channels = config.hidden_sizes[stage - 1], config.hidden_sizes[stage]
+            downsampling = [
+                ConvNextLayerNorm(in_channels, eps=1e-6, data_format="channels_first"),
+                nn.Conv2d(in_channels, out_channels, kernel_size=2, stride=2),
             ]
+        self.downsampling_layer = nn.Sequential(*downsampling)
+        self.layers = nn.Sequential(
+            *(MRConvNextLayer(config, stage, first_layer_idx + j, rate) for j, rate in enumerate(drop_path_rates))
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        for layer in self.downsampling_layer:
-            features = layer(features)
-        for layer in self.layers:
-            features = layer(features)
-        return features
+        return self.layers(self.downsampling_layer(features))  # (B C H W)
 
 
 class MRConvNextPreTrainedModel(MRConvPreTrainedModel):
@@ -155,7 +145,7 @@ class MRConvNextPreTrainedModel(MRConvPreTrainedModel):
         else:  # the MRConv modules, then PreTrainedModel's Linear/Conv2d/LayerNorm init
             super()._init_weights(module)
 
-    def _mrconv_layer_config(self, name: str, module: MRConvMultiResConv) -> MRConvConfig:
+    def _mrconv_layer_config(self, name: str) -> MRConvConfig:
         """The training-form config of the stage holding layer `name` (`...stages.<s>.layers.<j>.conv`)."""
         block = self.get_submodule(name.rpartition(".")[0])  # the MRConvNextLayer around the MRConv layer
         return self.config.stage_config(block.stage, reparameterized=False)

@@ -81,22 +81,15 @@ class MRConvSequenceClassificationPipeline(Pipeline):
                 f"inputs: could not read a series as a float array of shape (length,) or (length, {input_dim}) "
                 f"(rows of different widths or non-numbers?): {error}"
             ) from error
-        if values.dim() == 1 and input_dim == 1:
-            values = values[:, None]  # (L,) -> (L 1)
-        if values.dim() != 2 or values.shape[-1] != input_dim:
-            expected = f"(length,) or (length, {input_dim})" if input_dim == 1 else f"(length, {input_dim})"
-            raise ValueError(f"inputs: expected a series of shape {expected}, got shape {tuple(values.shape)}")
-        if values.shape[0] == 0:
-            raise ValueError("inputs: got a series of length 0; expected at least one step")
-        if values.shape[0] > max_length:
+        if values.dim() in (1, 2) and values.shape[0] > max_length:
             if not truncation:
                 raise ValueError(
                     f"inputs: series length {values.shape[0]} > max_sequence_length={max_length}; "
                     "pass truncation=True to keep the first max_sequence_length steps."
                 )
             values = values[:max_length]
-        # the task's preprocessing of one series: (1 L C) and (1 L); the batch collator pads both on the right
-        features = self.feature_extractor(values.cpu().numpy(), return_tensors="pt")
+        # the task's preprocessing of one series (it checks the shape): (1 L C), (1 L); the collator pads on the right
+        features = self.feature_extractor([values.cpu().numpy()], return_tensors="pt")
         return {"input_values": features["input_values"], "attention_mask": features["attention_mask"]}
 
     def _forward(self, model_inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

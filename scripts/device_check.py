@@ -3,20 +3,16 @@
     python scripts/device_check.py --output_dir runs/device_check                  # CUDA, about 8 minutes
     python scripts/device_check.py --device cpu --quick --output_dir /tmp/check     # CI preset (under a minute)
 
-Stages, each a subprocess with its own timeout, its output captured to `<output_dir>/<stage>.log`:
+Stages, each a subprocess with its own timeout and log `<output_dir>/<stage>.log`: `tests` (pytest on
+tests/test_devices.py, `cuda` cases where CUDA is available, and the fast model tests; --quick: the `cpu` cases of
+tests/test_devices.py only), `bench_float32` and `bench_bfloat16` (scripts/benchmark.py in float32 and under bf16
+autocast, lengths up to 64K; --quick: its --quick preset) and `train_bf16` (`accelerate launch scripts/train.py`, bf16
+mixed precision, configuration/listops_cpu.yaml capped by --train_steps; --quick: configuration/tiny.yaml).
 
-    tests           pytest on the device-parametrized tests (tests/test_devices.py; `cuda` cases where CUDA is
-                    available) and the fast model tests; --quick: the `cpu` cases of tests/test_devices.py only
-    bench_float32   scripts/benchmark.py in float32, lengths up to 64K (--quick: the benchmark's --quick preset)
-    bench_bfloat16  the same under bf16 autocast
-    train_bf16      `accelerate launch scripts/train.py`, bf16 mixed precision, configuration/listops_cpu.yaml capped
-                    by --train_steps (--quick: configuration/tiny.yaml)
-
-`report.json` and `report.md` hold the environment (versions, device) and, per stage, the command, exit code, wall
-time, pass/fail counts, key numbers parsed from the outputs and the log tail. The exit code is 0 iff every stage
-passed. The stages import `modeling_mrconv` from this tree (PYTHONPATH) and run offline (HF_HUB_OFFLINE=1). The GPU
-image lacks `datasets` (the training stage's data layer), so bring it as wheels (this script imports only the
-standard library and torch, and calls the project through its command lines):
+`report.json` and `report.md` hold the environment and, per stage, the command, exit code, wall time, pass/fail
+counts, key numbers and the log tail; the exit code is 0 iff every stage passed. The stages run offline with this
+tree's `modeling_mrconv` (PYTHONPATH). This script imports only the standard library and torch; the GPU image lacks
+`datasets` (the training stage's data layer), so bring it as wheels:
 
     python scripts/device_check.py --download_wheels .whl   # here: pip download for the device (3.12, manylinux)
     python scripts/device_check.py --wheels .whl --output_dir runs/device_check   # there: into <output_dir>/site
@@ -83,10 +79,9 @@ def environment(device: str) -> dict[str, Any]:
 def parse_pytest(log: str) -> dict[str, int]:
     """Counts from pytest's final summary line (`3 passed, 1 failed, 2 skipped in 1.2s`)."""
     counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0, "xfailed": 0, "xpassed": 0}
-    summary = [line for line in log.splitlines() if re.search(r"\d+ (passed|failed|error)", line)]
-    if summary:
-        for number, word in re.findall(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)", summary[-1]):
-            counts["errors" if word.startswith("error") else word] = int(number)
+    summary = next((line for line in reversed(log.splitlines()) if re.search(r"\d+ (passed|failed|error)", line)), "")
+    for number, word in re.findall(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)", summary):
+        counts["errors" if word.startswith("error") else word] = int(number)
     return counts
 
 
@@ -129,22 +124,20 @@ def run_stage(name: str, command: list[str], timeout: float, output_dir: Path, e
             rc = subprocess.run(
                 command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=timeout
             ).returncode
-            timed_out = False
         except subprocess.TimeoutExpired:  # subprocess.run kills the child
-            rc, timed_out = None, True
+            rc = None
     wall = time.perf_counter() - start
-    text = log_path.read_text(errors="replace")
     stage = {
         "name": name,
         "command": command,
         "rc": rc,
-        "timed_out": timed_out,
+        "timed_out": rc is None,
         "timeout_seconds": timeout,
         "wall_seconds": round(wall, 1),
         "log_file": log_path.name,
-        "log_tail": text[-LOG_TAIL_CHARS:],
+        "log_tail": log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:],
     }
-    print(f"[device_check] {name}: rc={rc} timed_out={timed_out} in {wall:.1f} s", flush=True)
+    print(f"[device_check] {name}: rc={rc} timed_out={rc is None} in {wall:.1f} s", flush=True)
     return stage
 
 
@@ -155,8 +148,7 @@ def download_command(folder: Path) -> list[str]:
         raise SystemExit(f"--download_wheels: {missing} not installed here; pip install -e '.[train]' first")
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--dest", str(folder)]
     command += ["--python-version", DEVICE_PYTHON, "--implementation", "cp"]
-    for platform_tag in MANYLINUX:
-        command += ["--platform", platform_tag]
+    command += [arg for platform_tag in MANYLINUX for arg in ("--platform", platform_tag)]
     return command + [f"{name}=={package_version(name)}" for name in DEVICE_WHEELS]
 
 
@@ -247,14 +239,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI preset: few tests, tiny lengths, few steps")
     parser.add_argument("--train_steps", type=int, default=None, help="default 1500 (quick: 4)")
     parser.add_argument("--stages", nargs="*", default=list(TIMEOUTS), choices=list(TIMEOUTS))
-    parser.add_argument(
-        "--timeout_scale", type=float, default=1.0, help="multiplies every stage's timeout (slow or shared machines)"
-    )
+    parser.add_argument("--timeout_scale", type=float, default=1.0, help="scales each stage's timeout (slow machines)")
     parser.add_argument("--wheels", type=Path, default=None, help="install these wheels for the stages (device)")
     parser.add_argument("--download_wheels", type=Path, default=None, help="fetch the device's wheels here, exit")
     args = parser.parse_args(argv)
-    if args.download_wheels is not None:
-        args.download_wheels.mkdir(parents=True, exist_ok=True)
+    if args.download_wheels is not None:  # pip creates the folder
         return subprocess.run(download_command(args.download_wheels)).returncode
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch.cuda.is_available() is False; use --device cpu")

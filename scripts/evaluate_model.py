@@ -1,27 +1,21 @@
-"""Evaluate an exported (merged) model or a training checkpoint on a split of its task, or on a data file, and write
+"""Evaluate an export (merged) or a training checkpoint on a split of its task, or on a data file, and write
 `eval_results.json`.
 
-Commands:
     python scripts/evaluate_model.py --model_dir runs/listops_cpu                       # the export, test split
     python scripts/evaluate_model.py --model_dir runs/listops_cpu/checkpoints/step_300 --split validation
     python scripts/evaluate_model.py --model_dir runs/mine --data_file new_series.parquet  # a file, as the test split
     python scripts/evaluate_model.py --model_dir path/to/export --config configuration/listops.yaml --set data.source=local ...
 
-The task comes from `--config`, else from `training_preset.yaml` in the model folder or its run folder.
+The task comes from `--config`, else from `training_preset.yaml` in the model folder or its run folder. `--data_file
+PATH` is the test split of the run's task read with `source: local` (tasks with a `test_file` key): generator keys are
+dropped, `train_file` and `validation_file` default to PATH (so `normalize: global` statistics come from it) and
+string labels map to the model's classes (`label_names`: its `config.id2label`). `eval_results.json` (in
+`--output_dir`, default the model folder) holds `<split>_accuracy`, `_macro_f1`, `_loss`, `_confusion_matrix` (rows:
+true class) and the data's origin; an existing one is replaced only if this script wrote it (`written_by`).
 
-`--data_file PATH` is scored as the test split of the run's task read from files (`data.source=local`,
-`data.test_file=PATH`; tasks with a `test_file` key). The run's generator keys are dropped; `train_file` and
-`validation_file` default to PATH (so `normalize: global` statistics then come from PATH); `label_names`, where the
-task takes them, are the model's `config.id2label`, so string labels map to the classes it was trained on.
-
-`eval_results.json` (in `--output_dir`, default the model folder) holds `<split>_accuracy`, `<split>_macro_f1`,
-`<split>_loss`, `<split>_confusion_matrix` (rows: true class, columns: predicted) and where the data came from. An
-existing one is replaced only when this script wrote it (its `written_by` key).
-
-Metrics: `modeling_mrconv.metrics` on the predictions gathered here, not `evaluate.evaluator` (evaluate 0.4.6 tests
-`transformers.TFPreTrainedModel`, which transformers 5 removed, and its evaluators cover neither continuous (L, C)
-series nor document pairs). Named `evaluate_model.py`: a `scripts/evaluate.py` would hide the `evaluate` library from
-every script (`scripts/` comes first on `sys.path`).
+Metrics: `modeling_mrconv.metrics`, not `evaluate.evaluator` (evaluate 0.4.6 tests `transformers.TFPreTrainedModel`,
+gone in transformers 5, and covers neither (L, C) series nor document pairs). Not named `evaluate.py`: that would
+hide the `evaluate` library from every script (`scripts/` comes first on `sys.path`).
 """
 
 import argparse
@@ -45,8 +39,8 @@ WRITTEN_BY = "scripts/evaluate_model.py"  # the value of the marker key `written
 
 def find_preset(model_dir: Path) -> Path:
     for folder in (model_dir, *model_dir.parents[:3]):
-        if (folder / "training_preset.yaml").exists():
-            return folder / "training_preset.yaml"
+        if (path := folder / "training_preset.yaml").exists():
+            return path
     raise FileNotFoundError(f"No training_preset.yaml in or above {model_dir}; pass --config")
 
 
@@ -104,8 +98,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = load_model(args.model_dir, task, preset["model"].get("architecture"))
     if model.config.num_labels != task.num_labels:
         raise ValueError(f"model has {model.config.num_labels} labels, the task {task.num_labels}")
-    if args.sampling_rate_factor is not None:
-        model = model.change_sampling_rate(args.sampling_rate_factor)
+    factor = args.sampling_rate_factor
+    if factor is not None:
+        model = model.change_sampling_rate(factor)
     dataset = getattr(task, split)
     loader = DataLoader(dataset, batch_size=args.batch_size, collate_fn=task.collate_fn)
     model, loader = accelerator.prepare(model, loader)
@@ -120,10 +115,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         model_dir=str(args.model_dir),
         reparameterized=bool(model.config.reparameterized),
     )
-    if args.sampling_rate_factor is not None:
-        results.update(
-            sampling_rate_factor=args.sampling_rate_factor, max_sequence_length=model.config.max_sequence_length
-        )
+    if factor is not None:
+        results.update(sampling_rate_factor=factor, max_sequence_length=model.config.max_sequence_length)
     accelerator.print(json.dumps({k: v for k, v in results.items() if not k.endswith("confusion_matrix")}, indent=2))
     if accelerator.is_main_process:
         text = json.dumps(results, indent=2) + "\n"
@@ -142,15 +135,10 @@ def main() -> None:
     parser.add_argument("--split", choices=["train", "validation", "test"], default=None, help="default: test")
     parser.add_argument("--data_file", type=Path, default=None, help="score this file as the task's test split")
     parser.add_argument("--batch_size", type=int, default=64)
-    parser.add_argument(
-        "--output_dir", type=Path, default=None, help=f"where {RESULTS_FILE} goes (default: model_dir)"
-    )
+    parser.add_argument("--output_dir", type=Path, help=f"where {RESULTS_FILE} goes (default: model_dir)")
     parser.add_argument("--output_file", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument(
-        "--sampling_rate_factor",
-        type=float,
-        default=None,
-        help="zero-shot rate change (2^-k, e.g. 0.5 for 16 -> 8 kHz): model.change_sampling_rate(factor) first",
+        "--sampling_rate_factor", type=float, help="zero-shot model.change_sampling_rate(factor) (0.5: 16 -> 8 kHz)"
     )
     run(parser.parse_args())
 

@@ -29,18 +29,10 @@ class ExportWrapper(nn.Module):
     def __init__(self, model: MRConvPreTrainedModel):
         super().__init__()
         self.model = model
-        self.input_name = model.main_input_name
 
     def forward(self, inputs: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        outputs = self.model(**{self.input_name: inputs, "attention_mask": attention_mask})
+        outputs = self.model(**{self.model.main_input_name: inputs, "attention_mask": attention_mask})
         return outputs.last_hidden_state if isinstance(self.model, MRConvModel) else outputs.logits
-
-
-def prepare_for_export(model: MRConvPreTrainedModel) -> MRConvPreTrainedModel:
-    """Eval mode, float32, merged (in place); returns the model."""
-    if type(model).__name__ == "MRConvForDocumentPairClassification":
-        raise ValueError("ONNX export supports MRConvModel and MRConvForSequenceClassification, not document pairs.")
-    return model.float().eval().reparameterize()
 
 
 def example_inputs(config, batch: int, length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,24 +50,23 @@ def example_inputs(config, batch: int, length: int, seed: int = 0) -> tuple[torc
 
 
 def export_onnx(model: MRConvPreTrainedModel, output: str | Path) -> Path:
-    """Export the merged `model` with dynamic batch and length; returns the written path."""
-    model = prepare_for_export(model)
-    config = model.config
-    wrapper = ExportWrapper(model).eval()
-    max_length = config.max_sequence_length
+    """Merge `model` in place (eval mode, float32) and export it with dynamic batch and length; returns the path."""
+    if type(model).__name__ == "MRConvForDocumentPairClassification":
+        raise ValueError("ONNX export supports MRConvModel and MRConvForSequenceClassification, not document pairs.")
+    model.float().eval().reparameterize()
+    max_length = model.config.max_sequence_length
     # an example length other than 1 and the maximum, so neither gets specialised into the graph
-    inputs, mask = example_inputs(config, batch=2, length=max(2, min(max_length - 1, 8)))
+    inputs, mask = example_inputs(model.config, batch=2, length=max(2, min(max_length - 1, 8)))
     batch = torch.export.Dim("batch", min=1)
     length = torch.export.Dim("length", min=1, max=max_length)
-    dynamic_shapes = {"inputs": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}}
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         program = torch.onnx.export(
-            wrapper,
+            ExportWrapper(model).eval(),
             (inputs, mask),
             dynamo=True,
-            dynamic_shapes=dynamic_shapes,
+            dynamic_shapes={"inputs": {0: batch, 1: length}, "attention_mask": {0: batch, 1: length}},
             input_names=[model.main_input_name, "attention_mask"],
             output_names=["last_hidden_state" if isinstance(model, MRConvModel) else "logits"],
             verbose=False,
@@ -90,12 +81,11 @@ def expected_input_types(config) -> dict[str, str]:
     return dict([main, ("attention_mask", "tensor(int64)")])
 
 
-def onnx_session(path: str | Path, threads: int | None = None):
+def onnx_session(path: str | Path, threads: int = 0):
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    if threads is not None:
-        options.intra_op_num_threads = threads
+    options.intra_op_num_threads = threads  # 0: onnxruntime's default
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -104,20 +94,16 @@ def run_onnx(session, inputs: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     return session.run(None, {names[0]: inputs.numpy(), names[1]: mask.numpy()})[0]
 
 
-def verify_onnx(
-    model: MRConvPreTrainedModel, path: str | Path, shapes: list[tuple[int, int]] | None = None
-) -> dict[str, float]:
-    """`max_abs_diff` between onnxruntime and PyTorch over several (batch, length), `scale` (max |PyTorch output|)
-    and `relative` = max_abs_diff / scale."""
-    model = prepare_for_export(model)
+def verify_onnx(model: MRConvPreTrainedModel, path: str | Path) -> dict[str, float]:
+    """`max_abs_diff` between onnxruntime and the exported (merged) PyTorch `model` over several (batch, length),
+    `scale` (max |PyTorch output|) and `relative` = max_abs_diff / scale."""
     L = model.config.max_sequence_length
-    shapes = shapes or [(1, 1), (3, max(1, L // 3)), (2, L)]
     session = onnx_session(path)
     declared = {i.name: i.type for i in session.get_inputs()}
     if declared != expected_input_types(model.config):
         raise AssertionError(f"ONNX inputs {declared} != {expected_input_types(model.config)}")
     diff, scale = 0.0, 0.0
-    for i, (batch, length) in enumerate(shapes):
+    for i, (batch, length) in enumerate([(1, 1), (3, max(1, L // 3)), (2, L)]):
         inputs, mask = example_inputs(model.config, batch, length, seed=i + 1)
         with torch.no_grad():
             expected = ExportWrapper(model)(inputs, mask).numpy()
@@ -129,25 +115,14 @@ def verify_onnx(
     return {"max_abs_diff": diff, "scale": scale, "relative": diff / max(scale, 1e-30)}
 
 
-def compare_speed(
-    model: MRConvPreTrainedModel, path: str | Path, batch: int, length: int, repeats: int = 5
-) -> dict[str, float]:
-    """Median CPU seconds per forward of PyTorch (FFT form) and onnxruntime (DFT-by-GEMM form), same threads."""
-    model = prepare_for_export(model)
+def compare_speed(model: MRConvPreTrainedModel, path: Path, batch: int, length: int, repeats: int) -> dict[str, float]:
+    """Median CPU seconds per forward of the exported `model` (FFT form) and onnxruntime (DFT-by-GEMM), same threads."""
     inputs, mask = example_inputs(model.config, batch, length)
     session = onnx_session(path, threads=torch.get_num_threads())
     torch_forward = make_step(ExportWrapper(model), "inference", {"inputs": inputs, "attention_mask": mask})
     steps = {"torch_s": torch_forward, "onnxruntime_s": lambda: run_onnx(session, inputs, mask)}
     times = interleaved_times(steps, torch.device("cpu"), repeats, warmup=1)
     return {name: statistics.median(seconds) for name, seconds in times.items()}
-
-
-def load_model(model_dir: str) -> MRConvPreTrainedModel:
-    """The checkpoint's classification model, or `MRConvModel` when it has no classification head."""
-    try:
-        return AutoModelForSequenceClassification.from_pretrained(model_dir)
-    except (ValueError, KeyError, OSError, RuntimeError):
-        return AutoModel.from_pretrained(model_dir)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -160,7 +135,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--tolerance", type=float, default=1e-4, help="allowed max |diff| / logit scale")
     args = parser.parse_args(argv)
 
-    model = load_model(args.model_dir)
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(args.model_dir)
+    except (ValueError, KeyError, OSError, RuntimeError):  # no classification head: the `MRConvModel` backbone
+        model = AutoModel.from_pretrained(args.model_dir)
     path = export_onnx(model, args.output)
     result = verify_onnx(model, path)
     print(

@@ -10,14 +10,10 @@ responses) and, when the checkpoint keeps the branches, `alpha_norms.png`: ||alp
 import argparse
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
+from transformers import AutoModel
 
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from transformers import AutoModel  # noqa: E402
-
-from modeling_mrconv.inspection import alpha_norms, kernel_spectra, merged_kernels  # noqa: E402
+from modeling_mrconv.inspection import alpha_norms, kernel_spectra, merged_kernels
 
 
 def plot_kernels(kernels, output_dir: Path, channels: int = 4) -> list[Path]:
@@ -28,34 +24,30 @@ def plot_kernels(kernels, output_dir: Path, channels: int = 4) -> list[Path]:
         ("kernels_time.png", lambda k: k, "lag", "linear"),
         ("kernels_frequency.png", kernel_spectra, "frequency bin", "log"),
     ):
-        fig, axes = plt.subplots(n, 1, figsize=(8, 2.2 * n), squeeze=False)
-        for i, kernel in enumerate(kernels):
+        fig = Figure(figsize=(8, 2.2 * n), layout="tight")
+        axes = fig.subplots(n, 1, squeeze=False)[:, 0]
+        for i, (ax, kernel) in enumerate(zip(axes, kernels, strict=True)):
             values = transform(kernel)  # (S H K')
-            ax = axes[i, 0]
             for direction in range(values.shape[0]):
                 for c in range(min(channels, values.shape[1])):
                     label = f"ch {c}" + (" (backward)" if direction else "")
                     ax.plot(values[direction, c].numpy(), lw=0.8, ls="--" if direction else "-", label=label)
             ax.set(title=f"layer {i}", xlabel=xlabel, yscale=yscale)
-        axes[0, 0].legend(fontsize=6, ncol=4)
-        fig.tight_layout()
+        axes[0].legend(fontsize=6, ncol=4)
         paths.append(output_dir / name)
         fig.savefig(paths[-1], dpi=100)
-        plt.close(fig)
     return paths
 
 
 def plot_alpha_norms(norms, output_dir: Path) -> Path:
     """Heat map of ||alpha_i||^2, layers (rows) x resolutions (columns)."""
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * norms.shape[1], 1.0 + 0.5 * norms.shape[0]))
+    fig = Figure(figsize=(1.0 + 0.6 * norms.shape[1], 1.0 + 0.5 * norms.shape[0]), layout="tight")
+    ax = fig.subplots()
     image = ax.imshow(norms.numpy(), cmap="viridis", aspect="auto")
     ax.set(xlabel="resolution i (kernel length grows)", ylabel="layer", title="||alpha_i||^2")
     fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    path = output_dir / "alpha_norms.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    fig.savefig(output_dir / "alpha_norms.png", dpi=100)
+    return output_dir / "alpha_norms.png"
 
 
 def main(argv: list[str] | None = None) -> list[Path]:

@@ -1,6 +1,5 @@
 """Train MRConv on a task preset with Accelerate, export the merged model, reload it and evaluate the test split.
 
-Commands:
     python scripts/train.py                                   # default: generated ListOps at CPU scale (~4 min on 2 idle cores)
     python scripts/train.py --config configuration/listops.yaml --output_dir runs/listops
     accelerate launch scripts/train.py --config configuration/image.yaml --mixed_precision bf16   # 1..n GPUs
@@ -9,11 +8,10 @@ Commands:
     python scripts/train.py --set train.batch_size=16 model.kernel_size=8    # dotted overrides of the preset
     python scripts/train.py --set train.report_to=tensorboard                 # then: tensorboard --logdir runs/listops_cpu
 
-The output directory (HF-style) holds the merged export (config.json, model.safetensors, the copied modeling code,
-the tokenizer, or for the `sequence` task preprocessor_config.json), a model card README.md, `metrics.jsonl` (one
-line per log/eval event; also sent to `train.report_to`'s trackers, TensorBoard events under `mrconv/`),
-`all_results.json`, `training_preset.yaml` and `checkpoints/step_<N>` (resumable `accelerator.save_state` folders,
-training form, `latest` pointing at the newest).
+The output directory holds the merged export (config.json, model.safetensors, the modeling code, the tokenizer or,
+for `sequence`, preprocessor_config.json), a model card README.md, `metrics.jsonl` (one line per log/eval event, also
+sent to `train.report_to`'s trackers; TensorBoard events under `mrconv/`), `all_results.json`, `training_preset.yaml`
+and `checkpoints/step_<N>` (resumable training-form `accelerator.save_state` folders; `latest` names the newest).
 
 Arguments, the preset file, its sections and `train:` keys, the output folder and `--resume` are checked before torch
 is imported; user errors end in one line and exit status 2.
@@ -51,11 +49,7 @@ def main() -> None:
     parser.add_argument("--mixed_precision", choices=["no", "bf16", "fp16"], default=None)
     parser.add_argument("--max_steps", type=int, default=None, help="shortcut for --set train.max_steps=N")
     parser.add_argument("--cpu", action="store_true", help="train on CPU even when a GPU is present")
-    parser.add_argument(
-        "--overwrite_output_dir",
-        action="store_true",
-        help="replace an output_dir written by an earlier run of this script",
-    )
+    parser.add_argument("--overwrite_output_dir", action="store_true", help="replace an output_dir this script wrote")
     args = parser.parse_args()
     overrides = list(args.set) + ([f"train.max_steps={args.max_steps}"] if args.max_steps else [])
     output_dir = Path(args.output_dir or Path("runs") / args.config.stem)

@@ -458,7 +458,7 @@ def test_synchronized_batch_norm_falls_back_to_reference(tmp_path):
     x, mask = padded_batch(3, 4, 37, True)
     dist.init_process_group("gloo", init_method=f"file://{os.fspath(tmp_path / 'store')}", rank=0, world_size=1)
     try:
-        assert branch_conv.uses_sync_batch_norm(layer.batch_norm)
+        assert layer.batch_norm.synchronized
         y = layer(x, mask)
         layer.conv_implementation = "fast"
         with pytest.raises(ValueError, match="conv_implementation='fast' takes local BatchNorm statistics"):
@@ -510,6 +510,22 @@ def test_fast_multires_forward_paths():
     layer.eval()
     y = fast_multires_forward(x.float(), layer.kernel(), layer.batch_norm, layer.alpha, layer.skip)
     assert y.dtype == torch.float32 and "MultiResConvFunction" not in type(y.grad_fn).__name__
+
+
+@pytest.mark.parametrize("implementation", ["fast", "reference"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_batch_without_valid_position_keeps_running_statistics(implementation, bidirectional):
+    """Both paths pass the unclamped valid count (0) to the BatchNorm, whose update is then a no-op, bit for bit."""
+    layer = make_layer("dilated", bidirectional).train()
+    layer.conv_implementation = implementation
+    with torch.no_grad():
+        layer.batch_norm.running_mean.normal_()
+        layer.batch_norm.running_var.uniform_(0.5, 2.0)
+    before = copy.deepcopy(layer.batch_norm.state_dict())
+    y = layer(torch.zeros(3, 4, 37, dtype=torch.float64), torch.zeros(3, 37, dtype=torch.float64))
+    assert bool(torch.isfinite(y).all())
+    for name, value in layer.batch_norm.state_dict().items():
+        assert torch.equal(value, before[name]), name
 
 
 def test_all_valid_mask_is_dropped(monkeypatch):

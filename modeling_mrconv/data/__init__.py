@@ -1,10 +1,8 @@
 """MRConv task data on `datasets`: one module per task family, each registering its tasks in `TASKS`.
 
-`load_task(data_cfg, seed=0, max_sequence_length=None) -> TaskData` (`task.py`) gives a task's splits, its collator
-and what a model needs to know about it (README, "Every task is `datasets` splits"). `data_cfg` is a preset's `data:`
-section, whose keys are the fields of the task's config dataclass (`TASKS[name].config_cls`, defaults stated there).
-Generated splits are cached by `caching.py`, Hub and local data (streamed or not) read by `sources.py`; batches are
-padded by transformers' `DataCollatorWithPadding(task.tokenizer)` (tokens) or `collate.py`.
+`load_task(data_cfg, seed=0, max_sequence_length=None) -> TaskData` (`task.py`; README, "Every task is `datasets`
+splits"): `data_cfg` is a preset's `data:` section, the fields of a task's config dataclass (`TASKS[name].config_cls`,
+defaults stated there). Generated splits are cached by `caching.py`, Hub and local data read by `sources.py`.
 """
 
 from modeling_mrconv.data import audio, generated, image, sequence, text  # noqa: F401  (fill the registry)

@@ -37,8 +37,6 @@ class SpeechCommandsConfig(HFSourceConfig):
     the release folder (`root/<word>/*.wav`, `validation_list.txt`, `testing_list.txt`; 8/16/32-bit PCM via `wave`),
     or a `save_to_disk` DatasetDict / split files read like hub."""
 
-    SOURCES = ("hub", "local")
-
     dataset_name: str | None = "google/speech_commands"
     dataset_config: str | None = "v0.02"
     audio_column: str = "audio"
@@ -85,9 +83,7 @@ def read_wav(source: str | Path | bytes) -> tuple[np.ndarray, int]:
 
 def _fit_length(samples: np.ndarray, length: int) -> np.ndarray:
     """Crop, or right-pad with zeros, to `length` samples."""
-    out = np.zeros(length, dtype=np.int16)
-    out[: min(length, len(samples))] = samples[:length]
-    return out
+    return np.pad(samples[:length], (0, max(length - len(samples), 0)))
 
 
 def _audio_samples(value: Any, sample_rate: int) -> np.ndarray:
@@ -143,8 +139,7 @@ def _speech_commands_folder(config: SpeechCommandsConfig) -> tuple[Any, dict[str
 
     root = Path(config.root).expanduser()
     lists = {}
-    for split, name in (("validation", "validation_list.txt"), ("test", "testing_list.txt")):
-        path = root / name
+    for split, path in (("validation", root / "validation_list.txt"), ("test", root / "testing_list.txt")):
         lists[split] = set(path.read_text().split()) if path.exists() else set()
     files = {s: [] for s in SPLITS}
     for label, word in enumerate(SC35_WORDS):

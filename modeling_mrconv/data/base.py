@@ -1,9 +1,7 @@
-"""Task configs and their registry, key checks, label checks and the features every task's splits share.
+"""Task configs and their registry (`register_task`), key and label checks, and the features all tasks' splits share.
 
-Each family module (`generated`, `text`, `image`, `audio`, `sequence`) registers its tasks in `TASKS` with
-`register_task(name, config_cls)`: a `TaskConfig` dataclass (the task's `data:` keys and their defaults, stated once)
-and a builder `(config, seed) -> TaskData`. Inputs follow the paper (Section 3.2): token tasks give `input_ids` for an
-`nn.Embedding`; pixel, audio and series tasks give continuous `input_values` of shape (L, C).
+Inputs follow the paper (Section 3.2): token tasks give `input_ids` for an `nn.Embedding`; pixel, audio and series
+tasks give continuous `input_values` of shape (L, C).
 """
 
 import dataclasses
@@ -128,11 +126,8 @@ def check_labels(
     lines: Sequence[int] | None = None,
     first_row: int = 0,
 ) -> None:
-    """Raise ValueError unless `split` has rows and every label is an integer class id in [0, num_labels).
-
-    The message names `where` (the file or data set) and the row: `lines[i]` (1-based line numbers in `where`) when
-    given, else `first_row + i` (0-based; `first_row` is the row of `labels[0]` when they are one batch of a split).
-    """
+    """Raise ValueError unless `split` has rows and every label is an integer class id in [0, num_labels), naming
+    `where` (file or data set) and the row: `lines[i]` (1-based lines of `where`) when given, else `first_row + i`."""
     labels = np.asarray(labels)
     if labels.size == 0:
         raise ValueError(f"{where}: the {split} split is empty (no rows)")

@@ -2,8 +2,7 @@
 
 `datasets` fingerprints a function of an importable module by its name, not its code, so every fingerprint here is
 explicit: the step's name, its parameters and the sha256 of the source files of the modules that compute it
-(`code_hash`). A cached entry is never served for other parameters, seed or code. `cache: false` (a task key) builds
-everything in memory instead."""
+(`code_hash`), so no cached entry is served for other parameters, seed or code; `cache: false` builds in memory."""
 
 import functools
 import hashlib
@@ -37,13 +36,6 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def file_key(path: str | Path) -> list:
-    """What identifies a local file's content for a cache key: its resolved path, size and modification time."""
-    path = Path(path).expanduser().resolve()
-    stat = path.stat()
-    return [str(path), stat.st_size, stat.st_mtime_ns]
-
-
 def generated_dataset(
     name: str,
     generator: Callable[..., Iterator[dict]],
@@ -55,15 +47,15 @@ def generated_dataset(
     files: Sequence[str | Path] = (),
 ) -> Any:
     """`Dataset.from_generator(generator, gen_kwargs)` with explicit `features`, cached under a fingerprint of `name`,
-    `gen_kwargs`, `features`, the code of the generator's module and of `code` (the modules it calls) and the
-    `file_key` of the `files` the rows are read from. Lists in `gen_kwargs` are shards (split over `num_proc`
-    processes, in order); pass tuples for anything else. The generator's ValueError/FileNotFoundError reach the caller."""
+    `gen_kwargs`, `features`, the code of the generator's module and of `code` (the modules it calls) and the path,
+    size and mtime of the `files` read. Lists in `gen_kwargs` are shards (split over `num_proc` processes, in order);
+    pass tuples for anything else. The generator's ValueError/FileNotFoundError reach the caller."""
     from datasets import Dataset
     from datasets.exceptions import DatasetGenerationError
 
-    key = fingerprint(
-        name, gen_kwargs, features.to_dict(), code_hash(generator.__module__, *code), [file_key(f) for f in files]
-    )
+    paths = [Path(f).expanduser().resolve() for f in files]
+    stamps = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+    key = fingerprint(name, gen_kwargs, features.to_dict(), code_hash(generator.__module__, *code), stamps)
     kwargs = {"features": features, "gen_kwargs": gen_kwargs, "fingerprint": key, "num_proc": num_proc}
     try:
         if config.cache:

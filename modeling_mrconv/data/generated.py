@@ -13,7 +13,6 @@ from modeling_mrconv.data import image
 from modeling_mrconv.data.base import SPLITS, TaskConfig, check_labels, register_task, token_features, value_features
 from modeling_mrconv.data.caching import file_splits, generated_dataset, split_by_counts
 from modeling_mrconv.data.generators import listops, pathfinder
-from modeling_mrconv.data.image import image_to_sequence
 from modeling_mrconv.data.sources import resolve_path
 from modeling_mrconv.data.task import TaskData
 from modeling_mrconv.data.values import scale_values
@@ -93,8 +92,7 @@ def build_listops_tokenizer() -> Any:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {token: i for i, token in enumerate(listops.LISTOPS_VOCAB)}
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=listops.UNK_TOKEN))
+    backend = Tokenizer(models.WordLevel(vocab=listops.TOKEN_TO_ID, unk_token=listops.UNK_TOKEN))
     backend.normalizer = normalizers.Sequence([normalizers.Replace("(", " "), normalizers.Replace(")", " ")])
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     eos = listops.EOS_TOKEN
@@ -138,15 +136,15 @@ def _build_listops(config: ListOpsConfig, seed: int) -> TaskData:
     return TaskData(splits, build_listops_tokenizer(), f"listops {where}", sources)
 
 
-def _pathfinder_rows(chunks: list[tuple[int, int]], seed: int, resolution: int, contour_length: int) -> Iterator[dict]:
+def _pathfinder_rows(chunks: list[tuple[int, int]], seed: int, params: tuple) -> Iterator[dict]:
     for start, stop in chunks:
-        images, labels = pathfinder.generate_pathfinder(stop - start, seed, resolution, contour_length, start=start)
+        images, labels = pathfinder.generate_pathfinder(stop - start, seed, *params, start=start)
         for pixels, label in zip(images, labels, strict=True):
             yield {"pixels": pixels.reshape(-1, 1), "labels": int(label)}  # (H*W 1) uint8
 
 
 def _pathfinder_files(base: Path) -> tuple[list[Path], list[tuple[str, int]]]:
-    """The metadata files under `base` and the (image file, label) rows whose image exists, checked row by row."""
+    """The metadata files under `base` and their (image file, label) rows, checked row by row."""
     files = sorted((base / "metadata").glob("*.npy"), key=lambda p: (len(p.stem), p.stem))  # 0, 1, ..., 10, ...
     if not files:
         raise FileNotFoundError(f"no metadata/*.npy under {base} (LRA layout: curv_contour_length_14/metadata)")
@@ -168,7 +166,7 @@ def _pathfinder_files(base: Path) -> tuple[list[Path], list[tuple[str, int]]]:
 def _pathfinder_folder_rows(rows: tuple[tuple[str, int], ...]) -> Iterator[dict]:
     shape = None
     for path, label in rows:
-        pixels = image_to_sequence(path, 1)  # (H*W 1) uint8
+        pixels = image.image_to_sequence(path, 1)  # (H*W 1) uint8
         if shape is not None and pixels.shape != shape:
             raise ValueError(f"{path}: image of {len(pixels)} pixels, the first had {shape[0]}")
         shape = pixels.shape
@@ -182,8 +180,7 @@ def _build_pathfinder(config: PathfinderConfig, seed: int) -> TaskData:
     if config.source == "generate":
         counts = (config.num_train, config.num_validation, config.num_test)
         chunks = [(a, min(a + 1024, sum(counts))) for a in range(0, sum(counts), 1024)]  # shards of the workers
-        kwargs = {"chunks": chunks, "seed": seed, "resolution": config.resolution}
-        kwargs["contour_length"] = config.contour_length
+        kwargs = {"chunks": chunks, "seed": seed, "params": (config.resolution, config.contour_length)}
         workers = config.num_workers if config.num_workers > 1 else None
         pool = generated_dataset("pathfinder", _pathfinder_rows, kwargs, features, config, [pathfinder], workers)
         splits = split_by_counts(pool, counts)

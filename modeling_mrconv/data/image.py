@@ -1,9 +1,7 @@
 """Image tasks: image (grayscale, C=1) and scifar (RGB, C=3), raster scan (H*W, C) in [0, 1], decoded with Pillow.
 
-Sources: `hub` (default CIFAR-10; any image-classification set by `dataset_name`), `local` (an image folder
-`root/<split>/<class>/*.png`, a `save_to_disk` DatasetDict or split files) and `generate` (oriented bars,
-`generate_bars`). `image_size` resizes (short side) and centre-crops every image to a square, as the processor shipped
-with MRConvNeXt exports does (`training.models.export_image_processor`); without it all images must share one size.
+`image_size` resizes (short side) and centre-crops every image to a square, as the processor shipped with MRConvNeXt
+exports does (`training.models.export_image_processor`); without it all images must share one size.
 """
 
 import functools
@@ -37,9 +35,9 @@ GENERATED_SIZE = 32  # generate: the side of the images when image_size is null
 
 @dataclass
 class ImageConfig(HFSourceConfig):
-    """image / scifar. local: root = an image folder `root/<split>/<class>/*.png` (splits train,
-    validation|val|valid (else carved), test) or a `save_to_disk` DatasetDict; or train_file / ... (parquet, ...).
-    generate: `num_train` / `num_validation` / `num_test` images of one oriented bar, `num_classes` orientations."""
+    """image / scifar. hub: default CIFAR-10. local: root = an image folder `root/<split>/<class>/*.png` (splits
+    train, validation|val|valid (else carved), test) or a `save_to_disk` DatasetDict; or train_file / ... (parquet,
+    ...). generate: oriented bars (`generate_bars`) in `num_classes` orientations."""
 
     SOURCES = ("hub", "local", "generate")
     SOURCE_KEYS = {
@@ -86,10 +84,8 @@ def image_to_sequence(value: Any, channels: int, image_size: int | None = None) 
     """An image (PIL, file, undecoded dict or (H, W[, C]) uint8 array) as a raster-scan (H*W, C) uint8 array: position
     h * W + w holds pixel (h, w). `channels=1` uses PIL's `convert("L")` (ITU-R 601-2 luma, 0.299 R + 0.587 G +
     0.114 B). `image_size` resizes to a square first (`resize_square`)."""
-    try:
-        from PIL import Image
-    except ImportError as err:
-        raise ImportError("image files are read with Pillow: pip install pillow") from err
+    from PIL import Image  # Pillow comes with the train extra, as datasets does
+
     if isinstance(value, dict):  # undecoded `datasets.Image`: {"bytes", "path"}
         value = io.BytesIO(value["bytes"]) if value.get("bytes") else value["path"]
     if isinstance(value, str | Path | io.BytesIO):

@@ -135,36 +135,27 @@ def is_ucr_tsv(path: Path) -> bool:
     return True
 
 
-def _ucr_label(text: str) -> int | str:
-    try:
-        value = float(text)
-    except ValueError:
-        return text
-    return int(value) if value.is_integer() else text
-
-
-def read_ucr_tsv(path: Path) -> tuple[list[np.ndarray], list]:
-    """Read a UCR 2018 archive `.tsv` file (`<Name>_TRAIN.tsv`, `<Name>_TEST.tsv`): one series per line, its label
-    first, tab-separated. The archive pads variable-length series with trailing NaN: that padding is cut, so each
-    series keeps its own length; a NaN inside a series stays missing (filled by `fill_missing` later).
+def read_ucr_tsv(path: Path) -> tuple[list[np.ndarray], list[float]]:
+    """Read a UCR 2018 archive `.tsv` file (`<Name>_TRAIN.tsv`, `<Name>_TEST.tsv`): one series per line, its numeric
+    label first, tab-separated. The archive pads variable-length series with trailing NaN: that padding is cut, so
+    each series keeps its own length; a NaN inside a series stays missing (filled by `fill_missing` later).
 
     Returns:
-        (series float64 (L_i, 1), labels: int where integral, else the label's text).
+        (series float64 (L_i, 1), labels as numbers: integral ones name their class as integers do).
     """
     series, labels = [], []
     for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
         if not line.strip():
             continue
-        label, *fields = line.split("\t")
         try:
-            values = np.array([np.nan if f.strip().lower() in ("", "nan") else float(f) for f in fields])
+            label, *values = [np.nan if f.strip().lower() in ("", "nan") else float(f) for f in line.split("\t")]
         except ValueError as error:
-            raise ValueError(f"{path} line {number}: expected numbers after the label ({error})") from None
+            raise ValueError(f"{path} line {number}: expected a numeric label and values ({error})") from None
         observed = np.flatnonzero(~np.isnan(values))
         if observed.size == 0:
             raise ValueError(f"{path} line {number}: the series has no value")
-        series.append(values[: observed[-1] + 1, None])  # (L_i 1): the trailing NaN padding cut
-        labels.append(_ucr_label(label.strip()))
+        series.append(np.asarray(values[: observed[-1] + 1])[:, None])  # (L_i 1): the trailing NaN padding cut
+        labels.append(label)
     if not series:
         raise ValueError(f"{path}: no series")
     return series, labels

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from transformers import DataCollatorWithPadding
 
 from modeling_mrconv.data.base import SPLITS, check_labels, check_task_keys
 from modeling_mrconv.data.caching import map_batches
@@ -83,8 +84,10 @@ def load_task(data_cfg: dict, seed: int = 0, max_sequence_length: int | None = N
     task.id2label = dict(enumerate(features["labels"].names))
     if task.tokenizer is None:
         task.input_dim = int(features["input_values"].shape[1])
+        task.collate_fn = ContinuousCollator()
     else:
         task.vocab_size, task.pad_token_id = len(task.tokenizer), task.tokenizer.pad_token_id
+        task.collate_fn = PairCollator(task.pad_token_id) if task.pair else DataCollatorWithPadding(task.tokenizer)
     task.max_length = _fit_length(task, config, max_sequence_length)
     if task.tokenizer is not None:
         task.tokenizer.model_max_length = task.max_length
@@ -104,14 +107,6 @@ def load_task(data_cfg: dict, seed: int = 0, max_sequence_length: int | None = N
         task.splits = task.splits.with_format("torch", columns=[task.input_name], output_all_columns=True)
         sizes = "/".join(str(len(task.splits[s])) for s in SPLITS)
     task.description = f"{task.description}: {sizes} train/validation/test"
-    if task.tokenizer is None:
-        task.collate_fn = ContinuousCollator()
-    elif task.pair:
-        task.collate_fn = PairCollator(task.pad_token_id)
-    else:
-        from transformers import DataCollatorWithPadding
-
-        task.collate_fn = DataCollatorWithPadding(task.tokenizer)
     return task
 
 

@@ -1,8 +1,7 @@
 """Byte-level text tasks: text (IMDB), retrieval (AAN), synthetic_text, synthetic_retrieval (ByT5 ids, vocab 259).
 
-Texts are encoded by one batched `map` (`_encode_text`, `_encode_pairs`): UTF-8 bytes + 3, then EOS, as
-`build_byte_tokenizer` does; `load_task` cuts them to the model's `max_sequence_length` (per document for pairs).
-"""
+Texts become `byte_ids` (as `build_byte_tokenizer` gives them) as they are read or generated (`_encode` maps Hub and
+local data); `load_task` cuts them to the model's `max_sequence_length` (per document for pairs)."""
 
 import functools
 import math
@@ -14,7 +13,7 @@ import numpy as np
 
 from modeling_mrconv import build_byte_tokenizer
 from modeling_mrconv.data.base import SPLITS, TaskConfig, byte_ids, check_labels, register_task, token_features
-from modeling_mrconv.data.caching import file_splits, generated_dataset, map_batches, split_by_counts
+from modeling_mrconv.data.caching import file_splits, generated_dataset, split_by_counts
 from modeling_mrconv.data.sources import (
     HFSourceConfig,
     describe_source,
@@ -29,8 +28,6 @@ from modeling_mrconv.data.task import TaskData
 @dataclass
 class TextConfig(HFSourceConfig):
     """text: ByT5 byte ids, pad 0; labels "negative"/"positive" for IMDB."""
-
-    SOURCES = ("hub", "local")
 
     dataset_name: str | None = "imdb"
     text_column: str = "text"
@@ -84,27 +81,21 @@ SENTIMENT_NAMES = ["negative", "positive"]
 PAIR_NAMES = ["different", "same"]
 
 
+def _pair_ids(first: str, second: str) -> np.ndarray:
+    """(2, L) byte ids of two documents, the shorter one right-padded with 0."""
+    a, b = byte_ids(first), byte_ids(second)
+    ids = np.zeros((2, max(len(a), len(b))), dtype=np.int16)  # (2 L)
+    ids[0, : len(a)], ids[1, : len(b)] = a, b
+    return ids
+
+
 def _encode(batch: dict, indices: list[int], names, split, where, label_column, columns: tuple) -> dict:
-    """Byte ids of one text column, or (2, L_i) ids of two (the shorter document right-padded with 0)."""
+    """Byte ids of one text column, or `_pair_ids` of two."""
     labels = encode_class_ids(batch[label_column], names, split, where, indices[0])
     if len(columns) == 1:
         return {"input_ids": [byte_ids(text) for text in batch[columns[0]]], "labels": labels}
-    rows = []
-    for first, second in zip(batch[columns[0]], batch[columns[1]], strict=True):
-        a, b = byte_ids(first), byte_ids(second)
-        ids = np.zeros((2, max(len(a), len(b))), dtype=np.int16)  # (2 L_i)
-        ids[0, : len(a)], ids[1, : len(b)] = a, b
-        rows.append(ids)
-    return {"input_ids": rows, "labels": labels}
-
-
-def _encoded(splits: Any, config: TaskConfig, names: list[str], columns: tuple[str, ...]) -> Any:
-    """Generated text splits (`columns` and ClassLabel `labels`) -> byte ids."""
-    features = token_features(names, pair=len(columns) == 2)
-    for split in SPLITS:
-        kwargs = {"names": names, "split": split, "where": f"{split} split", "label_column": "labels"}
-        splits[split] = map_batches(splits[split], _encode, features, config, {**kwargs, "columns": columns}, True)
-    return splits
+    pairs = zip(batch[columns[0]], batch[columns[1]], strict=True)
+    return {"input_ids": [_pair_ids(first, second) for first, second in pairs], "labels": labels}
 
 
 @register_task("text", TextConfig)
@@ -137,7 +128,7 @@ def _aan_rows(path: str, split: str) -> Iterator[dict]:
                 value = math.nan  # not an integer either
             if not value.is_integer():
                 raise ValueError(f"{path} line {number}: label must be 0 or 1, got {fields[0]!r}")
-            rows.append({"text1": fields[3], "text2": fields[4], "labels": int(value)})
+            rows.append({"input_ids": _pair_ids(fields[3], fields[4]), "labels": int(value)})
             lines.append(number)
     if not rows:
         raise ValueError(f"{path}: empty {split} file (no rows)")
@@ -147,17 +138,13 @@ def _aan_rows(path: str, split: str) -> Iterator[dict]:
 
 @register_task("retrieval", RetrievalConfig)
 def _build_retrieval(config: RetrievalConfig, seed: int) -> TaskData:
-    from datasets import ClassLabel, Features, Value
-
     files = {s: getattr(config, f"{s}_file") for s in SPLITS}
     # local .tsv files (or the default names) are LRA's AAN layout; other local files go through `datasets`
     if config.source == "local" and all(str(f or ".tsv").lower().endswith(".tsv") for f in files.values()):
         refuse_streaming(config, "LRA's AAN TSVs")
         defaults = {"train": "train", "validation": "eval", "test": "test"}
         paths = {s: str(resolve_path(config, f"{s}_file", f"new_aan_pairs.{defaults[s]}.tsv")) for s in SPLITS}
-        raw = Features({"text1": Value("string"), "text2": Value("string"), "labels": ClassLabel(names=PAIR_NAMES)})
-        splits = file_splits("aan-tsv", _aan_rows, paths, raw, config)
-        splits, where = _encoded(splits, config, PAIR_NAMES, ("text1", "text2")), paths
+        splits, where = file_splits("aan-tsv", _aan_rows, paths, token_features(PAIR_NAMES, pair=True), config), paths
         origin = f"AAN TSVs {list(paths.values())}"
     else:
         columns = (config.text1_column, config.text2_column)
@@ -200,18 +187,15 @@ def _synthetic_text_rows(counts: tuple, seed: int, params: tuple) -> Iterator[di
         rng = np.random.default_rng((seed, i))
         for _ in range(n):
             text, label = _synthetic_text(rng, *params)
-            yield {"text": text, "labels": label}
+            yield {"input_ids": byte_ids(text), "labels": label}
 
 
-def _synthetic(config: Any, seed: int, rows: Any, params: tuple, columns: tuple[str, ...], what: str) -> TaskData:
-    """The task of `rows(counts, seed, params)` (one seeded generator per split), byte-encoded."""
-    from datasets import ClassLabel, Features, Value
-
-    counts, pair = (config.num_train, config.num_validation, config.num_test), len(columns) == 2
-    names = PAIR_NAMES if pair else SENTIMENT_NAMES
-    raw = Features({**{c: Value("string") for c in columns}, "labels": ClassLabel(names=names)})
-    pool = generated_dataset(config.task, rows, {"counts": counts, "seed": seed, "params": params}, raw, config)
-    splits = _encoded(split_by_counts(pool, counts), config, names, columns)
+def _synthetic(config: Any, seed: int, rows: Any, params: tuple, pair: bool, what: str) -> TaskData:
+    """The task of `rows(counts, seed, params)` (one seeded generator per split of byte ids)."""
+    counts = (config.num_train, config.num_validation, config.num_test)
+    features = token_features(PAIR_NAMES if pair else SENTIMENT_NAMES, pair=pair)
+    pool = generated_dataset(config.task, rows, {"counts": counts, "seed": seed, "params": params}, features, config)
+    splits = split_by_counts(pool, counts)
     sources = {s: f"{config.task} generated {s} split" for s in SPLITS}
     tokenizer = build_byte_tokenizer(config.max_length)
     return TaskData(splits, tokenizer, f"SYNTHETIC {what} (seed {seed})", sources, pair=pair)
@@ -220,7 +204,7 @@ def _synthetic(config: Any, seed: int, rows: Any, params: tuple, columns: tuple[
 @register_task("synthetic_text", SyntheticTextConfig)
 def _build_synthetic_text(config: SyntheticTextConfig, seed: int) -> TaskData:
     params = (config.min_length, config.max_length, config.max_marker_count)
-    return _synthetic(config, seed, _synthetic_text_rows, params, ("text",), "marker-count text")
+    return _synthetic(config, seed, _synthetic_text_rows, params, False, "marker-count text")
 
 
 def _random_doc(rng: np.random.Generator, length: int, alpha: float) -> np.ndarray:
@@ -251,10 +235,11 @@ def synthetic_retrieval_examples(
 
 def _synthetic_retrieval_rows(counts: tuple, seed: int, params: tuple) -> Iterator[dict]:
     for i, n in enumerate(counts):
-        yield from synthetic_retrieval_examples(n, (seed, i), *params)
+        for row in synthetic_retrieval_examples(n, (seed, i), *params):
+            yield {"input_ids": _pair_ids(row["text1"], row["text2"]), "labels": row["labels"]}
 
 
 @register_task("synthetic_retrieval", SyntheticRetrievalConfig)
 def _build_synthetic_retrieval(config: SyntheticRetrievalConfig, seed: int) -> TaskData:
     params = (config.min_length, config.max_length, config.noise, config.chunk_size, config.alpha)
-    return _synthetic(config, seed, _synthetic_retrieval_rows, params, ("text1", "text2"), "noisy-copy retrieval")
+    return _synthetic(config, seed, _synthetic_retrieval_rows, params, True, "noisy-copy retrieval")

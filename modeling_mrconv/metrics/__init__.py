@@ -43,10 +43,8 @@ def classification_metrics(
 def compute_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
     """Accuracy and macro-F1 of single-label logits: the `compute_metrics` argument of `Trainer` (scalars only)."""
     logits = eval_prediction.predictions
-    logits = logits[0] if isinstance(logits, tuple) else logits
-    logits = np.asarray(logits)
-    predictions = logits.argmax(-1)
-    return classification_metrics(predictions, eval_prediction.label_ids, num_labels=logits.shape[-1])
+    logits = np.asarray(logits[0] if isinstance(logits, tuple) else logits)
+    return classification_metrics(logits.argmax(-1), eval_prediction.label_ids, num_labels=logits.shape[-1])
 
 
 __all__ = ["METRIC_NAME", "classification_metrics", "compute_metrics", "load_metric", "metric_path"]

@@ -114,6 +114,11 @@ def same_items(a: torch.utils.data.Dataset, b: torch.utils.data.Dataset) -> bool
     )
 
 
+def write_lra_tsv(examples: list[dict], path: Path) -> None:
+    """`generate_listops` examples in LRA's released ListOps layout: a `Source<TAB>Target` header, a row each."""
+    path.write_text("Source\tTarget\n" + "".join(f"{e['source']}\t{e['label']}\n" for e in examples))
+
+
 def write_png(path: Path, pixels: np.ndarray) -> None:
     import matplotlib.image
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import torch
-from task_checks import LISTOPS, check_task, items_of, labels_of, same_items, tiny, write_png
+from task_checks import LISTOPS, check_task, items_of, labels_of, same_items, tiny, write_lra_tsv, write_png
 from transformers import AutoTokenizer
 
 from modeling_mrconv.data import load_task
@@ -57,7 +57,7 @@ def test_listops_truncation_keeps_eos(tmp_path):
 def test_listops_local_tsv(tmp_path):
     examples = listops.generate_listops(9, 5, **LISTOPS)
     for name, part in (("basic_train", examples[:5]), ("basic_val", examples[5:7]), ("basic_test", examples[7:])):
-        listops.write_lra_tsv(part, tmp_path / f"{name}.tsv")
+        write_lra_tsv(part, tmp_path / f"{name}.tsv")
     task_data = load_task({"task": "listops", "source": "local", "root": str(tmp_path)}, max_sequence_length=2048)
     check_task(task_data, (5, 2, 2))
     assert task_data.max_length == 2048 and task_data.splits["test"].cache_files

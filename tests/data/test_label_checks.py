@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from task_checks import write_lra_tsv
 
 from modeling_mrconv.data import load_task
 from modeling_mrconv.data.base import SPLITS, check_labels
@@ -37,7 +38,7 @@ def test_check_labels_messages():
 def _listops_files(tmp_path: Path, test_lines: list[str] | None = None) -> dict:
     examples = listops.generate_listops(12, 0, max_depth=2, max_args=3, min_length=3, max_length=40)
     for name, part in (("train", examples[:8]), ("val", examples[8:10]), ("test", examples[10:])):
-        listops.write_lra_tsv(part, tmp_path / f"{name}.tsv")
+        write_lra_tsv(part, tmp_path / f"{name}.tsv")
     if test_lines is not None:
         (tmp_path / "test.tsv").write_text("".join(test_lines))
     files = {f"{s}_file": str(tmp_path / f"{n}.tsv") for s, n in zip(SPLITS, ("train", "val", "test"), strict=True)}

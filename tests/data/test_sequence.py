@@ -221,7 +221,7 @@ def test_ucr_tsv_layout_variable_length_and_labels(tmp_path):
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("1\t1.0\tx\n", "line 1: expected numbers after the label"),
+        ("1\t1.0\tx\n", "line 1: expected a numeric label and values"),
         ("1\t1.0\n2\tNaN\tNaN\n", "line 2: the series has no value"),
         ("\n", "no series"),
     ],

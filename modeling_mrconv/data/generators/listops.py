@@ -13,7 +13,7 @@ tokenisation of the S4 loader (``state-spaces/s4`` ``src/dataloaders/lra.py``), 
 """
 
 import statistics
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeAlias
 
@@ -44,14 +44,12 @@ PAD_ID = TOKEN_TO_ID[PAD_TOKEN]
 EOS_ID = TOKEN_TO_ID[EOS_TOKEN]
 UNK_ID = TOKEN_TO_ID[UNK_TOKEN]
 
-_BLOCK = 8192
-
 
 class _TooLong(Exception):
     """Raised inside the sampler once a tree can no longer pass the length filter."""
 
 
-def _uniform_stream(rng: np.random.Generator, block: int = _BLOCK) -> Callable[[], float]:
+def _uniform_stream(rng: np.random.Generator, block: int = 8192) -> Callable[[], float]:
     """A function returning U[0, 1) floats of ``rng``, drawn in blocks (one numpy call per scalar costs ~1 us)."""
     buffer: list[float] = []
 
@@ -98,13 +96,6 @@ def generate_tree(rng: np.random.Generator, max_depth: int, max_args: int) -> Tr
     return _sample(_uniform_stream(rng, block=256), 1, max_depth, max_args, [0], None)
 
 
-def tree_length(tree: Tree) -> int:
-    """Token count without parentheses: a leaf counts 1, an operator 2 plus its children."""
-    if isinstance(tree, int):
-        return 1
-    return 2 + sum(tree_length(child) for child in tree[1])
-
-
 def evaluate_tree(tree: Tree) -> int:
     """Evaluate a tree bottom-up; the root value (0-9) is the label."""
     if isinstance(tree, int):
@@ -147,17 +138,9 @@ def lra_source_to_tokens(source: str) -> list[str]:
     return source.replace("(", " ").replace(")", " ").split()
 
 
-def encode_tokens(tokens: Iterable[str], append_eos: bool = True) -> list[int]:
-    """Map tokens to ``LISTOPS_VOCAB`` ids (unknown tokens to ``<unk>``), optionally appending ``<eos>``."""
-    ids = [TOKEN_TO_ID.get(token, UNK_ID) for token in tokens]
-    if append_eos:
-        ids.append(EOS_ID)
-    return ids
-
-
-def decode_ids(ids: Iterable[int]) -> list[str]:
-    """Map ids back to tokens, dropping ``<pad>`` and ``<eos>``."""
-    return [LISTOPS_VOCAB[i] for i in ids if i not in (PAD_ID, EOS_ID)]
+def encode_tokens(tokens: Iterable[str]) -> list[int]:
+    """Map tokens to ``LISTOPS_VOCAB`` ids (unknown tokens to ``<unk>``) and append ``<eos>``."""
+    return [TOKEN_TO_ID.get(token, UNK_ID) for token in tokens] + [EOS_ID]
 
 
 def generate_listops(
@@ -171,10 +154,9 @@ def generate_listops(
     """``num_examples`` unique examples (dicts of ``source``, the LRA TSV form, ``input_ids`` with EOS and ``label``)
     by LRA's rejection sampling (defaults: LRA's), seeded by ``seed``.
 
-    Trees are drawn until ``num_examples`` distinct token strings with ``min_length < length < max_length`` are
-    found (LRA dedupes through a set; here the first occurrence is kept, in generation order, so the result is
-    reproducible across processes). A tree is abandoned once its running length reaches ``max_length``; it would be
-    rejected anyway, so the accepted distribution is unchanged.
+    LRA dedupes through a set; here a token string's first occurrence is kept, in generation order, so the result is
+    reproducible across processes. A tree is abandoned once its running length reaches ``max_length`` (it would be
+    rejected anyway, so the accepted distribution is unchanged).
     """
     _check_args(max_depth, max_args)
     if max_length <= min_length + 1:
@@ -201,19 +183,10 @@ def generate_listops(
     return list(examples.values())
 
 
-def write_lra_tsv(examples: Sequence[dict], path: str | Path) -> None:
-    """Write examples in LRA's released layout: header ``Source\\tTarget``, one tab-separated row each."""
-    with open(path, "w", newline="", encoding="utf-8") as handle:  # sources hold no tab, quote or newline
-        handle.write("Source\tTarget\n")
-        handle.writelines(f"{e['source']}\t{int(e['label'])}\n" for e in examples)
-
-
 def read_lra_tsv(path: str | Path) -> list[dict]:
     """An LRA ListOps TSV (e.g. ``basic_train.tsv``: a ``Source<TAB>Target`` header, an expression and its value per
-    line) as ``generate_listops`` dicts plus ``line`` (1-based); an empty file gives ``[]``.
-
-    A wrong header, a row without two fields or a non-integer target is a ValueError naming the file and line.
-    """
+    line) as ``generate_listops`` dicts plus ``line`` (1-based); an empty file gives ``[]``. A wrong header, a row
+    without two fields or a non-integer target is a ValueError naming the file and line."""
     examples = []
     with open(path, newline="", encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):

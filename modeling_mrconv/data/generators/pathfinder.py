@@ -110,9 +110,6 @@ def pathfinder_params(resolution: int = 32, contour_length: int | None = None) -
     return params
 
 
-PATHFINDER_PRESETS: dict[int, dict[str, Any]] = {r: pathfinder_params(r) for r in _LRA_OVERRIDES}
-
-
 @dataclass
 class PathfinderScene:
     """One generated image with the geometry behind it (coordinates are (y, x) in image pixels)."""

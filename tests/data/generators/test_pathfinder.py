@@ -15,7 +15,7 @@ def scenes() -> list[pathfinder.PathfinderScene]:
 
 
 def test_presets_match_lra():
-    p32, p64, p128 = (pathfinder.PATHFINDER_PRESETS[r] for r in (32, 64, 128))
+    p32, p64, p128 = (pathfinder.pathfinder_params(r) for r in (32, 64, 128))
     assert (p32["window_size"], p32["padding"], p32["antialias_scale"], p32["paddle_length"]) == (32, 1, 2, 2)
     assert (p32["paddle_thickness"], p32["paddle_margin_list"], p32["marker_radius"]) == (0.5, [1], 1.5)
     assert (p32["seed_distance"], p32["continuity"], p32["contour_length"]) == (7, 1.0, 14)
@@ -31,7 +31,7 @@ def test_presets_match_lra():
     assert (p128["paddle_margin_list"], p128["seed_distance"], p128["paddle_thickness"]) == ([2, 3], 20, 1.5)
     assert p128["num_distractor_snakes"] == pytest.approx(35 / (14 / 3))
     assert p128["snake_contrast_list"] == [0.9]
-    assert pathfinder.PATHFINDER_PRESETS[256]["paddle_margin_list"] == [3]
+    assert pathfinder.pathfinder_params(256)["paddle_margin_list"] == [3]
 
 
 def test_params_rederive_distractors():
@@ -39,7 +39,7 @@ def test_params_rederive_distractors():
     assert (params["contour_length"], params["distractor_length"]) == (9, 3)
     assert params["num_distractor_snakes"] == pytest.approx(20 / 3)
     params["paddle_margin_list"].append(5)  # a copy: the preset must not change
-    assert pathfinder.PATHFINDER_PRESETS[32]["paddle_margin_list"] == [1]
+    assert pathfinder.pathfinder_params(32)["paddle_margin_list"] == [1]
 
 
 def test_image_rng_is_spawned_child():
