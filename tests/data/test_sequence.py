@@ -170,31 +170,39 @@ def test_ts_variable_length_missing_values_and_labels(tmp_path):
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 1], [1, 1, 0, 0], [1, 1, 1, 0]]
 
 
+MALFORMED_TS = [
+    ("@classLabel true a b\n@data\n1,2:c\n", "line 3: label 'c' is not among @classLabel ['a', 'b']"),
+    ("@dimensions 2\n@classLabel true a\n@data\n1,2:a\n", "line 4: expected 2 dimension(s), got 1"),
+    ("@classLabel true a\n@data\n1,x,2:a\n", "line 3: expected a number or '?', got 'x'"),
+    ("@classLabel true a\n@data\n1,2,3\n", "line 3: expected 'values:...:label', got '1,2,3'"),
+    (
+        "@univariate false\n@classLabel true a\n@data\n1,2:1:a\n",
+        "line 4: dimensions have different lengths [1, 2]",
+    ),
+    ("@classLabel true a\n@bogus 1\n@data\n", "line 2: unknown header '@bogus'"),
+    ("@classLabel false\n@data\n1:a\n", "line 1: @classLabel false (no labels) cannot be trained"),
+    ("@classLabel\n@data\n", "line 1: expected '@classLabel true <labels...>'"),
+    ("@data\n1:a\n", "line 1: @data before @classLabel"),
+    ("@classLabel true a\n", "no @data line"),
+    ("@classLabel true a\n@data\n", "no series after @data"),
+    ("@dimensions two\n", "line 1: @dimensions expects an integer, got 'two'"),
+]
+MALFORMED_UCR_TSV = [
+    ("1\t1.0\tx\n", "line 1: expected a numeric label and values"),
+    ("1\t1.0\n2\tNaN\tNaN\n", "line 2: the series has no value"),
+    ("\n", "no series"),
+]
+
+
 @pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ("@classLabel true a b\n@data\n1,2:c\n", "line 3: label 'c' is not among @classLabel ['a', 'b']"),
-        ("@dimensions 2\n@classLabel true a\n@data\n1,2:a\n", "line 4: expected 2 dimension(s), got 1"),
-        ("@classLabel true a\n@data\n1,x,2:a\n", "line 3: expected a number or '?', got 'x'"),
-        ("@classLabel true a\n@data\n1,2,3\n", "line 3: expected 'values:...:label', got '1,2,3'"),
-        (
-            "@univariate false\n@classLabel true a\n@data\n1,2:1:a\n",
-            "line 4: dimensions have different lengths [1, 2]",
-        ),
-        ("@classLabel true a\n@bogus 1\n@data\n", "line 2: unknown header '@bogus'"),
-        ("@classLabel false\n@data\n1:a\n", "line 1: @classLabel false (no labels) cannot be trained"),
-        ("@classLabel\n@data\n", "line 1: expected '@classLabel true <labels...>'"),
-        ("@data\n1:a\n", "line 1: @data before @classLabel"),
-        ("@classLabel true a\n", "no @data line"),
-        ("@classLabel true a\n@data\n", "no series after @data"),
-        ("@dimensions two\n", "line 1: @dimensions expects an integer, got 'two'"),
-    ],
+    ("name", "body", "message"),
+    [("bad.ts", *case) for case in MALFORMED_TS] + [("bad.tsv", *case) for case in MALFORMED_UCR_TSV],
 )
-def test_ts_malformed_lines(tmp_path, body, message):
-    path = tmp_path / "bad.ts"
+def test_malformed_ts_and_ucr_tsv_lines(tmp_path, name, body, message):
+    path = tmp_path / name
     path.write_text(body)
     with pytest.raises(ValueError, match=re.escape(f"{path}") + ".*" + re.escape(message)):
-        read_ts(path)
+        (read_ts if name.endswith(".ts") else read_ucr_tsv)(path)
 
 
 def test_ucr_tsv_layout_variable_length_and_labels(tmp_path):
@@ -216,21 +224,6 @@ def test_ucr_tsv_layout_variable_length_and_labels(tmp_path):
     keys = {"input_column": "series", "label_column": "label", "validation_file": str(tmp_path / "table.tsv")}
     table = load_task(local(tmp_path, "table.tsv", "table.tsv", **keys))
     assert labels_of(table.test) == [0, 1] and series_of(table.test)[1][:, 0].tolist() == [4, 5, 6]
-
-
-@pytest.mark.parametrize(
-    ("body", "message"),
-    [
-        ("1\t1.0\tx\n", "line 1: expected a numeric label and values"),
-        ("1\t1.0\n2\tNaN\tNaN\n", "line 2: the series has no value"),
-        ("\n", "no series"),
-    ],
-)
-def test_ucr_tsv_errors_name_the_file_and_line(tmp_path, body, message):
-    path = tmp_path / "bad.tsv"
-    path.write_text(body)
-    with pytest.raises(ValueError, match=re.escape(f"{path}") + ".*" + re.escape(message)):
-        read_ucr_tsv(path)
 
 
 def test_ragged_npz_and_normalization(tmp_path):
