@@ -140,31 +140,30 @@ def _verdict(ref: dict, other: dict) -> str:
     return f"`{other['model']}` {diff:+.1f} ({verdict})"
 
 
+def _best(rows: list[dict], family: str) -> dict | None:
+    """The row of `family` with the best mean validation accuracy (chosen without looking at test)."""
+    rows = [r for r in rows if r["family"] == family]
+    return max(rows, key=lambda r: r["validation_accuracy_mean"]) if rows else None
+
+
 def comparison_lines(rows: list[dict], baseline: float, base_model: str) -> list[str]:
     """Differences of mean test accuracy in points, called a win or a loss only when larger than the sum of the two
     standard deviations: the ablations against the variant they modify, the peers against the MRConv variant with
     the best validation accuracy (chosen without looking at test)."""
     by_name = {r["model"]: r for r in rows}
-    variants = [r for r in rows if r["family"] == "mrconv"]
     lines = []
     ablations = [r for r in rows if r["family"] == "ablation"]
     if base_model in by_name and ablations:
         verdicts = "; ".join(_verdict(by_name[base_model], r) for r in ablations)
         lines.append(f"- Base variant `{base_model}` vs its ablations: {verdicts}.")
     peers = [r for r in rows if r["family"] == "peer"]
-    if variants and peers:
-        best = max(variants, key=lambda r: r["validation_accuracy_mean"])
+    best = _best(rows, "mrconv")
+    if best and peers:
         verdicts = "; ".join(_verdict(best, r) for r in peers)
         lines.append(f"- Best-validation variant `{best['model']}` vs the peers: {verdicts}.")
     if rows and max(r["test_accuracy_mean"] for r in rows) - baseline < 0.05:
         lines.append("- Every model is within 5 points of the majority class: this budget does not separate them.")
     return lines
-
-
-def _best(rows: list[dict], family: str) -> dict | None:
-    """The row of `family` with the best mean validation accuracy (chosen without looking at test)."""
-    rows = [r for r in rows if r["family"] == family]
-    return max(rows, key=lambda r: r["validation_accuracy_mean"]) if rows else None
 
 
 def _acc(row: dict | None) -> str:
