@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import importlib.util
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,9 @@ class Study:
             folders[name] = str(Path(spec.submodule_search_locations[0]) / folder)
         return folders
 
-    def learning_rate(self, task: str) -> float:
-        """The rate of the MRConv variants and ablations: the task preset's."""
-        return self.base_preset(task)["train"]["learning_rate"]
+    def learning_rate(self, task: str, model: str) -> float:
+        """The rate of an MRConv variant or ablation: the task preset's, or the model's `train.learning_rate`."""
+        return self.cell_preset(RunSpec(task, model, 0, math.nan))["train"]["learning_rate"]
 
     def cell_preset(self, spec: RunSpec) -> dict[str, Any]:
         """The task preset (its model section dropped for peers: the preset's is MRConv's), then the model's

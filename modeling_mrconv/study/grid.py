@@ -50,7 +50,7 @@ def initial_specs(study: Study, tasks: list[str], models: list[str], seeds: int)
             if study.families[model] == "peer":
                 specs += sweep_specs(study, task, model)
             else:
-                lr = study.learning_rate(task)
+                lr = study.learning_rate(task, model)
                 specs += [RunSpec(task, model, seed, lr, "main", study.quick) for seed in range(seeds)]
     return specs
 

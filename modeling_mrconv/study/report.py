@@ -44,7 +44,7 @@ def summarize(
     for task in tasks:
         for model in models:
             peer = study.families[model] == "peer"
-            lr = chosen.get((task, model)) if peer else study.learning_rate(task)
+            lr = chosen.get((task, model)) if peer else study.learning_rate(task, model)
             if peer:
                 sweep += [
                     {
@@ -247,7 +247,7 @@ def markdown(
             "",
             f"{preset['description']}. {rows[0]['steps']} steps of batch {rows[0]['batch_size']}; MRConv width "
             f"{model['hidden_size']}, {model['num_hidden_layers']} layers, l0 small/large "
-            f"{model['kernel_size']}/{values['l0_large']}, ablations on `{model['kernel_type']}` at the small l0. "
+            f"{model['kernel_size']}/{values.get('l0_large', '-')}, ablations on `{model['kernel_type']}` at the small l0. "
             f"Majority-class baseline: {100 * meta['majority_baseline'].get(task, math.nan):.1f}% test accuracy. "
             f"Preset: `{preset['preset']}`.",
             "",

