@@ -39,6 +39,28 @@ def parse_list(value: str, allowed: list[str], default: list[str], what: str) ->
     return chosen
 
 
+def report_command(
+    args: argparse.Namespace, argv: list[str] | None, shown_tasks, shown_models, tasks, models, previous_meta: dict
+) -> str:
+    """The command the report gives: this one when it trained the whole table; else the previous report's when that
+    covered the table (`--report_only`, one rerun cell), else this one with the table's tasks and models."""
+    argv = list(argv or sys.argv[1:])
+    if (shown_tasks, shown_models) != (tasks, models) or args.report_only:
+        covered = set(previous_meta.get("tasks", [])) >= set(shown_tasks)
+        if previous_meta and covered and set(previous_meta.get("models", [])) >= set(shown_models):
+            return previous_meta["command"]
+        kept = [
+            a for i, a in enumerate(argv) if not _selection(a) and not (i and argv[i - 1] in ("--tasks", "--models"))
+        ]
+        argv = [*kept, "--tasks", ",".join(shown_tasks), "--models", ",".join(shown_models)]
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "HF_HUB_OFFLINE") if k in os.environ)
+    return " ".join(filter(None, [env, "python", shlex.join(["scripts/compare.py", *argv])]))
+
+
+def _selection(arg: str) -> bool:
+    return arg == "--report_only" or arg.split("=")[0] in ("--tasks", "--models")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--study", type=Path, default=DEFAULT_STUDY, help="a study file of configuration/study/")
@@ -75,14 +97,22 @@ def main(argv: list[str] | None = None) -> None:
             f"{results_path} holds {len(mixed)} {kind} run(s) (e.g. {mixed[0]}); use another --output_dir for "
             f"{'--quick' if args.quick else 'the full study'}"
         )
-    env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_NUM_THREADS", "HF_HUB_OFFLINE") if k in os.environ)
-    command = " ".join(filter(None, [env, "python", shlex.join(["scripts/compare.py", *(argv or sys.argv[1:])])]))
     previous = output_dir / "results.json"
     previous_meta = json.loads(previous.read_text())["meta"] if previous.exists() else {}
-    if args.report_only and previous_meta:
-        command = previous_meta["command"]  # the report describes the runs: keep the command that trained them
-    meta = study_meta(command, study, tasks, models, seeds, workers, previous_meta.get("majority_baseline"))
-    expected = planned_runs(study, tasks, models, seeds)
+    # the report covers the selection and every task and model with runs in output_dir (one rerun cell keeps the table)
+    recorded = load_records(results_path)
+    shown_tasks = [t for t in study.tasks if t in tasks or any(r["task"] == t for r in recorded)]
+    shown_models = [m for m in study.families if m in models or any(r["model"] == m for r in recorded)]
+    meta = study_meta(
+        report_command(args, argv, shown_tasks, shown_models, tasks, models, previous_meta),
+        study,
+        shown_tasks,
+        shown_models,
+        seeds,
+        workers,
+        previous_meta.get("majority_baseline"),
+    )
+    expected = planned_runs(study, shown_tasks, shown_models, seeds)
     started = time.perf_counter()
 
     def progress(record: dict) -> None:

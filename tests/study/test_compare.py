@@ -67,15 +67,23 @@ def test_quick_study_writes_results_and_resumes(tmp_path: Path):
     assert (tmp_path / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "4 runs planned" in first.stdout
 
-    # a rerun trains nothing: every key is in runs.jsonl already
+    # a rerun trains nothing: every key is in runs.jsonl already; rerunning one model keeps the whole table
     lines = (tmp_path / "runs.jsonl").read_text()
-    second = run_compare(tmp_path, "--workers", "1")
+    second = run_compare(tmp_path, "--workers", "1", "--models", "s4d")
     assert (tmp_path / "runs.jsonl").read_text() == lines
     assert "records" not in second.stdout  # no run finished
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert again["summary"] == payload["summary"] and again["meta"]["command"] == payload["meta"]["command"]
     # --report_only rewrites the report from runs.jsonl and keeps the command that trained the runs
     run_compare(tmp_path, "--report_only")
     table = (tmp_path / "results.md").read_text()
-    assert "--workers 1" in table and "--report_only" not in table
+    assert "--workers 2" in table and "--report_only" not in table
+    # without that report, the command names the table's tasks and models
+    (tmp_path / "results.json").unlink()
+    run_compare(tmp_path, "--report_only", "--models", "s4d")
+    command = json.loads((tmp_path / "results.json").read_text())["meta"]["command"]
+    assert command.endswith("--tasks digits --models mrconv_fourier_l0small,no_branch_bn,s4d")
+    assert "--report_only" not in command and "--models s4d" not in command
 
 
 def fake_run(spec: RunSpec) -> dict:
