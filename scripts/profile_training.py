@@ -36,11 +36,11 @@ from modeling_mrconv import MRConvConfig, MRConvForSequenceClassification
 from modeling_mrconv.bench.measure import (
     MEMORY_METHOD,
     code_fingerprint,
+    cpu_profile,
     device_name,
     interleaved_times,
     make_step,
     peak_memory,
-    silence_stderr,
 )
 from modeling_mrconv.bench.report import markdown_table
 
@@ -113,14 +113,8 @@ def measure(args: argparse.Namespace, case: dict) -> dict:
 
 def top_ops(step, count: int) -> list[dict]:
     """The `count` ops of one step with the most self CPU time (torch.profiler), with their call counts."""
-    prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU])
-    with silence_stderr():  # kineto logs every start and stop on the C-level stderr
-        prof.start()
-    try:
+    with cpu_profile() as prof:
         step()
-    finally:
-        with silence_stderr():
-            prof.stop()
     events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:count]
     return [{"op": e.key, "self_ms": e.self_cpu_time_total / 1e3, "calls": e.count} for e in events]
 

@@ -116,16 +116,9 @@ def peak_memory(
 def _profiled_cpu_peak(fn: Callable[[], object]) -> int:
     """Peak of the running sum of the CPU allocator's signed [memory] events recorded by the profiler."""
     from torch.autograd import DeviceType
-    from torch.profiler import ProfilerActivity, profile
 
-    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
-    with silence_stderr():  # kineto logs every start and stop on the C-level stderr
-        prof.start()
-    try:
+    with cpu_profile(profile_memory=True) as prof:
         fn()
-    finally:
-        with silence_stderr():
-            prof.stop()
     cpu_types = (DeviceType.CPU, DeviceType.MKLDNN, DeviceType.IDEEP)
     events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     current = peak = 0
@@ -134,6 +127,19 @@ def _profiled_cpu_peak(fn: Callable[[], object]) -> int:
             current += event.nbytes()
             peak = max(peak, current)
     return peak
+
+
+@contextlib.contextmanager
+def cpu_profile(**options) -> Iterator[torch.profiler.profile]:
+    """A CPU `torch.profiler.profile` over the block, without kineto's start and stop lines on the C-level stderr."""
+    prof = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], **options)
+    with silence_stderr():
+        prof.start()
+    try:
+        yield prof
+    finally:
+        with silence_stderr():
+            prof.stop()
 
 
 @contextlib.contextmanager
