@@ -219,8 +219,8 @@ def markdown(
         f"std of test accuracy, in %); {meta['workers']} worker process(es), 1 thread each; torch {meta['torch']}.",
         "Every model of a task: the same optimizer steps, batch size, seeds, data and masked-mean-pooling head. "
         "Peers have the widths the study file gives (matched to the base MRConv's parameter count unless it says "
-        "otherwise; see the params column); MRConv uses the preset's learning rate, peers the best of their sweep "
-        "(seed 0, validation accuracy).",
+        "otherwise; see the params column); MRConv uses the preset's learning rate (or its own, in the lr column), "
+        "peers the best of their sweep (seed 0, validation accuracy).",
         "",
     ]
     if meta.get("published"):
@@ -246,8 +246,8 @@ def markdown(
             f"## {task}",
             "",
             f"{preset['description']}. {rows[0]['steps']} steps of batch {rows[0]['batch_size']}; MRConv width "
-            f"{model['hidden_size']}, {model['num_hidden_layers']} layers, l0 small/large "
-            f"{model['kernel_size']}/{values.get('l0_large', '-')}, ablations on `{model['kernel_type']}` at the small l0. "
+            f"{model['hidden_size']}, {model['num_hidden_layers']} layers, l0 small/large {model['kernel_size']}/"
+            f"{values.get('l0_large', '-')}, ablations on `{model['kernel_type']}` at the small l0. "
             f"Majority-class baseline: {100 * meta['majority_baseline'].get(task, math.nan):.1f}% test accuracy. "
             f"Preset: `{preset['preset']}`.",
             "",
