@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 
 from tests.mrconv_testing import load_script
 
@@ -15,11 +16,12 @@ def test_training_cost_grid_reports_measured_ratios_and_environment(tmp_path: Pa
     profile = load_script("profile_training")
     argv = ["--kernel_types", "dilated", "fourier_sparse", "--masks", "none", "padded", "--directions", "causal"]
     argv += ["--batch_sizes", "2", "--lengths", "64", "--hidden_size", "4", "--repeats", "2", "--reference"]
-    threads = torch.get_num_threads()
-    try:
-        rows = profile.main([*argv, "--profile_ops", "2", "--output_dir", str(tmp_path)])  # --threads 1 by default
+    threads, verbosity = torch.get_num_threads(), transformers.logging.get_verbosity()
+    try:  # main() sets 1 thread (its default) and silences transformers' warnings: restore both for later tests
+        rows = profile.main([*argv, "--profile_ops", "2", "--output_dir", str(tmp_path)])
     finally:
         torch.set_num_threads(threads)
+        transformers.logging.set_verbosity(verbosity)
     assert [(r["kernel_type"], r["mask"]) for r in rows] == [
         ("dilated", "none"),
         ("dilated", "padded"),
