@@ -106,6 +106,8 @@ def test_ucr_defaults_study_runs_one_change_at_a_time_at_its_own_budget():
     assert study.learning_rate("ACSF1", "mrconv_width64") == base["train"]["learning_rate"] == 5e-3
     (spec,) = initial_specs(study, ["ACSF1"], ["mrconv_lr_high"], 1)
     assert spec.key == "ACSF1/mrconv_lr_high/seed0/lr0.01"
+    quick = load_study(UCR.with_name("ucr_defaults.yaml"), quick=True)
+    assert (quick.default_tasks, quick.default_models) == (("Computers",), ("mrconv_fourier_l0small", "cnn"))
 
 
 def test_ucr_study_without_the_wheel_names_the_pip_command(monkeypatch):
