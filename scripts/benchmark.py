@@ -76,6 +76,7 @@ from modeling_mrconv.bench.report import (  # noqa: E402
     print_summary,
     write_outputs,
 )
+from modeling_mrconv.configuration_mrconv import KERNEL_TYPES  # noqa: E402
 from modeling_mrconv.training.models import build_model, model_config  # noqa: E402
 
 
@@ -239,7 +240,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[8])
     parser.add_argument("--hidden_size", type=int, default=128)
     parser.add_argument("--num_layers", type=int, default=1)
-    parser.add_argument("--kernel_type", default="dilated", choices=["dilated", "fourier", "sparse", "fourier_sparse"])
+    parser.add_argument("--kernel_type", default="dilated", choices=KERNEL_TYPES)
     parser.add_argument("--kernel_size", type=int, default=16, help="l0, the shortest MRConv branch")
     parser.add_argument("--num_labels", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls before the (also untimed) memory call")

@@ -46,8 +46,8 @@ def report_command(
     covered the table (`--report_only`, one rerun cell), else this one with the table's tasks and models."""
     argv = list(argv or sys.argv[1:])
     if (shown_tasks, shown_models) != (tasks, models) or args.report_only:
-        covered = set(previous_meta.get("tasks", [])) >= set(shown_tasks)
-        if previous_meta and covered and set(previous_meta.get("models", [])) >= set(shown_models):
+        previous = (set(previous_meta.get("tasks", [])), set(previous_meta.get("models", [])))
+        if previous_meta and previous[0] >= set(shown_tasks) and previous[1] >= set(shown_models):
             return previous_meta["command"]
         kept = [
             a for i, a in enumerate(argv) if not _selection(a) and not (i and argv[i - 1] in ("--tasks", "--models"))
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     output_dir = Path(args.output_dir or ("runs/compare_quick" if args.quick else "benchmarks/accuracy"))
     output_dir.mkdir(parents=True, exist_ok=True)
     results_path = output_dir / "runs.jsonl"
-    mixed = [r["key"] for r in load_records(results_path) if bool(r.get("quick")) != args.quick]
+    recorded = load_records(results_path)
+    mixed = [r["key"] for r in recorded if bool(r.get("quick")) != args.quick]
     if mixed:  # the report would average smoke runs with study runs, and overwrite the study's results
         kind = "full-study" if args.quick else "--quick"
         raise SystemExit(
@@ -100,7 +101,6 @@ def main(argv: list[str] | None = None) -> None:
     previous = output_dir / "results.json"
     previous_meta = json.loads(previous.read_text())["meta"] if previous.exists() else {}
     # the report covers the selection and every task and model with runs in output_dir (one rerun cell keeps the table)
-    recorded = load_records(results_path)
     shown_tasks = [t for t in study.tasks if t in tasks or any(r["task"] == t for r in recorded)]
     shown_models = [m for m in study.families if m in models or any(r["model"] == m for r in recorded)]
     meta = study_meta(
@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
 
     if not args.report_only:
         runs_dir = Path(args.runs_dir or Path("runs") / study.path.stem)
-        print(f"study: tasks {tasks}, models {models}, {seeds} seed(s), {expected} runs planned", flush=True)
+        planned = planned_runs(study, tasks, models, seeds)
+        print(f"study: tasks {tasks}, models {models}, {seeds} seed(s), {planned} runs planned", flush=True)
         run_fn = functools.partial(run_cell, study=study, runs_dir=runs_dir)
         run_grid(study, tasks, models, seeds, results_path, run_fn, workers, on_record=progress)
     summary, _ = write_report(output_dir, study, load_records(results_path), meta, expected)

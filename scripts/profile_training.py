@@ -43,6 +43,7 @@ from modeling_mrconv.bench.measure import (
     peak_memory,
 )
 from modeling_mrconv.bench.report import markdown_table
+from modeling_mrconv.configuration_mrconv import KERNEL_TYPES
 
 
 MASKS = ("none", "ones", "padded")
@@ -181,9 +182,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0 <= args.padding <= 0.5:
         parser.error(f"--padding: got {args.padding}, expected a fraction from 0 to 0.5")
-    unknown = set(args.kernel_types) - {"dilated", "fourier", "sparse", "fourier_sparse"}
+    unknown = set(args.kernel_types) - set(KERNEL_TYPES)
     if unknown:
-        parser.error(f"--kernel_types: unknown {sorted(unknown)}; expected dilated, fourier, sparse, fourier_sparse")
+        parser.error(f"--kernel_types: unknown {sorted(unknown)}; expected {', '.join(KERNEL_TYPES)}")
     for name in ("repeats", "layers", "hidden_size", "kernel_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: got {getattr(args, name)}, expected a positive integer")
