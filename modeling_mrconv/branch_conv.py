@@ -219,6 +219,30 @@ def edge_outside(E: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def edge_adjoint(
+    E: torch.Tensor,
+    outside: torch.Tensor,
+    E_ones: torch.Tensor,
+    Y_ones: torch.Tensor,
+    c: torch.Tensor,
+    K: torch.Tensor,
+    lag_spectrum: torch.Tensor,
+    width: int,
+) -> torch.Tensor:
+    """What backward needs of a short branch, from the forward pass's centred edge circle of a batch chunk.
+
+    E (b, H, 2W + 1): the `edge_signal` of the centred edges (u - c) m; outside (b, H, 4W): their output outside
+    [0, L) (or [0, n_b)) on [2W, 4W), zero before. With E_ones, Y_ones (1 or b, 1 or H, 2W + 1), the edge signal of m
+    and the spectrum of its outside output, the uncentred ones are E + c E_ones and Y + c Y_ones (no transform of u
+    again). Adds sum_b Y_b conj(E_b) to `lag_spectrum` (H, 2W + 1) and returns k^T of the uncentred outside part on
+    [0, width) of the 4W circle: (b, H, width), u[:W] first.
+    """
+    Y = torch.fft.rfft(outside).addcmul_(Y_ones, c[:, None])  # (b H 2W+1) spectrum of z outside [0, L)
+    back = torch.fft.irfft(Y * K.conj(), n=outside.shape[-1])[..., :width]  # (b H width)
+    accumulate_products(lag_spectrum, Y, E.addcmul_(E_ones, c[:, None]).conj_physical_())  # E is not needed any more
+    return back
+
+
 def right_padded_edge_squares(
     c: torch.Tensor,
     centred_power: torch.Tensor,
@@ -228,10 +252,12 @@ def right_padded_edge_squares(
     kernels: list[torch.Tensor],
     edge: list[int],
     edge_spectra: list[torch.Tensor],
+    autocorrelations: list[torch.Tensor],
     mean: torch.Tensor,
     squares: torch.Tensor,
-) -> None:
-    """Writes sum m (z_i - mean_i)^2 of the short branches into `squares` for right-padded masks (u zero beyond n_b).
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Writes sum m (z_i - mean_i)^2 of the short branches into `squares` for right-padded masks (u zero beyond n_b);
+    returns what backward needs of each (`edge_adjoint`): k_i^T of the outside part (B, H, 3 W_i) and sum_b Y conj(E).
 
     Centred at the valid mean c (H): z_i = z'_i + c q_ib on [0, n_b), z'_i = k_i * ((u - c) m_b), q_ib = k_i * m_b.
     With rho_i = c sum(k_i) - mean_i and e_ib = c (q_ib - sum(k_i)) (zero but within l_i of t = 0 and t = n_b):
@@ -241,7 +267,8 @@ def right_padded_edge_squares(
     sum m z'^2 is the 2L-circle energy (k_i's autocorrelation against that of u', from `centred_power` sum_b |U'_b|^2)
     minus the energy outside [0, n_b); sum m z' is the taps against sum_b m_b * u'_b (`PC` = sum_b conj(M_b) U'_b).
     The rest comes from the 4W edge circle of [u'[:W], u'[n_b-W : n_b]] (`edges`, W >= 2 l_i): [0, W/2) holds
-    t < W / 2, [3W/2, 2W) t = n_b - W/2 .. n_b - 1, [2W, 4W) the outside part.
+    t < W / 2, [3W/2, 2W) t = n_b - W/2 .. n_b - 1, [2W, 4W) the outside part. `autocorrelations`: those of the
+    kernels on their edge circles (`edge_autocorrelation`).
     """
     B, H, L = *edges.shape[:2], centred_power.shape[-1] - 1
     kernels = [kernels[i] for i in edge]
@@ -251,10 +278,12 @@ def right_padded_edge_squares(
     tail = lengths[:, None] - W_max + torch.arange(W_max, device=c.device)  # (B W_max)
     valid_edges = torch.cat([torch.arange(W_max, device=c.device) < lengths[:, None], tail >= 0], -1).to(c.dtype)
     centred = (edges - c[:, None]) * valid_edges[:, None]  # (B H 2W_max) edges of (u - c) m
+    ones = valid_edges[:1] if bool(valid_edges.all()) else valid_edges  # (1 or B, 2W_max): one row unless n_b < W_max
     n = lengths.sum().to(c.dtype)
+    backs, lag_spectra = [], []
     for j, (i, kernel, K_i) in enumerate(zip(edge, kernels, edge_spectra, strict=True)):
         W = (K_i.shape[-1] - 1) // 2
-        circle = torch.linalg.vecdot(near_lags(centred_lags, W), edge_autocorrelation(K_i))  # (H) sum of z'^2, 2L
+        circle = torch.linalg.vecdot(near_lags(centred_lags, W), autocorrelations[j])  # (H) sum of z'^2, 2L
         half = torch.arange(W // 2, device=c.device)
         start, end = half.expand(B, -1), lengths[:, None] - W // 2 + half  # (B W/2) positions t near 0 and n_b
         kappa = kernel.sum((0, 2))  # (H)
@@ -267,15 +296,24 @@ def right_padded_edge_squares(
         e_sum = e_start.sum((0, 2)) + e_end.sum((0, 2))  # (H)
         e_squares = torch.linalg.vecdot(e_start, e_start).sum(0) + torch.linalg.vecdot(e_end, e_end).sum(0)
         outside_energy, cross = torch.zeros_like(rho), torch.zeros_like(rho)
+        E_ones = edge_signal(ones[:, None], W)  # (1|B 1 2W+1)
+        Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i))  # (1|B H 2W+1)
+        lag_spectra.append(torch.zeros_like(K_i))
+        backs.append(edges.new_empty(B, H, 3 * W))
         for chunk in batch_chunks(B, H, 2 * W, c.device):
-            z = torch.fft.irfft(edge_signal(centred[chunk], W) * K_i, n=4 * W)  # (b H 4W) z'_i on the edge circle
+            E = edge_signal(centred[chunk], W)  # (b H 2W+1)
+            z = torch.fft.irfft(E * K_i, n=4 * W)  # (b H 4W) z'_i on the edge circle
             outside = z[..., 2 * W :]  # the tail after n_b, the head before 0
             outside_energy += torch.linalg.vecdot(outside, outside).sum(0)
             cross += torch.linalg.vecdot(z[..., : W // 2], e_start[chunk]).sum(0)
             cross += torch.linalg.vecdot(z[..., 3 * W // 2 : 2 * W], e_end[chunk]).sum(0)
+            rows = chunk if ones.shape[0] > 1 else slice(None)
+            z[..., : 2 * W] = 0
+            backs[-1][chunk] = edge_adjoint(E, z, E_ones[rows], Y_ones[rows], c, K_i, lag_spectra[-1], 3 * W)
         squares[i] = (
             circle - outside_energy + 2 * (rho * valid_sum[j] + cross) + n * rho.square() + 2 * rho * e_sum
         ) + e_squares
+    return backs, lag_spectra
 
 
 class MultiResConvFunction(torch.autograd.Function):
@@ -347,10 +385,13 @@ class MultiResConvFunction(torch.autograd.Function):
             ends = u.gather(-1, tail.clamp_min(0)[:, None].expand(B, H, W_max)) * (tail >= 0)[:, None]
             edges = torch.cat([u[..., :W_max], ends], dim=-1)  # (B H 2W_max)
         edge_spectra = [torch.fft.rfft(kernel_to_circular(kernels[i], 2 * W)) for i, W in zip(edge, widths)]
-        power = u.new_zeros(0)
+        autocorrelations = [edge_autocorrelation(K_i) for K_i in edge_spectra]  # (H 4W) each
+        backs, lag_spectra = [], []  # per short branch: k_i^T of its outside part, sum_b Y conj(E) (`edge_adjoint`)
         if right_padded_edge:
             centred_power = centred_power.view(H, L + 1, 2).sum(-1)  # (H L+1)
-            right_padded_edge_squares(c, centred_power, PC, lengths, edges, kernels, edge, edge_spectra, mean, squares)
+            backs, lag_spectra = right_padded_edge_squares(
+                c, centred_power, PC, lengths, edges, kernels, edge, edge_spectra, autocorrelations, mean, squares
+            )
             # the uncentred sum_b |U_b|^2, for the kernel gradients
             power = centred_power.add_(2 * c[:, None] * PC.real).add_(c[:, None].square() * mask_power)
         elif edge:
@@ -373,9 +414,10 @@ class MultiResConvFunction(torch.autograd.Function):
             ends = torch.stack([u[..., : 2 * W_max].sum(0), u[..., L - 2 * W_max :].sum(0)]) - B * c[:, None]
             full_length = torch.tensor([L], device=u.device)
             centred = edges - c[:, None]  # (B H 2W_max)
+            ones = u.new_ones(1, 1, 2 * W_max)  # the edges of the all-valid mask
             for j, (i, kernel, K_i) in enumerate(zip(edge, edge_kernels, edge_spectra, strict=True)):
                 W = (K_i.shape[-1] - 1) // 2
-                circle = torch.linalg.vecdot(near_lags(centred_lags, W), edge_autocorrelation(K_i))  # (H) 2L circle
+                circle = torch.linalg.vecdot(near_lags(centred_lags, W), autocorrelations[j])  # (H) 2L circle
                 # sum_b z'_i on [0, W) and on [L - W, L): the first and the last 2W samples on 4W circles
                 pieces = torch.stack([ends[0, :, : 2 * W], ends[1, :, 2 * (W_max - W) :]])  # (2 H 2W)
                 convolved = torch.fft.irfft(torch.fft.rfft(pieces, n=4 * W) * K_i, n=4 * W)  # (2 H 4W)
@@ -387,11 +429,26 @@ class MultiResConvFunction(torch.autograd.Function):
                 cross = rho * z_totals[j] + torch.linalg.vecdot(e_i, z_edges)  # (H) sum r z'
                 r_squares = L * rho.square() + 2 * rho * e_i.sum(-1) + torch.linalg.vecdot(e_i, e_i)  # (H) sum r^2
                 squares[i] = circle + 2 * cross + B * r_squares
+                E_ones = edge_signal(ones, W)  # (1 1 2W+1)
+                Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i))  # (1 H 2W+1)
+                lag_spectra.append(torch.zeros_like(K_i))
+                backs.append(u.new_empty(B, H, 2 * W))
                 for chunk in batch_chunks(B, H, 2 * W, u.device):
-                    outside = edge_outside(edge_signal(centred[chunk], W), K_i)  # (b H 4W) z'_i outside [0, L)
+                    E = edge_signal(centred[chunk], W)  # (b H 2W+1)
+                    outside = edge_outside(E, K_i)  # (b H 4W) z'_i outside [0, L)
                     squares[i] -= torch.linalg.vecdot(outside, outside).sum(0)
+                    backs[-1][chunk] = edge_adjoint(E, outside, E_ones, Y_ones, c, K_i, lag_spectra[-1], 2 * W)
             # the uncentred sum_b |U_b|^2, for the kernel gradients
             power.add_(2 * c[:, None] * (SUC * M.conj()).real).add_(B * c[:, None].square() * squared_magnitude(M))
+        # kernel gradients of the short branches need l_i lags of k_i * (the autocorrelation of u) minus those of the
+        # outside part's cross-correlation with u: forward quantities, read on 4W circles of the lags within 2W of 0
+        edge_lags = []  # (H 4W) each
+        if edge:
+            power_lags = torch.fft.irfft(power.to(U.dtype), n=2 * L)  # (H 2L) autocorrelation of u, batch summed
+            for K_i, lag_spectrum in zip(edge_spectra, lag_spectra, strict=True):
+                W = (K_i.shape[-1] - 1) // 2
+                spectrum = torch.fft.rfft(near_lags(power_lags, W)).mul_(K_i).sub_(lag_spectrum)  # (H 2W+1)
+                edge_lags.append(torch.fft.irfft(spectrum, n=4 * W))
         scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * (L + 1))
         for j, i in enumerate(full):
             for chunk in chunks:
@@ -415,9 +472,11 @@ class MultiResConvFunction(torch.autograd.Function):
             z = torch.fft.irfft(torch.mul(U_c, combined, out=product), n=2 * L)[..., :L]  # (b H L)
             torch.add(z, shift[:, None], out=y[chunk])
         ctx.save_for_backward(
-            *(U, spectra, edges, power, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count),
+            *(U, spectra, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined),
             P if lengths is not None else None,
-            *edge_spectra,
+            *autocorrelations,
+            *backs,
+            *edge_lags,
             *kernels,
         )
         ctx.kernel_shapes = [k.shape for k in kernels]
@@ -427,11 +486,12 @@ class MultiResConvFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y, grad_mean, grad_var):
-        U, spectra, edges, power, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, *rest = (
+        U, spectra, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined, saved_P, *rest = (
             ctx.saved_tensors
         )
         edge = ctx.edge
-        saved_P, edge_spectra, kernels = rest[0], rest[1 : 1 + len(edge)], rest[1 + len(edge) :]
+        n = len(edge)
+        autocorrelations, backs, edge_lags, kernels = rest[:n], rest[n : 2 * n], rest[2 * n : 3 * n], rest[3 * n :]
         B, H, F = U.shape
         L = F - 1
         full = [i for i in range(len(kernels)) if i not in edge]
@@ -452,8 +512,7 @@ class MultiResConvFunction(torch.autograd.Function):
             if mask is not None and saved_P is None:
                 accumulate_products(P, M[chunk], U_conj)
         w = parseval_weights(L, inv_std.dtype, U.device)  # (L+1)
-        # (2 or 3, H, 2L) cross-correlations of g and of m with u (and the autocorrelation of u for the edge path)
-        shared = torch.fft.irfft(torch.stack([Q, P, power.to(U.dtype)] if edge else [Q, P]), n=2 * L)
+        shared = torch.fft.irfft(torch.stack([Q, P]), n=2 * L)  # (2 H 2L) cross-correlations of g and of m with u
         A = grad_y.sum((0, 2))  # (H) sum of g
         G = (tap_inner(shared[0], kernels) - mean * A) * inv_std  # (N H) sum of g * x_i
         scale = alpha * weight * inv_std  # (N H) s_i
@@ -465,12 +524,15 @@ class MultiResConvFunction(torch.autograd.Function):
         grad_skip = (Q.real * w).sum(-1)  # (H) sum of g * u
         # du: transposed convolutions of dz_i = s_i g - a_i m - b_i m z_i summed over the branches, in spectra
         dtype = inv_std.dtype
-        combined = (kernel_spectrum(merge_kernels(kernels, scale, L, dtype), L) + skip[:, None]).conj_physical_()
-        mask_term = kernel_spectrum(merge_kernels(kernels, a, L, dtype), L).conj_physical_()  # (H L+1)
-        if mask is None:  # the a_i term is the same for every sample
-            offset = torch.fft.irfft(mask_term.mul_(M), n=2 * L)[..., :L]  # (H L)
+        combined = combined.conj_physical()  # (H L+1) the forward pass's folded kernel plus D, transposed
+        mask_kernel = merge_kernels(kernels, a, L, dtype)  # (S H L)
+        if mask is None:  # the a_i term is the same for every sample: sum_i a_i k_i^T 1, prefix sums of the taps
+            offset = mask_kernel[0].cumsum(-1).flip(-1)  # (H L) causal taps 0 .. L-1-t reach [0, L) from t
+            if mask_kernel.shape[0] == 2:
+                offset[:, 1:] += mask_kernel[1, :, :-1].cumsum(-1)  # anti-causal taps 0 .. t-1
+        else:
+            mask_term = kernel_spectrum(mask_kernel, L).conj_physical_()  # (H L+1)
         if edge:  # m z_i = z_i on [0, L): b_i |K_i|^2 U here, minus the part outside [0, L) on the edges below
-            autocorrelations = [edge_autocorrelation(K_i) for K_i in edge_spectra]
             edge_term = autocorrelation_spectrum(b[edge], autocorrelations, L).to(U.dtype)  # (H L+1) complex: no cast
         grad_u = torch.empty_like(grad_y, memory_format=torch.contiguous_format)  # (B H L)
         S = torch.zeros_like(spectra)  # (n H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i; conjugated
@@ -509,26 +571,20 @@ class MultiResConvFunction(torch.autograd.Function):
             circular = torch.fft.irfft(grad_spectra, n=2 * L)  # (n H 2L)
             for i, grad in zip(full, circular_to_kernels(circular, [shapes[i] for i in full]), strict=True):
                 grad_kernels[i] = grad
-        # short kernels need l_i lags only: those of irfft(Q), irfft(P) and k_i * irfft(sum_b |U_b|^2) (`shared`), read
-        # on a 4W circle of the lags within 2W of 0, plus the cross-correlation of the outside part with u
-        for i, K_i in zip(edge, edge_spectra, strict=True):
-            W = (K_i.shape[-1] - 1) // 2
-            lag_spectrum = torch.zeros_like(K_i)  # (H 2W+1)
-            for chunk in batch_chunks(B, H, 2 * W, U.device):
-                E = edge_signal(edges[chunk], W)  # (b H 2W+1)
-                Y = torch.fft.rfft(edge_outside(E, K_i))  # (b H 2W+1) spectrum of z_i outside [0, L)
-                back = torch.fft.irfft(Y * K_i.conj(), n=4 * W)  # (b H 4W) k_i^T of it: u[:W] at [0, W), u[L-W:] next
-                grad_u[chunk, :, :W].addcmul_(back[..., :W], b[i, :, None])
-                if lengths is None:
-                    grad_u[chunk, :, L - W :].addcmul_(back[..., W : 2 * W], b[i, :, None])
-                else:  # [W, 3W) holds t = n_b - W .. n_b + W - 1; padded positions before L get a gradient too
-                    at = lengths[chunk, None] - W + torch.arange(2 * W, device=U.device)  # (b 2W)
-                    part = back[..., W : 3 * W] * b[i, :, None] * ((at >= 0) & (at < L))[:, None]  # (b H 2W)
-                    grad_u[chunk].scatter_add_(-1, at.clamp(0, L - 1)[:, None].expand_as(part), part)
-                accumulate_products(lag_spectrum, Y, E.conj_physical_())  # E is not needed any more
-            near = near_lags(shared, W)  # (3 H 4W) lags -2W .. 2W-1
-            lags = torch.fft.irfft(torch.stack([torch.fft.rfft(near[2]) * K_i, lag_spectrum]), n=4 * W)  # (2 H 4W)
-            small = near[0] * scale[i, :, None] - near[1] * a[i, :, None] - (lags[0] - lags[1]) * b[i, :, None]
+        # short branches: k_i^T of the outside part lands on u[:W] and u[L-W:] (`edge_adjoint`, from the forward pass);
+        # kernels need l_i lags of irfft(Q) and irfft(P) (`shared`) on a 4W circle of the lags within 2W of 0, and the
+        # forward pass's lags of the m z_i term (`edge_lags`)
+        for i, back, lags in zip(edge, backs, edge_lags, strict=True):
+            W = lags.shape[-1] // 4
+            grad_u[..., :W].addcmul_(back[..., :W], b[i, :, None])
+            if lengths is None:
+                grad_u[..., L - W :].addcmul_(back[..., W : 2 * W], b[i, :, None])
+            else:  # [W, 3W) holds t = n_b - W .. n_b + W - 1; padded positions before L get a gradient too
+                at = lengths[:, None] - W + torch.arange(2 * W, device=U.device)  # (B 2W)
+                part = back[..., W : 3 * W] * b[i, :, None] * ((at >= 0) & (at < L))[:, None]  # (B H 2W)
+                grad_u.scatter_add_(-1, at.clamp(0, L - 1)[:, None].expand_as(part), part)
+            near = near_lags(shared, W)  # (2 H 4W) lags -2W .. 2W-1
+            small = near[0] * scale[i, :, None] - near[1] * a[i, :, None] - lags * b[i, :, None]
             grad_kernels[i] = circular_to_kernels(small[None], [shapes[i]])[0]
         return grad_u, grad_alpha, grad_weight, grad_bias, grad_skip, None, None, *grad_kernels
 
