@@ -349,28 +349,34 @@ class MultiResConvFunction(torch.autograd.Function):
             M = torch.fft.rfft(mask, n=2 * L)[:, None]  # (B 1 L+1)
             P = torch.zeros_like(U[0])  # (H L+1) sum_b M_b conj(U_b)
         right_padded_edge = bool(edge) and lengths is not None
-        if right_padded_edge:  # sums of the spectra of (u_b - c) m_b, c the mean of u over valid positions
+        centred_edge = bool(edge) and (mask is None or right_padded_edge)  # sums about the channel mean c
+        if mask is None:
+            SU = torch.zeros_like(U[0])  # (H L+1) sum_b U_b
+        if centred_edge:  # sums of the spectra of (u_b - c) m_b, c the mean of u over valid positions
             c = u.sum((0, 2)) / count  # (H)
-            M_conj = M.conj_physical()  # (B 1 L+1)
             centred_power = u.new_zeros(H, 2 * (L + 1))  # sum_b |U_b - c M_b|^2, real and imaginary parts
+        if right_padded_edge:
+            M_conj = M.conj_physical()  # (B 1 L+1)
             PC = torch.zeros_like(U[0])  # (H L+1) sum_b conj(M_b) (U_b - c M_b)
-        for chunk in chunks:
+        for chunk in chunks:  # the sums over the batch read each chunk's spectra while they are in cache
             torch.fft.rfft(u[chunk], n=2 * L, out=U[chunk])
-            if right_padded_edge:
+            if mask is None:
+                SU += U[chunk].sum(0)
+            elif not right_padded_edge:  # P accumulated conjugated, sum_b conj(M_b) U_b: no conjugate copy of U
+                accumulate_products(P, M[chunk].conj_physical(), U[chunk])
+            if centred_edge:
                 for b in range(chunk.start, chunk.stop):
-                    D_b = torch.addcmul(U[b], M[b], c[:, None], value=-1)  # (H L+1)
+                    D_b = torch.addcmul(U[b], M if mask is None else M[b], c[:, None], value=-1)  # (H L+1)
                     d = torch.view_as_real(D_b).flatten(-2)  # (H 2L+2)
                     centred_power.addcmul_(d, d)
-                    PC.addcmul_(M_conj[b], D_b)
-            elif mask is not None:  # P accumulated conjugated, sum_b conj(M_b) U_b: no conjugate copy of U
-                accumulate_products(P, M[chunk].conj_physical(), U[chunk])
+                    if right_padded_edge:
+                        PC.addcmul_(M_conj[b], D_b)
         if mask is not None and not right_padded_edge:
             P = P.conj_physical_()
         if right_padded_edge:
             mask_power = squared_magnitude(M).sum(0)  # (1 L+1) sum_b |M_b|^2
             P = (PC + c[:, None] * mask_power).conj_physical_()
         if mask is None:
-            SU = U.sum(0)  # (H L+1)
             P = M * SU.conj()
         # (N H) sum of m z_i over batch and positions / count: the taps against the cross-correlation of m with u
         mean = tap_inner(torch.fft.irfft(P, n=2 * L), kernels) / count
@@ -399,14 +405,8 @@ class MultiResConvFunction(torch.autograd.Function):
             # sum (z_i - mean_i)^2 = sum z'^2 + 2 sum r z' + B sum r^2 (r = c q_i - mean_i) is a sum of small terms.
             # r = rho_i + e_i with rho_i = c sum(k_i) - mean_i and e_i = c (q_i - sum(k_i)), zero but within l_i of
             # t = 0 and of t = L: sum r z' needs sum_t z'_i and z'_i on [0, W) and [L - W, L) only.
-            c = u.mean((0, 2))  # (H)
-            MC = M * c[:, None]  # (H L+1) spectrum of c on [0, L)
-            acc = u.new_zeros(H, 2 * (L + 1))
-            for U_b in U:
-                d = torch.view_as_real(U_b - MC).flatten(-2)  # (H 2L+2)
-                acc.addcmul_(d, d)
-            power = acc.view(H, L + 1, 2).sum(-1)  # (H L+1) sum_b |U_b - MC|^2
-            SUC = SU - B * MC  # (H L+1) sum_b of the centred spectra
+            power = centred_power.view(H, L + 1, 2).sum(-1)  # (H L+1) sum_b |U_b - c M|^2
+            SUC = SU - B * M * c[:, None]  # (H L+1) sum_b of the centred spectra
             centred_lags = torch.fft.irfft(power, n=2 * L)  # (H 2L) autocorrelation of u - c, summed over the batch
             edge_kernels = [kernels[i] for i in edge]
             z_totals = tap_inner(torch.fft.irfft(M * SUC.conj(), n=2 * L), edge_kernels)  # (n H) sum_b sum_t<L z'_i
@@ -473,7 +473,7 @@ class MultiResConvFunction(torch.autograd.Function):
             torch.add(z, shift[:, None], out=y[chunk])
         ctx.save_for_backward(
             *(U, spectra, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined),
-            P if lengths is not None else None,
+            P,
             *autocorrelations,
             *backs,
             *edge_lags,
@@ -486,7 +486,7 @@ class MultiResConvFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y, grad_mean, grad_var):
-        U, spectra, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined, saved_P, *rest = (
+        U, spectra, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined, P, *rest = (
             ctx.saved_tensors
         )
         edge = ctx.edge
@@ -496,12 +496,8 @@ class MultiResConvFunction(torch.autograd.Function):
         L = F - 1
         full = [i for i in range(len(kernels)) if i not in edge]
         chunks = batch_chunks(B, H, L, U.device)
-        if mask is None:
-            M = torch.fft.rfft(U.real.new_ones(L), n=2 * L)  # (L+1) all-valid mask spectrum
-            P = M * U.sum(0).conj_physical_()  # (H L+1) sum_b M_b conj(U_b)
-        else:
+        if mask is not None:
             M = torch.fft.rfft(mask, n=2 * L)[:, None]  # (B 1 L+1)
-            P = torch.zeros_like(U[0]) if saved_P is None else saved_P  # right padding: kept from the forward pass
         GY = torch.empty_like(U)  # (B H L+1) spectrum of g
         Q = torch.zeros_like(U[0])  # (H L+1) sum_b GY_b conj(U_b)
         conjugates = U.new_empty((chunks[0].stop - chunks[0].start) * H * F)  # conj(U) of a chunk, one buffer
@@ -509,8 +505,6 @@ class MultiResConvFunction(torch.autograd.Function):
             torch.fft.rfft(grad_y[chunk], n=2 * L, out=GY[chunk])
             U_conj = torch.conj_physical(U[chunk], out=scratch_view(conjugates, chunk.stop - chunk.start, H, F))
             accumulate_products(Q, GY[chunk], U_conj)
-            if mask is not None and saved_P is None:
-                accumulate_products(P, M[chunk], U_conj)
         w = parseval_weights(L, inv_std.dtype, U.device)  # (L+1)
         shared = torch.fft.irfft(torch.stack([Q, P]), n=2 * L)  # (2 H 2L) cross-correlations of g and of m with u
         A = grad_y.sum((0, 2))  # (H) sum of g
