@@ -12,7 +12,6 @@ including the first l_i steps. These functions are pure and compute in float64.
 """
 
 import torch
-import torch.nn.functional as F
 
 
 def fold_batchnorm(
@@ -36,8 +35,8 @@ def merge_kernels(
     """sum_i scale_i * kernel_i, every (S, H, l_i) kernel zero-padded on the right to `length`: (S, H, length)."""
     merged = torch.zeros(*kernels[0].shape[:2], length, dtype=dtype, device=kernels[0].device)
     for kernel, s in zip(kernels, scale, strict=False):
-        kernel = kernel[..., :length].to(dtype)
-        merged += F.pad(kernel, (0, length - kernel.shape[-1])) * s[:, None]  # (S H L)
+        kernel = kernel[..., :length]
+        merged[..., : kernel.shape[-1]].addcmul_(kernel.to(dtype), s[:, None].to(dtype))  # (S H l_i) of (S H L)
     return merged
 
 
