@@ -63,6 +63,9 @@ CPU_BLOCK_ELEMENTS = 2**18
 EDGE_BRANCH_RATIO = 4
 # under right padding, those with edge width W_i = edge_width(2 l_i) <= L / RIGHT_PADDED_EDGE_RATIO
 RIGHT_PADDED_EDGE_RATIO = 8
+# devices on which the long branches' outputs m z_i (B, H, L) are kept for backward instead of recomputed (one inverse
+# FFT of the batch less per long branch and step, for n_long (B, H, L) more saved): CPU, where the step is FFT-bound
+KEEP_OUTPUT_DEVICES = ("cpu",)
 
 
 def circular_to_kernels(circular: torch.Tensor, shapes: list[torch.Size]) -> list[torch.Tensor]:
@@ -109,7 +112,10 @@ def scratch_view(scratch: torch.Tensor, *shape: int) -> torch.Tensor:
 
 
 def accumulate_products(out: torch.Tensor, X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """out += sum_b X_b Y_b over the leading (batch chunk) dim; X and Y broadcast, e.g. (b, 1, F) and (b, H, F)."""
+    """out += sum_b X_b Y_b over the leading (batch chunk) dim; X and Y broadcast, e.g. (b, 1, F) and (b, H, F).
+    A few samples one by one, in place; more (small edge circles) in three ops."""
+    if len(X) > 3:
+        return out.add_(torch.mul(X, Y).sum(0))
     for x, y in zip(X, Y, strict=True):
         out.addcmul_(x, y)
     return out
@@ -450,10 +456,16 @@ class MultiResConvFunction(torch.autograd.Function):
                 spectrum = torch.fft.rfft(near_lags(power_lags, W)).mul_(K_i).sub_(lag_spectrum)  # (H 2W+1)
                 edge_lags.append(torch.fft.irfft(spectrum, n=4 * W))
         scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * (L + 1))
+        keep = u.device.type in KEEP_OUTPUT_DEVICES
+        outputs = u.new_empty(len(full) if keep else 0, B, H, L)  # (n B H L) m z_i of the long branches, or nothing
         for j, i in enumerate(full):
             for chunk in chunks:
                 product = scratch_view(scratch, chunk.stop - chunk.start, H, L + 1)
                 z = torch.fft.irfft(torch.mul(U[chunk], spectra[j], out=product), n=2 * L)[..., :L]  # (b H L)
+                if keep and mask is None:
+                    outputs[j, chunk] = z
+                elif keep:
+                    torch.mul(z, mask[chunk, None], out=outputs[j, chunk])
                 z.sub_(mean[i, :, None])
                 if mask is None:
                     squares[i] += torch.linalg.vecdot(z, z).sum(0)
@@ -472,7 +484,7 @@ class MultiResConvFunction(torch.autograd.Function):
             z = torch.fft.irfft(torch.mul(U_c, combined, out=product), n=2 * L)[..., :L]  # (b H L)
             torch.add(z, shift[:, None], out=y[chunk])
         ctx.save_for_backward(
-            *(U, spectra, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined),
+            *(U, spectra, outputs, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined),
             P,
             *autocorrelations,
             *backs,
@@ -486,7 +498,7 @@ class MultiResConvFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y, grad_mean, grad_var):
-        U, spectra, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined, P, *rest = (
+        U, spectra, outputs, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined, P, *rest = (
             ctx.saved_tensors
         )
         edge = ctx.edge
@@ -532,6 +544,7 @@ class MultiResConvFunction(torch.autograd.Function):
         S = torch.zeros_like(spectra)  # (n H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i; conjugated
         if full:
             branch_terms = spectra.conj_physical().mul_(b[full, :, None])  # (n H L+1)
+        if full and not len(outputs):
             scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * F)
         for chunk in chunks:
             dU = GY[chunk].mul_(combined)  # (b H L+1), GY is not needed any more
@@ -540,12 +553,15 @@ class MultiResConvFunction(torch.autograd.Function):
             if edge:
                 dU.addcmul_(U[chunk], edge_term, value=-1)
             for j in range(len(full)):
-                product = scratch_view(scratch, dU.shape[0], H, F)
-                z = torch.fft.irfft(torch.mul(U[chunk], spectra[j], out=product), n=2 * L)  # (b H 2L) z_i again
-                z[..., L:].zero_()
-                if mask is not None:
-                    z[..., :L].mul_(mask[chunk, None])
-                R = torch.fft.rfft(z)  # (b H L+1) spectrum of m z_i
+                if len(outputs):  # kept by the forward pass (`KEEP_OUTPUT_DEVICES`)
+                    R = torch.fft.rfft(outputs[j, chunk], n=2 * L)  # (b H L+1) spectrum of m z_i
+                else:
+                    product = scratch_view(scratch, dU.shape[0], H, F)
+                    z = torch.fft.irfft(torch.mul(U[chunk], spectra[j], out=product), n=2 * L)  # (b H 2L) z_i again
+                    z[..., L:].zero_()
+                    if mask is not None:
+                        z[..., :L].mul_(mask[chunk, None])
+                    R = torch.fft.rfft(z)  # (b H L+1) spectrum of m z_i
                 dU.addcmul_(R, branch_terms[j], value=-1)
                 accumulate_products(S[j], R.conj_physical_(), U[chunk])  # conj(S_i), without a copy of U
             z = torch.fft.irfft(dU, n=2 * L)[..., :L]  # (b H L)
