@@ -11,17 +11,20 @@ Given the batch statistics (mu_i, sigma_i) every BN_i is an affine map, so the s
 
 `MultiResConvFunction` reads the branch means off the shared spectrum of u (`tap_inner`: the taps against the
 cross-correlation of the mask with u), forms y with the combined kernel (one transform, one inverse FFT of the batch)
-and keeps no branch output, unlike the reference, whose N outputs autograd keeps and every BatchNorm op passes N
-times. The second moments sum m (z_i - mu_i)^2 are exact in one of two ways:
+and keeps no short branch's output, unlike the reference, whose N outputs autograd keeps and every BatchNorm op
+passes N times. The second moments sum m (z_i - mu_i)^2 are exact in one of two ways:
 
 - Long branches (l_i > L / 4), and every branch under a mask other than right padding: z_i is computed chunk by chunk
-  of the batch for the two-pass variance and recomputed in backward (3 FFTs of the batch per branch and step).
+  of the batch for the two-pass variance. On CPU m z_i is kept for backward (`KEEP_OUTPUT_DEVICES`: 2 FFTs of the
+  batch per branch and step, one (B, H, L) tensor saved); elsewhere it is recomputed there (3 FFTs, nothing saved).
 - Short branches (l_i <= L / 4, no mask or right padding; `edge_branches`): on the 2L circle k_i * u is z_i on
   [0, L) plus the causal tail t = L .. L + l_i - 2 and the anti-causal head t = 2L - l_i .. 2L - 1. So
   sum_t<L z_i^2 = sum_f w_f |K_i,f|^2 sum_b |U_b,f|^2 (Parseval: `edge_autocorrelation` against that of u) minus the
   energy of those pieces, which depend only on u[:W_i] and u[L-W_i:] (W_i >= l_i) and come from a 4 W_i circle
   (`edge_signal`); no 2L spectrum per short branch. Backward splits the same way: k_i^T (m z_i) is |K_i|^2 U minus an
-  edge correction, the kernel gradient K_i sum_b |U_b|^2 minus l_i lags of the outside part correlated with u. All
+  edge correction, the kernel gradient K_i sum_b |U_b|^2 minus l_i lags of the outside part correlated with u. Both
+  corrections depend on u alone: the forward pass forms them from its centred edge circle (`edge_adjoint`) and
+  backward only scales them by b_i, with no transform of the edges. All
   sums are taken about the channel mean c of u (z_i = k_i * (u - c) + c k_i * 1), never as E[z^2] - mu^2, so float32
   keeps its precision when |mu| >> sigma.
 - Right padding (m_b = 1 on [0, n_b), u zero beyond; `right_padded_lengths`, checked once per call on CPU): the same
@@ -30,10 +33,10 @@ times. The second moments sum m (z_i - mu_i)^2 are exact in one of two ways:
   and of t = n_b (`right_padded_edge_squares`). In backward k_i^T of the outside part lands on u[:W_i] and
   u[n_b-W_i : n_b+W_i] (padded positions included, as in the reference).
 
-Cost per step: 4 batch FFTs shared by every branch (u, y, g, du: those of one long convolution), 3 per long branch (2
-at L = 1,024-4,096 with l0 = 16), 6 of (B, H, 4 W_i) per short branch (together about 6 batch FFTs: sum_i 4 W_i < 2L),
-a few shared (H, 2L) transforms and O(H sum_i l_i) work on the taps, on batch chunks that stay in cache on CPU
-(measured: benchmarks/cpu_training_cost/ and the model card). Under right padding the edge circles are twice as wide,
+Cost per step: 4 batch FFTs shared by every branch (u, y, g, du: those of one long convolution), 2 per long branch
+on CPU (3 elsewhere; 2 long branches with l0 = 16), 4 of (B, H, 4 W_i) per short branch, all in the forward pass
+(together about 4 batch FFTs: sum_i 4 W_i < 2L), a few shared (H, 2L) transforms and O(H sum_i l_i) work on the taps,
+on batch chunks that stay in cache on CPU (measured: benchmarks/training_cost/ and the model card). Under right padding the edge circles are twice as wide,
 so only branches with W_i <= L / 8 take them. A direct convolution of the few-tap dilated branches does not pay on
 CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
 
@@ -328,10 +331,11 @@ class MultiResConvFunction(torch.autograd.Function):
     `apply(u, alpha, weight, bias, skip, mask, eps, *kernels)`: u (B, H, L); alpha, weight, bias (N, H) branch weights
     and BatchNorm affine parameters; skip (H); mask (B, L) or None; N kernels (S, H, l_i), all in u's dtype (float32
     or float64). Returns y (B, H, L) and the batch mean and biased variance (N, H), not differentiable. Saved for
-    backward, no branch output: the spectra of u (B, H, L + 1) and of the long branches, u's first W_max samples and
-    the last W_max before L (or n_b) (B, H, 2 W_max), the power spectrum of u (and sum_b M_b conj(U_b) under right
-    padding), the short branches' 4 W_i-circle spectra, the (N, H) statistics and the kernels. Cross spectra
-    sum_b X_b conj(U_b) (H, L + 1) carry every batch-and-position sum of a product with u (Parseval).
+    backward: the spectra of u (B, H, L + 1) and of the long branches, on CPU the long branches' outputs m z_i
+    (n, B, H, L), sum_b M_b conj(U_b), the forward's combined spectrum, per short branch k_i^T of its outside part
+    (B, H, 2 W_i; 3 W_i under right padding), its autocorrelation and the lags its kernel gradient needs (H, 4 W_i),
+    the (N, H) statistics and the kernels. Cross spectra sum_b X_b conj(U_b) (H, L + 1) carry every
+    batch-and-position sum of a product with u (Parseval).
     """
 
     @staticmethod
