@@ -36,9 +36,10 @@ passes N times. The second moments sum m (z_i - mu_i)^2 are exact in one of two 
 Cost per step: 4 batch FFTs shared by every branch (u, y, g, du: those of one long convolution), 2 per long branch
 on CPU (3 elsewhere; 2 long branches with l0 = 16), 4 of (B, H, 4 W_i) per short branch, all in the forward pass
 (together about 4 batch FFTs: sum_i 4 W_i < 2L), a few shared (H, 2L) transforms and O(H sum_i l_i) work on the taps,
-on batch chunks that stay in cache on CPU (measured: benchmarks/training_cost/ and the model card). Under right padding the edge circles are twice as wide,
-so only branches with W_i <= L / 8 take them. A direct convolution of the few-tap dilated branches does not pay on
-CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
+on batch chunks that stay in cache on CPU (measured: benchmarks/training_cost/ and the model card). Under right
+padding the edge circles are twice as wide, so only branches with W_i <= L / 8 take them. A direct convolution of
+the few-tap dilated branches does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the
+branch's FFT work.
 
 Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x_i = (z_i - mu_i) / sigma_i):
 
