@@ -15,8 +15,8 @@ and keeps no short branch's output, unlike the reference, whose N outputs autogr
 passes N times. The second moments sum m (z_i - mu_i)^2 are exact in one of two ways:
 
 - Long branches (l_i > L / 4), and every branch under a mask other than right padding: z_i is computed chunk by chunk
-  of the batch for the two-pass variance. On CPU m z_i is kept for backward (`KEEP_OUTPUT_DEVICES`: 2 FFTs of the
-  batch per branch and step, one (B, H, L) tensor saved); elsewhere it is recomputed there (3 FFTs, nothing saved).
+  of the batch for the two-pass variance and recomputed in backward (3 FFTs of the batch per branch and step; keeping
+  it instead saved no measurable time on CPU, 0.94-1.07x, for one more (B, H, L) tensor per branch).
 - Short branches (l_i <= L / 4, no mask or right padding; `edge_branches`): on the 2L circle k_i * u is z_i on
   [0, L) plus the causal tail t = L .. L + l_i - 2 and the anti-causal head t = 2L - l_i .. 2L - 1. So
   sum_t<L z_i^2 = sum_f w_f |K_i,f|^2 sum_b |U_b,f|^2 (Parseval: `edge_autocorrelation` against that of u) minus the
@@ -33,13 +33,12 @@ passes N times. The second moments sum m (z_i - mu_i)^2 are exact in one of two 
   and of t = n_b (`right_padded_edge_squares`). In backward k_i^T of the outside part lands on u[:W_i] and
   u[n_b-W_i : n_b+W_i] (padded positions included, as in the reference).
 
-Cost per step: 4 batch FFTs shared by every branch (u, y, g, du: those of one long convolution), 2 per long branch
-on CPU (3 elsewhere; 2 long branches with l0 = 16), 4 of (B, H, 4 W_i) per short branch, all in the forward pass
-(together about 4 batch FFTs: sum_i 4 W_i < 2L), a few shared (H, 2L) transforms and O(H sum_i l_i) work on the taps,
-on batch chunks that stay in cache on CPU (measured: benchmarks/training_cost/ and the model card). Under right
-padding the edge circles are twice as wide, so only branches with W_i <= L / 8 take them. A direct convolution of
-the few-tap dilated branches does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the
-branch's FFT work.
+Cost per step: 4 batch FFTs shared by every branch (u, y, g, du: those of one long convolution), 3 per long branch
+(2 long branches with l0 = 16), 4 of (B, H, 4 W_i) per short branch, all in the forward pass (together about 4 batch
+FFTs: sum_i 4 W_i < 2L), a few shared (H, 2L) transforms and O(H sum_i l_i) work on the taps, on batch chunks that
+stay in cache on CPU (measured: benchmarks/training_cost/ and the model card). Under right padding the edge circles
+are twice as wide, so only branches with W_i <= L / 8 take them. A direct convolution of the few-tap dilated
+branches does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
 
 Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x_i = (z_i - mu_i) / sigma_i):
 
@@ -67,9 +66,6 @@ CPU_BLOCK_ELEMENTS = 2**18
 EDGE_BRANCH_RATIO = 4
 # under right padding, those with edge width W_i = edge_width(2 l_i) <= L / RIGHT_PADDED_EDGE_RATIO
 RIGHT_PADDED_EDGE_RATIO = 8
-# devices on which the long branches' outputs m z_i (B, H, L) are kept for backward instead of recomputed (one inverse
-# FFT of the batch less per long branch and step, for n_long (B, H, L) more saved): CPU, where the step is FFT-bound
-KEEP_OUTPUT_DEVICES = ("cpu",)
 
 
 def circular_to_kernels(circular: torch.Tensor, shapes: list[torch.Size]) -> list[torch.Tensor]:
@@ -332,11 +328,10 @@ class MultiResConvFunction(torch.autograd.Function):
     `apply(u, alpha, weight, bias, skip, mask, eps, *kernels)`: u (B, H, L); alpha, weight, bias (N, H) branch weights
     and BatchNorm affine parameters; skip (H); mask (B, L) or None; N kernels (S, H, l_i), all in u's dtype (float32
     or float64). Returns y (B, H, L) and the batch mean and biased variance (N, H), not differentiable. Saved for
-    backward: the spectra of u (B, H, L + 1) and of the long branches, on CPU the long branches' outputs m z_i
-    (n, B, H, L), sum_b M_b conj(U_b), the forward's combined spectrum, per short branch k_i^T of its outside part
-    (B, H, 2 W_i; 3 W_i under right padding), its autocorrelation and the lags its kernel gradient needs (H, 4 W_i),
-    the (N, H) statistics and the kernels. Cross spectra sum_b X_b conj(U_b) (H, L + 1) carry every
-    batch-and-position sum of a product with u (Parseval).
+    backward, no branch output: the spectra of u (B, H, L + 1) and of the long branches, sum_b M_b conj(U_b), the
+    forward's combined spectrum, per short branch k_i^T of its outside part (B, H, 2 W_i; 3 W_i under right padding),
+    its autocorrelation and the lags its kernel gradient needs (H, 4 W_i), the (N, H) statistics and the kernels.
+    Cross spectra sum_b X_b conj(U_b) (H, L + 1) carry every batch-and-position sum of a product with u (Parseval).
     """
 
     @staticmethod
@@ -461,16 +456,10 @@ class MultiResConvFunction(torch.autograd.Function):
                 spectrum = torch.fft.rfft(near_lags(power_lags, W)).mul_(K_i).sub_(lag_spectrum)  # (H 2W+1)
                 edge_lags.append(torch.fft.irfft(spectrum, n=4 * W))
         scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * (L + 1))
-        keep = u.device.type in KEEP_OUTPUT_DEVICES
-        outputs = u.new_empty(len(full) if keep else 0, B, H, L)  # (n B H L) m z_i of the long branches, or nothing
         for j, i in enumerate(full):
             for chunk in chunks:
                 product = scratch_view(scratch, chunk.stop - chunk.start, H, L + 1)
                 z = torch.fft.irfft(torch.mul(U[chunk], spectra[j], out=product), n=2 * L)[..., :L]  # (b H L)
-                if keep and mask is None:
-                    outputs[j, chunk] = z
-                elif keep:
-                    torch.mul(z, mask[chunk, None], out=outputs[j, chunk])
                 z.sub_(mean[i, :, None])
                 if mask is None:
                     squares[i] += torch.linalg.vecdot(z, z).sum(0)
@@ -489,7 +478,7 @@ class MultiResConvFunction(torch.autograd.Function):
             z = torch.fft.irfft(torch.mul(U_c, combined, out=product), n=2 * L)[..., :L]  # (b H L)
             torch.add(z, shift[:, None], out=y[chunk])
         ctx.save_for_backward(
-            *(U, spectra, outputs, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined),
+            *(U, spectra, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined),
             P,
             *autocorrelations,
             *backs,
@@ -503,7 +492,7 @@ class MultiResConvFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_y, grad_mean, grad_var):
-        U, spectra, outputs, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined, P, *rest = (
+        U, spectra, alpha, weight, bias, skip, mask, lengths, mean, inv_std, count, combined, P, *rest = (
             ctx.saved_tensors
         )
         edge = ctx.edge
@@ -549,7 +538,6 @@ class MultiResConvFunction(torch.autograd.Function):
         S = torch.zeros_like(spectra)  # (n H L+1) sum_b R_ib conj(U_b), R_i the spectrum of m z_i; conjugated
         if full:
             branch_terms = spectra.conj_physical().mul_(b[full, :, None])  # (n H L+1)
-        if full and not len(outputs):
             scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * F)
         for chunk in chunks:
             dU = GY[chunk].mul_(combined)  # (b H L+1), GY is not needed any more
@@ -558,15 +546,12 @@ class MultiResConvFunction(torch.autograd.Function):
             if edge:
                 dU.addcmul_(U[chunk], edge_term, value=-1)
             for j in range(len(full)):
-                if len(outputs):  # kept by the forward pass (`KEEP_OUTPUT_DEVICES`)
-                    R = torch.fft.rfft(outputs[j, chunk], n=2 * L)  # (b H L+1) spectrum of m z_i
-                else:
-                    product = scratch_view(scratch, dU.shape[0], H, F)
-                    z = torch.fft.irfft(torch.mul(U[chunk], spectra[j], out=product), n=2 * L)  # (b H 2L) z_i again
-                    z[..., L:].zero_()
-                    if mask is not None:
-                        z[..., :L].mul_(mask[chunk, None])
-                    R = torch.fft.rfft(z)  # (b H L+1) spectrum of m z_i
+                product = scratch_view(scratch, dU.shape[0], H, F)
+                z = torch.fft.irfft(torch.mul(U[chunk], spectra[j], out=product), n=2 * L)  # (b H 2L) z_i again
+                z[..., L:].zero_()
+                if mask is not None:
+                    z[..., :L].mul_(mask[chunk, None])
+                R = torch.fft.rfft(z)  # (b H L+1) spectrum of m z_i
                 dU.addcmul_(R, branch_terms[j], value=-1)
                 accumulate_products(S[j], R.conj_physical_(), U[chunk])  # conj(S_i), without a copy of U
             z = torch.fft.irfft(dU, n=2 * L)[..., :L]  # (b H L)

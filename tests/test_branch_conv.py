@@ -93,16 +93,13 @@ def assert_step_matches_reference(
     return y_fast
 
 
-@pytest.mark.parametrize("keep", [True, False])
 @pytest.mark.parametrize("block", BLOCKS)
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
-def test_training_fast_path_matches_reference(kernel_type, bidirectional, masked, block, keep, monkeypatch):
-    """Outputs, gradients of input and every parameter, and running statistics, in float64; the long branches'
-    outputs kept for backward (on CPU) or recomputed there (elsewhere)."""
+def test_training_fast_path_matches_reference(kernel_type, bidirectional, masked, block, monkeypatch):
+    """Outputs, gradients of input and every parameter, and running statistics, in float64."""
     monkeypatch.setattr(branch_conv, "CPU_BLOCK_ELEMENTS", block)
-    monkeypatch.setattr(branch_conv, "KEEP_OUTPUT_DEVICES", ("cpu",) if keep else ())
     fast = make_layer(kernel_type, bidirectional).train()
     slow = copy.deepcopy(fast)
     x, mask = padded_batch(3, 4, 37, masked)
@@ -127,13 +124,10 @@ def test_training_fast_path_float32(block, monkeypatch):
         torch.testing.assert_close(g_fast.double() / scale, g_exact / scale, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("keep", [True, False])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("directions", [1, 2])
-def test_function_gradcheck(directions, masked, keep, monkeypatch):
-    """The custom autograd Function in float64, kernels shorter than, equal to and longer than L; long branches'
-    outputs kept for backward or recomputed (`KEEP_OUTPUT_DEVICES`)."""
-    monkeypatch.setattr(branch_conv, "KEEP_OUTPUT_DEVICES", ("cpu",) if keep else ())
+def test_function_gradcheck(directions, masked):
+    """The custom autograd Function in float64, kernels shorter than, equal to and longer than L."""
     torch.manual_seed(0)
     B, H, L = 3, 2, 8
     x, mask = padded_batch(B, H, L, masked)
@@ -412,11 +406,8 @@ def test_unmerged_eval_equals_merged_model():
     torch.testing.assert_close(unmerged, merged, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("keep", [True, False])
-def test_fast_path_saved_memory(keep, monkeypatch):
-    """Activation memory: the spectrum of u, the long branches' spectra and, where kept (`KEEP_OUTPUT_DEVICES`: CPU),
-    their (B, H, L) outputs; never the 2N (B, H, L) branch outputs and normalized outputs of the reference."""
-    monkeypatch.setattr(branch_conv, "KEEP_OUTPUT_DEVICES", ("cpu",) if keep else ())
+def test_fast_path_saves_no_branch_outputs():
+    """Activation memory: the spectrum of u and the branch spectra, not the 2N (B, H, L) tensors of the reference."""
     layer = make_layer("dilated", True, H=8).float().train()  # N = 5 branches
     x, mask = padded_batch(3, 8, 40, True)
     x, mask = x.float().requires_grad_(), mask.float()
@@ -437,11 +428,9 @@ def test_fast_path_saved_memory(keep, monkeypatch):
     fast = saved_bytes(lambda: layer(x, mask))
     slow = saved_bytes(lambda: reference(layer, x, mask))
     B, H, L, N = 3, 8, 40, 5
-    assert edge_branches(layer.kernel(), L, masked=False, right_padded=True) == []  # 5 long branches
     spectra_bytes = 8 * (B + N) * H * (L + 1)  # complex64 U (B H L+1) and branch spectra (N H L+1)
-    outputs_bytes = 4 * N * B * H * L if keep else 0  # float32 m z_i (N B H L)
-    assert fast <= 1.25 * spectra_bytes + outputs_bytes + 4 * N * 2 * H * L  # plus what the kernel generator saves
-    assert fast < slow / (2 if keep else 3)  # here every branch is long: the reference's 2N against N + 1
+    assert fast <= 1.25 * spectra_bytes + 4 * N * 2 * H * L  # plus what the kernel generator saves
+    assert fast < slow / 3
 
 
 def test_autocast_bfloat16_keeps_fft_in_float32():
