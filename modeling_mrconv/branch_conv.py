@@ -11,8 +11,8 @@ Given the batch statistics (mu_i, sigma_i) every BN_i is an affine map, so the s
 
 `MultiResConvFunction` reads the branch means off the shared spectrum of u (`tap_inner`: the taps against the
 cross-correlation of the mask with u), forms y with the combined kernel (one transform, one inverse FFT of the batch)
-and keeps no short branch's output, unlike the reference, whose N outputs autograd keeps and every BatchNorm op
-passes N times. The second moments sum m (z_i - mu_i)^2 are exact in one of two ways:
+and keeps no branch output, unlike the reference, whose N outputs autograd keeps and every BatchNorm op passes N
+times. The second moments sum m (z_i - mu_i)^2 are exact in one of two ways:
 
 - Long branches (l_i > L / 4), and every branch under a mask other than right padding: z_i is computed chunk by chunk
   of the batch for the two-pass variance and recomputed in backward (3 FFTs of the batch per branch and step; keeping
