@@ -21,7 +21,7 @@ times. The second moments sum m (z_i - mu_i)^2 are exact in one of two ways:
   [0, L) plus the causal tail t = L .. L + l_i - 2 and the anti-causal head t = 2L - l_i .. 2L - 1. So
   sum_t<L z_i^2 = sum_f w_f |K_i,f|^2 sum_b |U_b,f|^2 (Parseval: `edge_autocorrelation` against that of u) minus the
   energy of those pieces, which depend only on u[:W_i] and u[L-W_i:] (W_i >= l_i) and come from a 4 W_i circle
-  (`edge_signal`); no 2L spectrum per short branch. Backward splits the same way: k_i^T (m z_i) is |K_i|^2 U minus an
+  (`edge_signal`; a causal kernel has no head, so u[L-W_i:] on a 2 W_i circle); no 2L spectrum per short branch. Backward splits the same way: k_i^T (m z_i) is |K_i|^2 U minus an
   edge correction, the kernel gradient K_i sum_b |U_b|^2 minus l_i lags of the outside part correlated with u. Both
   corrections depend on u alone: the forward pass forms them from its centred edge circle (`edge_adjoint`) and
   backward only scales them by b_i, with no transform of the edges. All
@@ -35,7 +35,7 @@ times. The second moments sum m (z_i - mu_i)^2 are exact in one of two ways:
 
 Cost per step: 4 batch FFTs shared by every branch (u, y, g, du: those of one long convolution), 3 per long branch
 (2 long branches with l0 = 16), 4 of (B, H, 4 W_i) per short branch, all in the forward pass (together about 4 batch
-FFTs: sum_i 4 W_i < 2L), a few shared (H, 2L) transforms and O(H sum_i l_i) work on the taps, on batch chunks that
+FFTs: sum_i 4 W_i < 2L; half that for causal kernels, whose circles are 2 W_i), a few shared (H, 2L) transforms and O(H sum_i l_i) work on the taps, on batch chunks that
 stay in cache on CPU (measured: benchmarks/training_cost/ and the model card). Under right padding the edge circles
 are twice as wide, so only branches with W_i <= L / 8 take them. A direct convolution of the few-tap dilated
 branches does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
@@ -136,14 +136,15 @@ def tap_inner(x: torch.Tensor, kernels: list[torch.Tensor] | tuple[torch.Tensor,
     return torch.stack(sums)
 
 
-def near_lags(x: torch.Tensor, W: int) -> torch.Tensor:
-    """Lags -2W .. 2W - 1 of x (..., 2L), laid out as on the 4W edge circle (0 .. 2W - 1 first): (..., 4W)."""
-    return torch.cat([x[..., : 2 * W], x[..., x.shape[-1] - 2 * W :]], dim=-1)
+def near_lags(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Lags -n/2 .. n/2 - 1 of x (..., 2L), laid out as on an n-sample edge circle (0 .. n/2 - 1 first): (..., n)."""
+    return torch.cat([x[..., : n // 2], x[..., x.shape[-1] - n // 2 :]], dim=-1)
 
 
 def edge_autocorrelation(K: torch.Tensor) -> torch.Tensor:
-    """The autocorrelation sum_t k[t] k[t + tau] from a kernel's spectrum K (H, 2W + 1) on the 4W edge circle: (H, 4W)
-    as `near_lags`. A kernel of length l <= W spans fewer than 2W lags, so these are its lags on the 2L circle too.
+    """The autocorrelation sum_t k[t] k[t + tau] from a kernel's spectrum K (H, n/2 + 1) on its n-sample edge circle:
+    (H, n) as `near_lags`. A kernel of length l <= W spans fewer than n/2 lags (n = 4W, or 2W for a causal kernel on
+    the one-sided circle of `edge_signal`), so these are its lags on the 2L circle too.
     """
     return torch.fft.irfft(squared_magnitude(K), n=2 * (K.shape[-1] - 1))
 
@@ -198,27 +199,31 @@ def mask_response(kernel: torch.Tensor, lengths: torch.Tensor, positions: torch.
 
 
 def edge_width(length: int) -> int:
-    """W: the power of two >= a kernel length l; the edge circle of the branch has 4W samples."""
+    """W: the power of two >= a kernel length l; the edge circle of the branch has 4W samples (2W one-sided)."""
     return 1 << (length - 1).bit_length()
 
 
-def edge_signal(edges: torch.Tensor, W: int) -> torch.Tensor:
-    """Spectrum of [u[:W], u[L-W:], 0, 0] on the 4W circle from `edges` (..., 2 W_max) = [u[:W_max], u[L-W_max:]].
+def edge_signal(edges: torch.Tensor, W: int, sides: int = 2) -> torch.Tensor:
+    """Spectrum of [u[:W], u[L-W:], 0, 0] on the 4W circle from `edges` (..., 2 W_max) = [u[:W_max], u[L-W_max:]];
+    with `sides` 1 (a causal kernel), of [u[L-W:], 0] on the 2W circle.
 
     The 2L circle cut to the W samples either side of t = 0 and t = L, rotated by W: for l <= W <= L / 2 it holds
-    exactly the output outside [0, L) (`edge_outside`), which the adjoint maps back onto u[:W] and u[L-W:]. Under
+    exactly the output outside [0, L) (`edge_outside`), which the adjoint maps back onto u[:W] and u[L-W:]. A causal
+    kernel has no output before t = 0, only the tail after t = L, which u[L-W:] alone gives: half the circle. Under
     right padding `edges` ends with u[n_b-W_max : n_b] (zero before t = 0): the circle is around t = 0 and t = n_b.
     """
     W_max = edges.shape[-1] // 2
-    signal = edges.new_zeros(*edges.shape[:-1], 4 * W)  # (.. 4W), written once (no cat, then pad)
-    signal[..., :W] = edges[..., :W]
-    signal[..., W : 2 * W] = edges[..., 2 * W_max - W :]
-    return torch.fft.rfft(signal)  # (.. 2W+1)
+    signal = edges.new_zeros(*edges.shape[:-1], 2 * sides * W)  # (.. 2SW), written once (no cat, then pad)
+    if sides == 2:
+        signal[..., :W] = edges[..., :W]
+    signal[..., (sides - 1) * W : sides * W] = edges[..., 2 * W_max - W :]
+    return torch.fft.rfft(signal)  # (.. SW+1)
 
 
 def edge_outside(E: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """An `edge_signal` E convolved with K (H, 2W + 1) on the 4W circle, zeroed on [0, 2W): (..., 4W) real, with the
-    causal tail t = L .. L + W - 1 on [2W, 3W) and the anti-causal head t = 2L - W .. 2L - 1 on [3W, 4W).
+    """An `edge_signal` E convolved with K (H, n/2 + 1) on its n-sample circle, zeroed on the first half: (..., n) real.
+    On the 4W circle the causal tail t = L .. L + W - 1 lies on [2W, 3W) and the anti-causal head t = 2L - W .. 2L - 1
+    on [3W, 4W); on the one-sided 2W circle the tail lies on [W, 2W).
     """
     out = torch.fft.irfft(E * K, n=2 * (E.shape[-1] - 1))
     out[..., : out.shape[-1] // 2] = 0
@@ -237,11 +242,11 @@ def edge_adjoint(
 ) -> torch.Tensor:
     """What backward needs of a short branch, from the forward pass's centred edge circle of a batch chunk.
 
-    E (b, H, 2W + 1): the `edge_signal` of the centred edges (u - c) m; outside (b, H, 4W): their output outside
-    [0, L) (or [0, n_b)) on [2W, 4W), zero before. With E_ones, Y_ones (1 or b, 1 or H, 2W + 1), the edge signal of m
-    and the spectrum of its outside output, the uncentred ones are E + c E_ones and Y + c Y_ones (no transform of u
-    again). Adds sum_b Y_b conj(E_b) to `lag_spectrum` (H, 2W + 1) and returns k^T of the uncentred outside part on
-    [0, width) of the 4W circle: (b, H, width), u[:W] first.
+    E (b, H, n/2 + 1): the `edge_signal` of the centred edges (u - c) m on an n-sample circle; outside (b, H, n): their
+    output outside [0, L) (or [0, n_b)) on the second half, zero before. With E_ones, Y_ones (1 or b, 1 or H,
+    n/2 + 1), the edge signal of m and the spectrum of its outside output, the uncentred ones are E + c E_ones and
+    Y + c Y_ones (no transform of u again). Adds sum_b Y_b conj(E_b) to `lag_spectrum` (H, n/2 + 1) and returns k^T of
+    the uncentred outside part on [0, width) of the circle: (b, H, width), laid out as the edges in `edge_signal`.
     """
     Y = torch.fft.rfft(outside).addcmul_(Y_ones, c[:, None])  # (b H 2W+1) spectrum of z outside [0, L)
     back = torch.fft.irfft(Y * K.conj(), n=outside.shape[-1])[..., :width]  # (b H width)
@@ -289,7 +294,7 @@ def right_padded_edge_squares(
     backs, lag_spectra = [], []
     for j, (i, kernel, K_i) in enumerate(zip(edge, kernels, edge_spectra, strict=True)):
         W = (K_i.shape[-1] - 1) // 2
-        circle = torch.linalg.vecdot(near_lags(centred_lags, W), autocorrelations[j])  # (H) sum of z'^2, 2L
+        circle = torch.linalg.vecdot(near_lags(centred_lags, 4 * W), autocorrelations[j])  # (H) sum of z'^2, 2L
         half = torch.arange(W // 2, device=c.device)
         start, end = half.expand(B, -1), lengths[:, None] - W // 2 + half  # (B W/2) positions t near 0 and n_b
         kappa = kernel.sum((0, 2))  # (H)
@@ -329,8 +334,9 @@ class MultiResConvFunction(torch.autograd.Function):
     and BatchNorm affine parameters; skip (H); mask (B, L) or None; N kernels (S, H, l_i), all in u's dtype (float32
     or float64). Returns y (B, H, L) and the batch mean and biased variance (N, H), not differentiable. Saved for
     backward, no branch output: the spectra of u (B, H, L + 1) and of the long branches, sum_b M_b conj(U_b), the
-    forward's combined spectrum, per short branch k_i^T of its outside part (B, H, 2 W_i; 3 W_i under right padding),
-    its autocorrelation and the lags its kernel gradient needs (H, 4 W_i), the (N, H) statistics and the kernels.
+    forward's combined spectrum, per short branch k_i^T of its outside part (B, H, 2 W_i; W_i for a causal kernel;
+    3 W_i under right padding), its autocorrelation and the lags its kernel gradient needs (H, n_i) on its edge circle
+    (n_i = 4 W_i, 2 W_i for a causal kernel without a mask), the (N, H) statistics and the kernels.
     Cross spectra sum_b X_b conj(U_b) (H, L + 1) carry every batch-and-position sum of a product with u (Parseval).
     """
 
@@ -396,8 +402,12 @@ class MultiResConvFunction(torch.autograd.Function):
             tail = lengths[:, None] - W_max + torch.arange(W_max, device=u.device)  # (B W_max)
             ends = u.gather(-1, tail.clamp_min(0)[:, None].expand(B, H, W_max)) * (tail >= 0)[:, None]
             edges = torch.cat([u[..., :W_max], ends], dim=-1)  # (B H 2W_max)
-        edge_spectra = [torch.fft.rfft(kernel_to_circular(kernels[i], 2 * W)) for i, W in zip(edge, widths)]
-        autocorrelations = [edge_autocorrelation(K_i) for K_i in edge_spectra]  # (H 4W) each
+        # causal kernels take the one-sided 2W edge circle when unmasked (`edge_signal`), the rest 4W circles
+        sides = [2 if lengths is not None else kernels[i].shape[0] for i in edge]
+        edge_spectra = [
+            torch.fft.rfft(kernel_to_circular(kernels[i], S * W)) for i, W, S in zip(edge, widths, sides, strict=True)
+        ]  # (H SW+1) each
+        autocorrelations = [edge_autocorrelation(K_i) for K_i in edge_spectra]  # (H 2SW) each
         backs, lag_spectra = [], []  # per short branch: k_i^T of its outside part, sum_b Y conj(E) (`edge_adjoint`)
         if right_padded_edge:
             centred_power = centred_power.view(H, L + 1, 2).sum(-1)  # (H L+1)
@@ -421,40 +431,43 @@ class MultiResConvFunction(torch.autograd.Function):
             full_length = torch.tensor([L], device=u.device)
             centred = edges - c[:, None]  # (B H 2W_max)
             ones = u.new_ones(1, 1, 2 * W_max)  # the edges of the all-valid mask
-            for j, (i, kernel, K_i) in enumerate(zip(edge, edge_kernels, edge_spectra, strict=True)):
-                W = (K_i.shape[-1] - 1) // 2
-                circle = torch.linalg.vecdot(near_lags(centred_lags, W), autocorrelations[j])  # (H) 2L circle
-                # sum_b z'_i on [0, W) and on [L - W, L): the first and the last 2W samples on 4W circles
-                pieces = torch.stack([ends[0, :, : 2 * W], ends[1, :, 2 * (W_max - W) :]])  # (2 H 2W)
-                convolved = torch.fft.irfft(torch.fft.rfft(pieces, n=4 * W) * K_i, n=4 * W)  # (2 H 4W)
-                z_edges = torch.cat([convolved[0, :, :W], convolved[1, :, W : 2 * W]], dim=-1)  # (H 2W)
-                positions = torch.cat([torch.arange(W), L - W + torch.arange(W)]).to(u.device)[None]  # (1 2W)
+            for j, (i, kernel, K_i, S) in enumerate(zip(edge, edge_kernels, edge_spectra, sides, strict=True)):
+                n = 2 * (K_i.shape[-1] - 1)  # the edge circle: 4W, or 2W for a causal kernel
+                W = n // (2 * S)
+                circle = torch.linalg.vecdot(near_lags(centred_lags, n), autocorrelations[j])  # (H) 2L circle
+                # sum_b z'_i on [0, W) (the first SW samples) and, for anti-causal taps, on [L - W, L) (the last 2W
+                # samples), on n circles; a causal kernel's e_i is zero near t = L
+                pieces = [ends[0, :, : S * W], ends[1, :, 2 * (W_max - W) :]][:S]
+                convolved = torch.fft.irfft(torch.fft.rfft(torch.stack(pieces), n=n) * K_i, n=n)  # (S H n)
+                z_edges = torch.cat([convolved[0, :, :W], *convolved[1:, :, W : 2 * W]], -1)  # (H SW)
+                positions = torch.cat([torch.arange(W), L - W + torch.arange(W)][:S]).to(u.device)[None]  # (1 SW)
                 kappa = kernel.sum((0, 2))  # (H)
                 rho = c * kappa - mean[i]  # (H)
-                e_i = c[:, None] * (mask_response(kernel, full_length, positions)[0] - kappa[:, None])  # (H 2W)
+                e_i = c[:, None] * (mask_response(kernel, full_length, positions)[0] - kappa[:, None])  # (H SW)
                 cross = rho * z_totals[j] + torch.linalg.vecdot(e_i, z_edges)  # (H) sum r z'
                 r_squares = L * rho.square() + 2 * rho * e_i.sum(-1) + torch.linalg.vecdot(e_i, e_i)  # (H) sum r^2
                 squares[i] = circle + 2 * cross + B * r_squares
-                E_ones = edge_signal(ones, W)  # (1 1 2W+1)
-                Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i))  # (1 H 2W+1)
+                E_ones = edge_signal(ones, W, S)  # (1 1 SW+1)
+                Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i))  # (1 H SW+1)
                 lag_spectra.append(torch.zeros_like(K_i))
-                backs.append(u.new_empty(B, H, 2 * W))
-                for chunk in batch_chunks(B, H, 2 * W, u.device):
-                    E = edge_signal(centred[chunk], W)  # (b H 2W+1)
-                    outside = edge_outside(E, K_i)  # (b H 4W) z'_i outside [0, L)
+                backs.append(u.new_empty(B, H, S * W))
+                for chunk in batch_chunks(B, H, S * W, u.device):
+                    E = edge_signal(centred[chunk], W, S)  # (b H SW+1)
+                    outside = edge_outside(E, K_i)  # (b H 2SW) z'_i outside [0, L) on the second half
                     squares[i] -= torch.linalg.vecdot(outside, outside).sum(0)
-                    backs[-1][chunk] = edge_adjoint(E, outside, E_ones, Y_ones, c, K_i, lag_spectra[-1], 2 * W)
+                    backs[-1][chunk] = edge_adjoint(E, outside, E_ones, Y_ones, c, K_i, lag_spectra[-1], S * W)
             # the uncentred sum_b |U_b|^2, for the kernel gradients
             power.add_(2 * c[:, None] * (SUC * M.conj()).real).add_(B * c[:, None].square() * squared_magnitude(M))
         # kernel gradients of the short branches need l_i lags of k_i * (the autocorrelation of u) minus those of the
-        # outside part's cross-correlation with u: forward quantities, read on 4W circles of the lags within 2W of 0
-        edge_lags = []  # (H 4W) each
+        # outside part's cross-correlation with u: forward quantities, read on the edge circles (n samples) of the
+        # lags within n/2 of 0
+        edge_lags = []  # (H n) each
         if edge:
             power_lags = torch.fft.irfft(power.to(U.dtype), n=2 * L)  # (H 2L) autocorrelation of u, batch summed
             for K_i, lag_spectrum in zip(edge_spectra, lag_spectra, strict=True):
-                W = (K_i.shape[-1] - 1) // 2
-                spectrum = torch.fft.rfft(near_lags(power_lags, W)).mul_(K_i).sub_(lag_spectrum)  # (H 2W+1)
-                edge_lags.append(torch.fft.irfft(spectrum, n=4 * W))
+                n = 2 * (K_i.shape[-1] - 1)
+                spectrum = torch.fft.rfft(near_lags(power_lags, n)).mul_(K_i).sub_(lag_spectrum)  # (H n/2+1)
+                edge_lags.append(torch.fft.irfft(spectrum, n=n))
         scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * (L + 1))
         for j, i in enumerate(full):
             for chunk in chunks:
@@ -571,19 +584,23 @@ class MultiResConvFunction(torch.autograd.Function):
             circular = torch.fft.irfft(grad_spectra, n=2 * L)  # (n H 2L)
             for i, grad in zip(full, circular_to_kernels(circular, [shapes[i] for i in full]), strict=True):
                 grad_kernels[i] = grad
-        # short branches: k_i^T of the outside part lands on u[:W] and u[L-W:] (`edge_adjoint`, from the forward pass);
-        # kernels need l_i lags of irfft(Q) and irfft(P) (`shared`) on a 4W circle of the lags within 2W of 0, and the
-        # forward pass's lags of the m z_i term (`edge_lags`)
+        # short branches: k_i^T of the outside part lands on u[:W] and u[L-W:] (`edge_adjoint`, from the forward pass;
+        # u[L-W:] alone for a causal kernel's one-sided circle); kernels need l_i lags of irfft(Q) and irfft(P)
+        # (`shared`) on the edge circle (n samples) of the lags within n/2 of 0, and the forward pass's lags of the
+        # m z_i term (`edge_lags`)
         for i, back, lags in zip(edge, backs, edge_lags, strict=True):
-            W = lags.shape[-1] // 4
-            grad_u[..., :W].addcmul_(back[..., :W], b[i, :, None])
+            n = lags.shape[-1]
+            S = 1 if lengths is None and shapes[i][0] == 1 else 2  # one-sided circle: [0, W) holds u[L-W:]
+            W = n // (2 * S)
+            if S == 2:
+                grad_u[..., :W].addcmul_(back[..., :W], b[i, :, None])
             if lengths is None:
-                grad_u[..., L - W :].addcmul_(back[..., W : 2 * W], b[i, :, None])
+                grad_u[..., L - W :].addcmul_(back[..., (S - 1) * W : S * W], b[i, :, None])
             else:  # [W, 3W) holds t = n_b - W .. n_b + W - 1; padded positions before L get a gradient too
                 at = lengths[:, None] - W + torch.arange(2 * W, device=U.device)  # (B 2W)
                 part = back[..., W : 3 * W] * b[i, :, None] * ((at >= 0) & (at < L))[:, None]  # (B H 2W)
                 grad_u.scatter_add_(-1, at.clamp(0, L - 1)[:, None].expand_as(part), part)
-            near = near_lags(shared, W)  # (2 H 4W) lags -2W .. 2W-1
+            near = near_lags(shared, n)  # (2 H n) lags -n/2 .. n/2-1
             small = near[0] * scale[i, :, None] - near[1] * a[i, :, None] - lags * b[i, :, None]
             grad_kernels[i] = circular_to_kernels(small[None], [shapes[i]])[0]
         return grad_u, grad_alpha, grad_weight, grad_bias, grad_skip, None, None, *grad_kernels

@@ -5,6 +5,7 @@ import os
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mrconv_testing import random_inputs, tiny_config, warmed_model
 
 from modeling_mrconv import MRConvForSequenceClassification, branch_conv
@@ -174,6 +175,30 @@ def test_edge_circle_holds_the_outside_part(directions):
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
 
 
+def test_one_sided_edge_circle_holds_a_causal_tail():
+    """A causal kernel's output outside [0, L) is its tail alone: the 2W circle of u[L-W:] gives it and its adjoint."""
+    torch.manual_seed(0)
+    B, H, L, l = 2, 3, 24, 5
+    W = edge_width(l)
+    u = torch.randn(B, H, L, dtype=torch.float64)
+    kernel = torch.randn(1, H, l, dtype=torch.float64)
+    circular = torch.fft.irfft(torch.fft.rfft(u, n=2 * L) * kernel_spectrum(kernel, L), n=2 * L)  # (B H 2L)
+    assert circular[..., L + W :].abs().max() < 1e-12  # no head before t = 0
+    K = torch.fft.rfft(kernel_to_circular(kernel, W))  # (H W+1)
+    edges = torch.cat([u[..., :W], u[..., L - W :]], dim=-1)
+    E = edge_signal(edges, W, sides=1)  # (B H W+1)
+    torch.testing.assert_close(E, torch.fft.rfft(F.pad(u[..., L - W :], (0, W))), rtol=1e-12, atol=1e-12)
+    outside = edge_outside(E, K)  # (B H 2W)
+    assert outside.shape == (B, H, 2 * W) and not outside[..., :W].any()
+    torch.testing.assert_close(outside[..., W:], circular[..., L : L + W], rtol=1e-12, atol=1e-12)
+    o = torch.randn_like(outside)
+    o[..., :W] = 0
+    back = torch.fft.irfft(torch.fft.rfft(o) * K.conj(), n=2 * W)
+    big = torch.zeros(B, H, 2 * L, dtype=torch.float64)
+    big[..., L : L + W] = o[..., W:]
+    torch.testing.assert_close((back[..., :W] * u[..., L - W :]).sum(), (big * circular).sum(), rtol=1e-12, atol=1e-12)
+
+
 def test_edge_branch_selection():
     kernels = [torch.zeros(2, 1, n) for n in (4, 8, 10, 40, 50)]
     assert edge_branches(kernels, 39, masked=False) == [0, 1]  # l_i <= L / 4
@@ -318,10 +343,11 @@ def test_edge_and_full_branches_match_reference(kernel_type, bidirectional):
     assert_step_matches_reference(fast, slow, x, None)
 
 
+@pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("offset", [0.0, 100.0])
-def test_edge_statistics_float32_with_large_mean(offset):
+def test_edge_statistics_float32_with_large_mean(offset, bidirectional):
     """float32 batch variances stay accurate when |mean| >> std (centred sums, not E[z^2] - mean^2)."""
-    exact = make_layer("dilated", True, H=8, max_length=512).train()
+    exact = make_layer("dilated", bidirectional, H=8, max_length=512).train()
     fast = copy.deepcopy(exact).float()
     assert len(edge_branches(fast.kernel(), 512, masked=False)) == 6
     x = padded_batch(4, 8, 512, False)[0] + offset
