@@ -31,14 +31,17 @@ times. The second moments sum m (z_i - mu_i)^2 are exact in one of two ways:
   split with the tail at t = n_b, from u[:W_i] and u[n_b-W_i : n_b] (gathered), W_i >= 2 l_i. Centred at the valid
   mean c, z_i = k_i * ((u - c) m_b) + c k_i * m_b, whose second part differs from c sum(k_i) only within l_i of t = 0
   and of t = n_b (`right_padded_edge_squares`). In backward k_i^T of the outside part lands on u[:W_i] and
-  u[n_b-W_i : n_b+W_i] (padded positions included, as in the reference).
+  u[n_b-W_i : n_b+W_i] (padded positions included, as in the reference). A causal kernel needs neither end's
+  neighbourhood on the circle when every n_b >= W_i (`one_sided`): its tail from u[n_b-W_i : n_b] on a 2 W_i circle,
+  W_i >= l_i, as without a mask.
 
 Cost per step: 4 batch FFTs shared by every branch (u, y, g, du: those of one long convolution), 3 per long branch
 (2 long branches with l0 = 16), 4 of (B, H, 4 W_i) per short branch, all in the forward pass (together about 4 batch
-FFTs: sum_i 4 W_i < 2L; half that for causal kernels, whose circles are 2 W_i), a few shared (H, 2L) transforms and O(H sum_i l_i) work on the taps, on batch chunks that
-stay in cache on CPU (measured: benchmarks/training_cost/ and the model card). Under right padding the edge circles
-are twice as wide, so only branches with W_i <= L / 8 take them. A direct convolution of the few-tap dilated
-branches does not pay on CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
+FFTs: sum_i 4 W_i < 2L; half that for causal kernels, whose circles are 2 W_i), a few shared (H, 2L) transforms and
+O(H sum_i l_i) work on the taps, on batch chunks that stay in cache on CPU (measured: benchmarks/training_cost/ and the
+model card). Under right padding the 4 W_i circles are twice as wide, so only branches with W_i <= L / 8 take them
+(causal ones on one-sided circles: l_i <= L / 4). A direct convolution of the few-tap dilated branches does not pay on
+CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
 
 Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x_i = (z_i - mu_i) / sigma_i):
 
@@ -159,17 +162,35 @@ def autocorrelation_spectrum(weights: torch.Tensor, autocorrelations: list[torch
     return torch.fft.rfft(circular).real
 
 
+def one_sided(kernel: torch.Tensor, right_padded: bool, shortest: int) -> bool:
+    """Whether a branch's edge circle holds its output after the end alone (`edge_signal` with sides 1): a causal kernel
+    without a mask, or under right padding when every n_b >= W (`shortest`), so that the mask's response near t = 0 is
+    the same for every sample and no sample's start and end share the circle.
+    """
+    return kernel.shape[0] == 1 and (not right_padded or edge_width(kernel.shape[-1]) <= shortest)
+
+
 def edge_branches(
-    kernels: list[torch.Tensor] | tuple[torch.Tensor, ...], L: int, masked: bool, right_padded: bool = False
+    kernels: list[torch.Tensor] | tuple[torch.Tensor, ...],
+    L: int,
+    masked: bool,
+    right_padded: bool = False,
+    shortest: int = 0,
 ) -> list[int]:
     """Indices of the branches computed on the edges of u: l_i <= L / EDGE_BRANCH_RATIO, none when `masked` (a mask
-    other than right padding). Under right padding W_i = `edge_width`(2 l_i) <= L / RIGHT_PADDED_EDGE_RATIO (<= L / 2
-    keeps the kernel-gradient lags of the edge circle those of the 2L one).
+    other than right padding). Under right padding (`shortest` the least n_b) the same for `one_sided` branches, else
+    W_i = `edge_width`(2 l_i) <= L / RIGHT_PADDED_EDGE_RATIO (<= L / 2 keeps the kernel-gradient lags of the edge circle
+    those of the 2L one).
     """
     if masked:
         return []
     if right_padded:
-        return [i for i, k in enumerate(kernels) if RIGHT_PADDED_EDGE_RATIO * edge_width(2 * k.shape[-1]) <= L]
+        return [
+            i
+            for i, k in enumerate(kernels)
+            if (one_sided(k, True, shortest) and EDGE_BRANCH_RATIO * k.shape[-1] <= L)
+            or RIGHT_PADDED_EDGE_RATIO * edge_width(2 * k.shape[-1]) <= L
+        ]
     return [i for i, k in enumerate(kernels) if EDGE_BRANCH_RATIO * k.shape[-1] <= L]
 
 
@@ -262,13 +283,15 @@ def right_padded_edge_squares(
     edges: torch.Tensor,
     kernels: list[torch.Tensor],
     edge: list[int],
+    sides: list[int],
     edge_spectra: list[torch.Tensor],
     autocorrelations: list[torch.Tensor],
     mean: torch.Tensor,
     squares: torch.Tensor,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Writes sum m (z_i - mean_i)^2 of the short branches into `squares` for right-padded masks (u zero beyond n_b);
-    returns what backward needs of each (`edge_adjoint`): k_i^T of the outside part (B, H, 3 W_i) and sum_b Y conj(E).
+    returns what backward needs of each (`edge_adjoint`): k_i^T of the outside part (B, H, 3 W_i; 2 W_i one-sided) and
+    sum_b Y conj(E).
 
     Centred at the valid mean c (H): z_i = z'_i + c q_ib on [0, n_b), z'_i = k_i * ((u - c) m_b), q_ib = k_i * m_b.
     With rho_i = c sum(k_i) - mean_i and e_ib = c (q_ib - sum(k_i)) (zero but within l_i of t = 0 and t = n_b):
@@ -279,7 +302,9 @@ def right_padded_edge_squares(
     minus the energy outside [0, n_b); sum m z' is the taps against sum_b m_b * u'_b (`PC` = sum_b conj(M_b) U'_b).
     The rest comes from the 4W edge circle of [u'[:W], u'[n_b-W : n_b]] (`edges`, W >= 2 l_i): [0, W/2) holds
     t < W / 2, [3W/2, 2W) t = n_b - W/2 .. n_b - 1, [2W, 4W) the outside part. `autocorrelations`: those of the
-    kernels on their edge circles (`edge_autocorrelation`).
+    kernels on their edge circles (`edge_autocorrelation`). A `one_sided` (causal) branch, every n_b >= W >= l_i: its
+    output beyond n_b is the tail alone, from u'[n_b-W : n_b] on a 2W circle; e_i = c (partial sums of k_i - sum(k_i))
+    is the same for every sample and zero from t = l_i - 1 on, so sum e z' needs only sum_b z'_b on [0, W).
     """
     B, H, L = *edges.shape[:2], centred_power.shape[-1] - 1
     kernels = [kernels[i] for i in edge]
@@ -292,35 +317,46 @@ def right_padded_edge_squares(
     ones = valid_edges[:1] if bool(valid_edges.all()) else valid_edges  # (1 or B, 2W_max): one row unless n_b < W_max
     n = lengths.sum().to(c.dtype)
     backs, lag_spectra = [], []
-    for j, (i, kernel, K_i) in enumerate(zip(edge, kernels, edge_spectra, strict=True)):
-        W = (K_i.shape[-1] - 1) // 2
-        circle = torch.linalg.vecdot(near_lags(centred_lags, 4 * W), autocorrelations[j])  # (H) sum of z'^2, 2L
-        half = torch.arange(W // 2, device=c.device)
-        start, end = half.expand(B, -1), lengths[:, None] - W // 2 + half  # (B W/2) positions t near 0 and n_b
+    for j, (i, kernel, K_i, S) in enumerate(zip(edge, kernels, edge_spectra, sides, strict=True)):
+        n_circle = 2 * (K_i.shape[-1] - 1)  # 4W, or 2W one-sided
+        W = n_circle // (2 * S)
+        circle = torch.linalg.vecdot(near_lags(centred_lags, n_circle), autocorrelations[j])  # (H) sum of z'^2, 2L
         kappa = kernel.sum((0, 2))  # (H)
         rho = c * kappa - mean[i]  # (H)
-        # e_ib on [0, W/2) and [n_b - W/2, n_b), each position counted once: t < n_b in the first, t >= W/2 in the last
-        e_start = c[:, None] * (mask_response(kernel, lengths, start) - kappa[:, None])  # (B H W/2)
-        e_start *= (start < lengths[:, None])[:, None]
-        e_end = c[:, None] * (mask_response(kernel, lengths, end) - kappa[:, None])  # (B H W/2)
-        e_end *= (end >= W // 2)[:, None]
-        e_sum = e_start.sum((0, 2)) + e_end.sum((0, 2))  # (H)
-        e_squares = torch.linalg.vecdot(e_start, e_start).sum(0) + torch.linalg.vecdot(e_end, e_end).sum(0)
         outside_energy, cross = torch.zeros_like(rho), torch.zeros_like(rho)
-        E_ones = edge_signal(ones[:, None], W)  # (1|B 1 2W+1)
-        Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i))  # (1|B H 2W+1)
+        if S == 1:  # e_i (H W), the same for every sample; sum_b z'_b on [0, W) from sum_b u'_b[:W]
+            e_i = c[:, None] * (
+                mask_response(kernel, lengths[:1], torch.arange(W, device=c.device)[None])[0] - kappa[:, None]
+            )
+            front = torch.fft.irfft(torch.fft.rfft(centred[..., :W].sum(0), n=2 * W) * K_i, n=2 * W)[..., :W]  # (H W)
+            cross += torch.linalg.vecdot(e_i, front)
+            e_sum, e_squares = B * e_i.sum(-1), B * torch.linalg.vecdot(e_i, e_i)  # (H)
+        else:
+            half = torch.arange(W // 2, device=c.device)
+            start, end = half.expand(B, -1), lengths[:, None] - W // 2 + half  # (B W/2) positions t near 0 and n_b
+            # e_ib on [0, W/2) and [n_b - W/2, n_b), each position counted once: t < n_b in the first, t >= W/2 in
+            # the last
+            e_start = c[:, None] * (mask_response(kernel, lengths, start) - kappa[:, None])  # (B H W/2)
+            e_start *= (start < lengths[:, None])[:, None]
+            e_end = c[:, None] * (mask_response(kernel, lengths, end) - kappa[:, None])  # (B H W/2)
+            e_end *= (end >= W // 2)[:, None]
+            e_sum = e_start.sum((0, 2)) + e_end.sum((0, 2))  # (H)
+            e_squares = torch.linalg.vecdot(e_start, e_start).sum(0) + torch.linalg.vecdot(e_end, e_end).sum(0)
+        E_ones = edge_signal(ones[:, None], W, S)  # (1|B 1 SW+1)
+        Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i))  # (1|B H SW+1)
         lag_spectra.append(torch.zeros_like(K_i))
-        backs.append(edges.new_empty(B, H, 3 * W))
-        for chunk in batch_chunks(B, H, 2 * W, c.device):
-            E = edge_signal(centred[chunk], W)  # (b H 2W+1)
-            z = torch.fft.irfft(E * K_i, n=4 * W)  # (b H 4W) z'_i on the edge circle
-            outside = z[..., 2 * W :]  # the tail after n_b, the head before 0
+        backs.append(edges.new_empty(B, H, (S + 1) * W))
+        for chunk in batch_chunks(B, H, S * W, c.device):
+            E = edge_signal(centred[chunk], W, S)  # (b H SW+1)
+            z = torch.fft.irfft(E * K_i, n=n_circle)  # (b H 2SW) z'_i on the edge circle
+            outside = z[..., S * W :]  # the tail after n_b (and the head before 0)
             outside_energy += torch.linalg.vecdot(outside, outside).sum(0)
-            cross += torch.linalg.vecdot(z[..., : W // 2], e_start[chunk]).sum(0)
-            cross += torch.linalg.vecdot(z[..., 3 * W // 2 : 2 * W], e_end[chunk]).sum(0)
+            if S == 2:
+                cross += torch.linalg.vecdot(z[..., : W // 2], e_start[chunk]).sum(0)
+                cross += torch.linalg.vecdot(z[..., 3 * W // 2 : 2 * W], e_end[chunk]).sum(0)
             rows = chunk if ones.shape[0] > 1 else slice(None)
-            z[..., : 2 * W] = 0
-            backs[-1][chunk] = edge_adjoint(E, z, E_ones[rows], Y_ones[rows], c, K_i, lag_spectra[-1], 3 * W)
+            z[..., : S * W] = 0
+            backs[-1][chunk] = edge_adjoint(E, z, E_ones[rows], Y_ones[rows], c, K_i, lag_spectra[-1], (S + 1) * W)
         squares[i] = (
             circle - outside_energy + 2 * (rho * valid_sum[j] + cross) + n * rho.square() + 2 * rho * e_sum
         ) + e_squares
@@ -346,7 +382,10 @@ class MultiResConvFunction(torch.autograd.Function):
         lengths = right_padded_lengths(u, mask)  # (B) or None
         if lengths is not None and bool((lengths == L).all()):  # no padding: the unmasked path
             mask = lengths = None
-        edge = edge_branches(kernels, L, mask is not None and lengths is None, lengths is not None)
+        shortest = int(lengths.min()) if lengths is not None else 0
+        edge = edge_branches(kernels, L, mask is not None and lengths is None, lengths is not None, shortest)
+        # causal kernels take one-sided edge circles (`one_sided`: the tail alone), the others 4W circles
+        sides = [1 if one_sided(kernels[i], lengths is not None, shortest) else 2 for i in edge]
         full = [i for i in range(len(kernels)) if i not in edge]
         chunks = batch_chunks(B, H, L, u.device)
         complex_dtype = torch.complex128 if u.dtype == torch.float64 else torch.complex64
@@ -393,8 +432,9 @@ class MultiResConvFunction(torch.autograd.Function):
         # (N H) sum of m z_i over batch and positions / count: the taps against the cross-correlation of m with u
         mean = tap_inner(torch.fft.irfft(P, n=2 * L), kernels) / count
         squares = torch.zeros_like(mean)  # (N H) sum of m (z_i - mean_i)^2
-        # right padding: W_i >= 2 l_i, so that the edge circle also holds z_i within l_i of t = 0 and of t = n_b
-        widths = [edge_width(kernels[i].shape[-1] * (1 if lengths is None else 2)) for i in edge]
+        # right padding, 4W circles: W_i >= 2 l_i, so that the circle also holds z_i within l_i of t = 0 and of t = n_b
+        padded = [2 if lengths is not None and S == 2 else 1 for S in sides]
+        widths = [edge_width(kernels[i].shape[-1] * p) for i, p in zip(edge, padded, strict=True)]
         W_max = max(widths, default=0)
         if lengths is None:
             edges = torch.cat([u[..., :W_max], u[..., L - W_max :]], dim=-1)  # (B H 2W_max)
@@ -402,8 +442,6 @@ class MultiResConvFunction(torch.autograd.Function):
             tail = lengths[:, None] - W_max + torch.arange(W_max, device=u.device)  # (B W_max)
             ends = u.gather(-1, tail.clamp_min(0)[:, None].expand(B, H, W_max)) * (tail >= 0)[:, None]
             edges = torch.cat([u[..., :W_max], ends], dim=-1)  # (B H 2W_max)
-        # causal kernels take the one-sided 2W edge circle when unmasked (`edge_signal`), the rest 4W circles
-        sides = [2 if lengths is not None else kernels[i].shape[0] for i in edge]
         edge_spectra = [
             torch.fft.rfft(kernel_to_circular(kernels[i], S * W)) for i, W, S in zip(edge, widths, sides, strict=True)
         ]  # (H SW+1) each
@@ -412,7 +450,18 @@ class MultiResConvFunction(torch.autograd.Function):
         if right_padded_edge:
             centred_power = centred_power.view(H, L + 1, 2).sum(-1)  # (H L+1)
             backs, lag_spectra = right_padded_edge_squares(
-                c, centred_power, PC, lengths, edges, kernels, edge, edge_spectra, autocorrelations, mean, squares
+                c,
+                centred_power,
+                PC,
+                lengths,
+                edges,
+                kernels,
+                edge,
+                sides,
+                edge_spectra,
+                autocorrelations,
+                mean,
+                squares,
             )
             # the uncentred sum_b |U_b|^2, for the kernel gradients
             power = centred_power.add_(2 * c[:, None] * PC.real).add_(c[:, None].square() * mask_power)
@@ -499,7 +548,7 @@ class MultiResConvFunction(torch.autograd.Function):
             *kernels,
         )
         ctx.kernel_shapes = [k.shape for k in kernels]
-        ctx.edge = edge
+        ctx.edge, ctx.sides = edge, sides
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
@@ -588,17 +637,16 @@ class MultiResConvFunction(torch.autograd.Function):
         # u[L-W:] alone for a causal kernel's one-sided circle); kernels need l_i lags of irfft(Q) and irfft(P)
         # (`shared`) on the edge circle (n samples) of the lags within n/2 of 0, and the forward pass's lags of the
         # m z_i term (`edge_lags`)
-        for i, back, lags in zip(edge, backs, edge_lags, strict=True):
+        for i, S, back, lags in zip(edge, ctx.sides, backs, edge_lags, strict=True):
             n = lags.shape[-1]
-            S = 1 if lengths is None and shapes[i][0] == 1 else 2  # one-sided circle: [0, W) holds u[L-W:]
-            W = n // (2 * S)
+            W = n // (2 * S)  # one-sided circle: [0, W) holds u[L-W:] (u[n_b-W : n_b])
             if S == 2:
                 grad_u[..., :W].addcmul_(back[..., :W], b[i, :, None])
             if lengths is None:
                 grad_u[..., L - W :].addcmul_(back[..., (S - 1) * W : S * W], b[i, :, None])
-            else:  # [W, 3W) holds t = n_b - W .. n_b + W - 1; padded positions before L get a gradient too
+            else:  # [(S-1)W, (S+1)W) holds t = n_b - W .. n_b + W - 1; padded positions before L get a gradient too
                 at = lengths[:, None] - W + torch.arange(2 * W, device=U.device)  # (B 2W)
-                part = back[..., W : 3 * W] * b[i, :, None] * ((at >= 0) & (at < L))[:, None]  # (B H 2W)
+                part = back[..., (S - 1) * W : (S + 1) * W] * b[i, :, None] * ((at >= 0) & (at < L))[:, None]
                 grad_u.scatter_add_(-1, at.clamp(0, L - 1)[:, None].expand_as(part), part)
             near = near_lags(shared, n)  # (2 H n) lags -n/2 .. n/2-1
             small = near[0] * scale[i, :, None] - near[1] * a[i, :, None] - lags * b[i, :, None]

@@ -18,6 +18,7 @@ from modeling_mrconv.branch_conv import (
     fast_multires_forward,
     folded_multires_forward,
     mask_response,
+    one_sided,
     reference_multires_forward,
     right_padded_lengths,
 )
@@ -211,6 +212,12 @@ def test_edge_branch_selection():
     assert edge_branches(kernels, 128, masked=False, right_padded=True) == [0, 1]
     assert edge_branches(kernels, 256, masked=False, right_padded=True) == [0, 1, 2]
     assert edge_branches(kernels, 1024, masked=False, right_padded=True) == [0, 1, 2, 3, 4]
+    # causal kernels, every n_b >= W_i = edge_width(l_i): one-sided circles, l_i <= L / 4 as without a mask
+    causal = [torch.zeros(1, 1, n) for n in (4, 8, 10, 40, 50)]
+    assert edge_branches(causal, 160, masked=False, right_padded=True, shortest=64) == [0, 1, 2, 3]
+    assert edge_branches(causal, 160, masked=False, right_padded=True, shortest=15) == [0, 1]  # W = 16 for l = 10
+    assert [one_sided(k, True, 15) for k in causal] == [True, True, False, False, False]
+    assert all(one_sided(k, False, 0) for k in causal) and not one_sided(kernels[0], False, 0)
 
 
 def right_padding(lengths: list[int], L: int) -> torch.Tensor:
@@ -268,6 +275,58 @@ def test_right_padded_edge_path_matches_reference(kernel_type, bidirectional, bl
     x = (padded_batch(5, 3, L, False)[0] * 3 + 2) * mask[:, None]
     assert_step_matches_reference(fast, slow, x, mask)
     assert calls == [expected]  # l = 4, 8, 16 (, 32, 64) on the edges
+
+
+@pytest.mark.parametrize(("ratio", "sides"), [(8, [1, 1, 1]), (2, [1, 1, 1, 2, 2])])
+@pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
+def test_right_padded_one_sided_edge_path_matches_reference(kernel_type, ratio, sides, monkeypatch):
+    """Causal kernels, every n_b >= 20: branches with W_i = edge_width(l_i) <= 20 on one-sided circles (the tail after
+    n_b alone), wider ones on 4W circles where they fit (ratio 2) or on the second pass; float64 against the reference.
+    """
+    monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", ratio)
+    calls = []
+    edge_squares = branch_conv.right_padded_edge_squares
+    monkeypatch.setattr(branch_conv, "right_padded_edge_squares", lambda *a: calls.append(a[7]) or edge_squares(*a))
+    fast = make_layer(kernel_type, False, H=3, max_length=300).train()
+    slow = copy.deepcopy(fast)
+    L = 260
+    mask = right_padding([L, 20, 200, 37, 250], L)
+    x = (padded_batch(5, 3, L, False)[0] * 3 + 2) * mask[:, None]
+    assert_step_matches_reference(fast, slow, x, mask)
+    assert calls == [sides]  # l = 4, 8, 16 one-sided (W = l <= 20); l = 32, 64 on 4W = 256, 512 circles at ratio 2
+
+
+def test_function_gradcheck_right_padded_one_sided_edge_branches():
+    """Causal kernels under right padding with every n_b >= 4: one-sided edge circles (W = 2, 4, 4) around a full one."""
+    torch.manual_seed(0)
+    B, H, L = 3, 2, 16
+    mask = right_padding([16, 4, 9], L)
+    u = ((torch.randn(B, H, L, dtype=torch.float64) + 1) * mask[:, None]).requires_grad_()
+    alpha, weight, bias = (torch.randn(4, H, dtype=torch.float64, requires_grad=True) for _ in range(3))
+    skip = torch.randn(H, dtype=torch.float64, requires_grad=True)
+    kernels = [torch.randn(1, H, n, dtype=torch.float64, requires_grad=True) for n in (2, 16, 3, 4)]
+    assert edge_branches(kernels, L, masked=False, right_padded=True, shortest=4) == [0, 2, 3]
+
+    def function(*args):
+        u, alpha, weight, bias, skip, *kernels = args
+        return MultiResConvFunction.apply(u, alpha, weight, bias, skip, mask, 1e-5, *kernels)[0]
+
+    assert torch.autograd.gradcheck(function, (u, alpha, weight, bias, skip, *kernels))
+
+
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+def test_right_padded_one_sided_statistics_float32_with_large_mean(offset):
+    """float32 batch statistics of causal branches on one-sided circles under right padding, |mean| >> std."""
+    exact = make_layer("dilated", False, H=8, max_length=512).train()
+    fast = copy.deepcopy(exact).float()
+    assert len(edge_branches(fast.kernel(), 512, masked=False, right_padded=True, shortest=300)) == 6
+    mask = right_padding([512, 300, 411, 350], 512)
+    x = (padded_batch(4, 8, 512, False)[0] + offset) * mask[:, None]
+    y_exact, y_fast = reference(exact, x, mask), fast(x.float(), mask.float())
+    torch.testing.assert_close(y_fast.double(), y_exact, rtol=1e-4, atol=1e-4)
+    bn_exact, bn_fast = exact.batch_norm, fast.batch_norm
+    torch.testing.assert_close(bn_fast.running_var.double(), bn_exact.running_var, rtol=2e-5, atol=0)
+    torch.testing.assert_close(bn_fast.running_mean.double(), bn_exact.running_mean, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(("ratio", "edges"), [(2, 6), (8, 4)])
@@ -566,13 +625,13 @@ def test_all_valid_mask_is_dropped(monkeypatch):
     monkeypatch.setattr(branch_conv, "edge_branches", lambda *args: paths.append(args[2:]) or select(*args))
     y = fast_multires_forward(x, layer.kernel(), layer.batch_norm, layer.alpha, layer.skip, torch.ones(3, 37))
     expected = fast_multires_forward(x, other.kernel(), other.batch_norm, other.alpha, other.skip)
-    assert paths == [(False, False), (False, False)]  # (masked, right_padded)
+    assert paths == [(False, False, 0), (False, False, 0)]  # (masked, right_padded, shortest)
     torch.testing.assert_close(y, expected, rtol=0, atol=0)
     torch.testing.assert_close(layer.batch_norm.running_var, other.batch_norm.running_var, rtol=0, atol=0)
     mask = torch.ones(3, 37)
     mask[0, -1] = 0
     fast_multires_forward(x * mask[:, None], layer.kernel(), layer.batch_norm, layer.alpha, layer.skip, mask)
-    assert paths[-1] == (False, True)
+    assert paths[-1] == (False, True, 36)
 
 
 def test_fft_conv_bias_matches_fft_conv():
