@@ -32,7 +32,7 @@ times. The second moments sum m (z_i - mu_i)^2 are exact in one of two ways:
   mean c, z_i = k_i * ((u - c) m_b) + c k_i * m_b, whose second part differs from c sum(k_i) only within l_i of t = 0
   and of t = n_b (`right_padded_edge_squares`). In backward k_i^T of the outside part lands on u[:W_i] and
   u[n_b-W_i : n_b+W_i] (padded positions included, as in the reference). A causal kernel needs neither end's
-  neighbourhood on the circle when every n_b >= W_i (`one_sided`): its tail from u[n_b-W_i : n_b] on a 2 W_i circle,
+  neighbourhood on the circle when every n_b >= W_i (`aligned`): its tail from u[n_b-W_i : n_b] on a 2 W_i circle,
   W_i >= l_i, as without a mask.
 
 Cost per step: 4 batch FFTs shared by every branch (u, y, g, du: those of one long convolution), 3 per long branch
@@ -162,12 +162,14 @@ def autocorrelation_spectrum(weights: torch.Tensor, autocorrelations: list[torch
     return torch.fft.rfft(circular).real
 
 
-def one_sided(kernel: torch.Tensor, right_padded: bool, shortest: int) -> bool:
-    """Whether a branch's edge circle holds its output after the end alone (`edge_signal` with sides 1): a causal kernel
-    without a mask, or under right padding when every n_b >= W (`shortest`), so that the mask's response near t = 0 is
-    the same for every sample and no sample's start and end share the circle.
+def aligned(kernel: torch.Tensor, right_padded: bool, shortest: int) -> bool:
+    """Whether a short branch's edge circle needs only W = `edge_width`(l) samples either side of the end (one side for
+    a causal kernel, `edge_signal`), its mask response being the same for every sample near t = 0 and t = n_b (read off
+    batch sums, `aligned_edge_terms`): always without a mask; under right padding for a causal kernel when every
+    n_b >= W (`shortest`). A bidirectional kernel under right padding keeps W >= 2 l: k^T of its output after n_b
+    reaches 2 l - 2 padded positions past n_b through the anti-causal taps, more than a W = l circle holds.
     """
-    return kernel.shape[0] == 1 and (not right_padded or edge_width(kernel.shape[-1]) <= shortest)
+    return not right_padded or (kernel.shape[0] == 1 and edge_width(kernel.shape[-1]) <= shortest)
 
 
 def edge_branches(
@@ -178,7 +180,7 @@ def edge_branches(
     shortest: int = 0,
 ) -> list[int]:
     """Indices of the branches computed on the edges of u: l_i <= L / EDGE_BRANCH_RATIO, none when `masked` (a mask
-    other than right padding). Under right padding (`shortest` the least n_b) the same for `one_sided` branches, else
+    other than right padding). Under right padding (`shortest` the least n_b) the same for `aligned` branches, else
     W_i = `edge_width`(2 l_i) <= L / RIGHT_PADDED_EDGE_RATIO (<= L / 2 keeps the kernel-gradient lags of the edge circle
     those of the 2L one).
     """
@@ -188,7 +190,7 @@ def edge_branches(
         return [
             i
             for i, k in enumerate(kernels)
-            if (one_sided(k, True, shortest) and EDGE_BRANCH_RATIO * k.shape[-1] <= L)
+            if (aligned(k, True, shortest) and EDGE_BRANCH_RATIO * k.shape[-1] <= L)
             or RIGHT_PADDED_EDGE_RATIO * edge_width(2 * k.shape[-1]) <= L
         ]
     return [i for i, k in enumerate(kernels) if EDGE_BRANCH_RATIO * k.shape[-1] <= L]
@@ -275,12 +277,33 @@ def edge_adjoint(
     return back
 
 
+def aligned_edge_terms(
+    kernel: torch.Tensor, K: torch.Tensor, W: int, sums: torch.Tensor, end: int, c: torch.Tensor, kappa: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """sum_b z'_b and e = c (k * m - sum(k)) (both (H, S W)) of an `aligned` branch on [0, W) and, for anti-causal
+    taps, on [end - W, end), where e is the same for every sample (a causal kernel's e is zero near the end).
+
+    `sums` (2, H, G): sum_b u'_b on [0, G) and on the G samples before each sample's end, G >= S W; K (H, S W + 1) the
+    kernel's spectrum on its edge circle (2 S W samples), which holds z' there exactly. sum_b sum_t e z' is then the
+    inner product of the two: no per-sample transform.
+    """
+    S = kernel.shape[0]
+    n = 2 * S * W
+    pieces = torch.stack([sums[0, :, : S * W], sums[1, :, sums.shape[-1] - 2 * W :]][:S])  # (S H SW)
+    convolved = torch.fft.irfft(torch.fft.rfft(pieces, n=n) * K, n=n)  # (S H n)
+    z_edges = torch.cat([convolved[0, :, :W], *convolved[1:, :, W : 2 * W]], dim=-1)  # (H SW)
+    positions = torch.cat([torch.arange(W), end - W + torch.arange(W)][:S]).to(c.device)[None]  # (1 SW)
+    lengths = torch.tensor([end], device=c.device)
+    e = c[:, None] * (mask_response(kernel, lengths, positions)[0] - kappa[:, None])  # (H SW)
+    return z_edges, e
+
+
 def right_padded_edge_squares(
     c: torch.Tensor,
     centred_power: torch.Tensor,
     PC: torch.Tensor,
     lengths: torch.Tensor,
-    edges: torch.Tensor,
+    u: torch.Tensor,
     kernels: list[torch.Tensor],
     edge: list[int],
     sides: list[int],
@@ -289,9 +312,9 @@ def right_padded_edge_squares(
     mean: torch.Tensor,
     squares: torch.Tensor,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Writes sum m (z_i - mean_i)^2 of the short branches into `squares` for right-padded masks (u zero beyond n_b);
-    returns what backward needs of each (`edge_adjoint`): k_i^T of the outside part (B, H, 3 W_i; 2 W_i one-sided) and
-    sum_b Y conj(E).
+    """Writes sum m (z_i - mean_i)^2 of the short branches into `squares` for right-padded masks (u (B, H, L) zero
+    beyond n_b); returns what backward needs of each (`edge_adjoint`): k_i^T of the outside part (B, H, (S_i + 1) W_i)
+    and sum_b Y conj(E).
 
     Centred at the valid mean c (H): z_i = z'_i + c q_ib on [0, n_b), z'_i = k_i * ((u - c) m_b), q_ib = k_i * m_b.
     With rho_i = c sum(k_i) - mean_i and e_ib = c (q_ib - sum(k_i)) (zero but within l_i of t = 0 and t = n_b):
@@ -299,37 +322,37 @@ def right_padded_edge_squares(
         sum m (z_i - mean_i)^2 = sum m z'^2 + 2 rho_i sum m z' + 2 sum e z' + n rho_i^2 + 2 rho_i sum e + sum e^2.
 
     sum m z'^2 is the 2L-circle energy (k_i's autocorrelation against that of u', from `centred_power` sum_b |U'_b|^2)
-    minus the energy outside [0, n_b); sum m z' is the taps against sum_b m_b * u'_b (`PC` = sum_b conj(M_b) U'_b).
-    The rest comes from the 4W edge circle of [u'[:W], u'[n_b-W : n_b]] (`edges`, W >= 2 l_i): [0, W/2) holds
-    t < W / 2, [3W/2, 2W) t = n_b - W/2 .. n_b - 1, [2W, 4W) the outside part. `autocorrelations`: those of the
-    kernels on their edge circles (`edge_autocorrelation`). A `one_sided` (causal) branch, every n_b >= W >= l_i: its
-    output beyond n_b is the tail alone, from u'[n_b-W : n_b] on a 2W circle; e_i = c (partial sums of k_i - sum(k_i))
-    is the same for every sample and zero from t = l_i - 1 on, so sum e z' needs only sum_b z'_b on [0, W).
+    minus the energy outside [0, n_b), from the branch's edge circle of [u'[:W], u'[n_b-W : n_b]] (`edge_signal`);
+    sum m z' is the taps against sum_b m_b * u'_b (`PC` = sum_b conj(M_b) U'_b). `sides` S_i: 1 for an `aligned`
+    (causal) branch (W_i >= l_i, its tail alone on a 2 W_i circle), whose e is the same for every sample
+    (`aligned_edge_terms`), else 2: W_i >= 2 l_i and the 4W circle also holds z' near both ends of each sample:
+    [0, W/2) holds t < W / 2, [3W/2, 2W) t = n_b - W/2 .. n_b - 1, [2W, 4W) the outside part. `autocorrelations`:
+    those of the kernels on their edge circles (`edge_autocorrelation`).
     """
-    B, H, L = *edges.shape[:2], centred_power.shape[-1] - 1
+    B, H, L = u.shape
     kernels = [kernels[i] for i in edge]
+    widths = [(K_i.shape[-1] - 1) // S for K_i, S in zip(edge_spectra, sides, strict=True)]
+    G = max(widths)  # samples at each end
+    tail = lengths[:, None] - G + torch.arange(G, device=c.device)  # (B G) the G positions before n_b
+    ends = u.gather(-1, tail.clamp_min(0)[:, None].expand(B, H, G)) * (tail >= 0)[:, None]  # (B H G)
+    valid = torch.cat([torch.arange(G, device=c.device) < lengths[:, None], tail >= 0], -1).to(c.dtype)  # (B 2G)
+    centred = (torch.cat([u[..., :G], ends], dim=-1) - c[:, None]) * valid[:, None]  # (B H 2G) edges of (u - c) m
+    sums = centred.sum(0).unflatten(-1, (2, G)).transpose(0, 1)  # (2 H G) sum_b u'_b at the start and before n_b
+    shortest = int(lengths.min())
+    ones = valid[:1] if bool(valid.all()) else valid  # (1 or B, 2G): the edges of m, one row unless some n_b < G
     centred_lags = torch.fft.irfft(centred_power, n=2 * L)  # (H 2L) autocorrelation of u', summed over the batch
     valid_sum = tap_inner(torch.fft.irfft(PC.conj(), n=2 * L), kernels)  # (n H) sum m z'
-    W_max = edges.shape[-1] // 2
-    tail = lengths[:, None] - W_max + torch.arange(W_max, device=c.device)  # (B W_max)
-    valid_edges = torch.cat([torch.arange(W_max, device=c.device) < lengths[:, None], tail >= 0], -1).to(c.dtype)
-    centred = (edges - c[:, None]) * valid_edges[:, None]  # (B H 2W_max) edges of (u - c) m
-    ones = valid_edges[:1] if bool(valid_edges.all()) else valid_edges  # (1 or B, 2W_max): one row unless n_b < W_max
     n = lengths.sum().to(c.dtype)
     backs, lag_spectra = [], []
-    for j, (i, kernel, K_i, S) in enumerate(zip(edge, kernels, edge_spectra, sides, strict=True)):
-        n_circle = 2 * (K_i.shape[-1] - 1)  # 4W, or 2W one-sided
-        W = n_circle // (2 * S)
+    for j, (i, kernel, K_i, S, W) in enumerate(zip(edge, kernels, edge_spectra, sides, widths, strict=True)):
+        n_circle = 2 * S * W
         circle = torch.linalg.vecdot(near_lags(centred_lags, n_circle), autocorrelations[j])  # (H) sum of z'^2, 2L
         kappa = kernel.sum((0, 2))  # (H)
         rho = c * kappa - mean[i]  # (H)
         outside_energy, cross = torch.zeros_like(rho), torch.zeros_like(rho)
-        if S == 1:  # e_i (H W), the same for every sample; sum_b z'_b on [0, W) from sum_b u'_b[:W]
-            e_i = c[:, None] * (
-                mask_response(kernel, lengths[:1], torch.arange(W, device=c.device)[None])[0] - kappa[:, None]
-            )
-            front = torch.fft.irfft(torch.fft.rfft(centred[..., :W].sum(0), n=2 * W) * K_i, n=2 * W)[..., :W]  # (H W)
-            cross += torch.linalg.vecdot(e_i, front)
+        if S == 1:  # aligned: every n_b >= W
+            z_edges, e_i = aligned_edge_terms(kernel, K_i, W, sums, shortest, c, kappa)  # (H W) each
+            cross += torch.linalg.vecdot(e_i, z_edges)
             e_sum, e_squares = B * e_i.sum(-1), B * torch.linalg.vecdot(e_i, e_i)  # (H)
         else:
             half = torch.arange(W // 2, device=c.device)
@@ -345,7 +368,7 @@ def right_padded_edge_squares(
         E_ones = edge_signal(ones[:, None], W, S)  # (1|B 1 SW+1)
         Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i))  # (1|B H SW+1)
         lag_spectra.append(torch.zeros_like(K_i))
-        backs.append(edges.new_empty(B, H, (S + 1) * W))
+        backs.append(u.new_empty(B, H, (S + 1) * W))
         for chunk in batch_chunks(B, H, S * W, c.device):
             E = edge_signal(centred[chunk], W, S)  # (b H SW+1)
             z = torch.fft.irfft(E * K_i, n=n_circle)  # (b H 2SW) z'_i on the edge circle
@@ -384,8 +407,10 @@ class MultiResConvFunction(torch.autograd.Function):
             mask = lengths = None
         shortest = int(lengths.min()) if lengths is not None else 0
         edge = edge_branches(kernels, L, mask is not None and lengths is None, lengths is not None, shortest)
-        # causal kernels take one-sided edge circles (`one_sided`: the tail alone), the others 4W circles
-        sides = [1 if one_sided(kernels[i], lengths is not None, shortest) else 2 for i in edge]
+        # `aligned` branches: W_i >= l_i, causal kernels on one-sided circles (the tail alone); the others (right
+        # padding, bidirectional or n_b < W_i) 4W circles with W_i >= 2 l_i, holding z_i within l_i of t = 0 and n_b
+        flags = [aligned(kernels[i], lengths is not None, shortest) for i in edge]
+        sides = [kernels[i].shape[0] if flag else 2 for i, flag in zip(edge, flags, strict=True)]
         full = [i for i in range(len(kernels)) if i not in edge]
         chunks = batch_chunks(B, H, L, u.device)
         complex_dtype = torch.complex128 if u.dtype == torch.float64 else torch.complex64
@@ -432,16 +457,8 @@ class MultiResConvFunction(torch.autograd.Function):
         # (N H) sum of m z_i over batch and positions / count: the taps against the cross-correlation of m with u
         mean = tap_inner(torch.fft.irfft(P, n=2 * L), kernels) / count
         squares = torch.zeros_like(mean)  # (N H) sum of m (z_i - mean_i)^2
-        # right padding, 4W circles: W_i >= 2 l_i, so that the circle also holds z_i within l_i of t = 0 and of t = n_b
-        padded = [2 if lengths is not None and S == 2 else 1 for S in sides]
-        widths = [edge_width(kernels[i].shape[-1] * p) for i, p in zip(edge, padded, strict=True)]
+        widths = [edge_width(kernels[i].shape[-1] * (1 if flag else 2)) for i, flag in zip(edge, flags, strict=True)]
         W_max = max(widths, default=0)
-        if lengths is None:
-            edges = torch.cat([u[..., :W_max], u[..., L - W_max :]], dim=-1)  # (B H 2W_max)
-        else:  # [u[:W_max], u[n_b - W_max : n_b]], zero before t = 0
-            tail = lengths[:, None] - W_max + torch.arange(W_max, device=u.device)  # (B W_max)
-            ends = u.gather(-1, tail.clamp_min(0)[:, None].expand(B, H, W_max)) * (tail >= 0)[:, None]
-            edges = torch.cat([u[..., :W_max], ends], dim=-1)  # (B H 2W_max)
         edge_spectra = [
             torch.fft.rfft(kernel_to_circular(kernels[i], S * W)) for i, W, S in zip(edge, widths, sides, strict=True)
         ]  # (H SW+1) each
@@ -454,7 +471,7 @@ class MultiResConvFunction(torch.autograd.Function):
                 centred_power,
                 PC,
                 lengths,
-                edges,
+                u,
                 kernels,
                 edge,
                 sides,
@@ -477,22 +494,14 @@ class MultiResConvFunction(torch.autograd.Function):
             z_totals = tap_inner(torch.fft.irfft(M * SUC.conj(), n=2 * L), edge_kernels)  # (n H) sum_b sum_t<L z'_i
             # sum_b (u - c) on the first and the last 2 W_max samples (2 W_max <= L / 2)
             ends = torch.stack([u[..., : 2 * W_max].sum(0), u[..., L - 2 * W_max :].sum(0)]) - B * c[:, None]
-            full_length = torch.tensor([L], device=u.device)
-            centred = edges - c[:, None]  # (B H 2W_max)
+            centred = torch.cat([u[..., :W_max], u[..., L - W_max :]], dim=-1) - c[:, None]  # (B H 2W_max) edges
             ones = u.new_ones(1, 1, 2 * W_max)  # the edges of the all-valid mask
-            for j, (i, kernel, K_i, S) in enumerate(zip(edge, edge_kernels, edge_spectra, sides, strict=True)):
-                n = 2 * (K_i.shape[-1] - 1)  # the edge circle: 4W, or 2W for a causal kernel
-                W = n // (2 * S)
+            for j, (i, kernel, K_i, S, W) in enumerate(zip(edge, edge_kernels, edge_spectra, sides, widths)):
+                n = 2 * S * W  # the edge circle: 4W, or 2W for a causal kernel
                 circle = torch.linalg.vecdot(near_lags(centred_lags, n), autocorrelations[j])  # (H) 2L circle
-                # sum_b z'_i on [0, W) (the first SW samples) and, for anti-causal taps, on [L - W, L) (the last 2W
-                # samples), on n circles; a causal kernel's e_i is zero near t = L
-                pieces = [ends[0, :, : S * W], ends[1, :, 2 * (W_max - W) :]][:S]
-                convolved = torch.fft.irfft(torch.fft.rfft(torch.stack(pieces), n=n) * K_i, n=n)  # (S H n)
-                z_edges = torch.cat([convolved[0, :, :W], *convolved[1:, :, W : 2 * W]], -1)  # (H SW)
-                positions = torch.cat([torch.arange(W), L - W + torch.arange(W)][:S]).to(u.device)[None]  # (1 SW)
                 kappa = kernel.sum((0, 2))  # (H)
                 rho = c * kappa - mean[i]  # (H)
-                e_i = c[:, None] * (mask_response(kernel, full_length, positions)[0] - kappa[:, None])  # (H SW)
+                z_edges, e_i = aligned_edge_terms(kernel, K_i, W, ends, L, c, kappa)  # (H SW) each
                 cross = rho * z_totals[j] + torch.linalg.vecdot(e_i, z_edges)  # (H) sum r z'
                 r_squares = L * rho.square() + 2 * rho * e_i.sum(-1) + torch.linalg.vecdot(e_i, e_i)  # (H) sum r^2
                 squares[i] = circle + 2 * cross + B * r_squares

@@ -11,6 +11,7 @@ from mrconv_testing import random_inputs, tiny_config, warmed_model
 from modeling_mrconv import MRConvForSequenceClassification, branch_conv
 from modeling_mrconv.branch_conv import (
     MultiResConvFunction,
+    aligned,
     edge_branches,
     edge_outside,
     edge_signal,
@@ -18,7 +19,6 @@ from modeling_mrconv.branch_conv import (
     fast_multires_forward,
     folded_multires_forward,
     mask_response,
-    one_sided,
     reference_multires_forward,
     right_padded_lengths,
 )
@@ -212,12 +212,14 @@ def test_edge_branch_selection():
     assert edge_branches(kernels, 128, masked=False, right_padded=True) == [0, 1]
     assert edge_branches(kernels, 256, masked=False, right_padded=True) == [0, 1, 2]
     assert edge_branches(kernels, 1024, masked=False, right_padded=True) == [0, 1, 2, 3, 4]
-    # causal kernels, every n_b >= W_i = edge_width(l_i): one-sided circles, l_i <= L / 4 as without a mask
+    # every n_b >= S W_i (W_i = edge_width(l_i)): aligned, l_i <= L / 4 as without a mask
     causal = [torch.zeros(1, 1, n) for n in (4, 8, 10, 40, 50)]
     assert edge_branches(causal, 160, masked=False, right_padded=True, shortest=64) == [0, 1, 2, 3]
     assert edge_branches(causal, 160, masked=False, right_padded=True, shortest=15) == [0, 1]  # W = 16 for l = 10
-    assert [one_sided(k, True, 15) for k in causal] == [True, True, False, False, False]
-    assert all(one_sided(k, False, 0) for k in causal) and not one_sided(kernels[0], False, 0)
+    assert edge_branches(kernels, 160, masked=False, right_padded=True, shortest=128) == [0, 1]  # W_i >= 2 l_i
+    assert [aligned(k, True, 15) for k in causal] == [True, True, False, False, False]
+    assert not any(aligned(k, True, 1024) for k in kernels)
+    assert all(aligned(k, False, 0) for k in kernels + causal)  # without a mask, always
 
 
 def right_padding(lengths: list[int], L: int) -> torch.Tensor:
@@ -277,35 +279,43 @@ def test_right_padded_edge_path_matches_reference(kernel_type, bidirectional, bl
     assert calls == [expected]  # l = 4, 8, 16 (, 32, 64) on the edges
 
 
-@pytest.mark.parametrize(("ratio", "sides"), [(8, [1, 1, 1]), (2, [1, 1, 1, 2, 2])])
+@pytest.mark.parametrize(
+    ("ratio", "circles"), [(8, ([1, 1, 1], [4, 8, 16])), (2, ([1, 1, 1, 2, 2], [4, 8, 16, 128, 256]))]
+)
 @pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
-def test_right_padded_one_sided_edge_path_matches_reference(kernel_type, ratio, sides, monkeypatch):
-    """Causal kernels, every n_b >= 20: branches with W_i = edge_width(l_i) <= 20 on one-sided circles (the tail after
-    n_b alone), wider ones on 4W circles where they fit (ratio 2) or on the second pass; float64 against the reference.
+def test_right_padded_aligned_edge_path_matches_reference(kernel_type, ratio, circles, monkeypatch):
+    """Causal kernels, every n_b >= 20: aligned branches (W_i = edge_width(l_i) <= 20) on one-sided circles (the tail
+    after n_b alone) beside 4W circles with W_i = edge_width(2 l_i) where those fit (L / ratio) and the second pass;
+    float64 against the reference. `circles`: the sides S_i and S_i W_i of each edge branch.
     """
     monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", ratio)
     calls = []
     edge_squares = branch_conv.right_padded_edge_squares
-    monkeypatch.setattr(branch_conv, "right_padded_edge_squares", lambda *a: calls.append(a[7]) or edge_squares(*a))
+    monkeypatch.setattr(
+        branch_conv,
+        "right_padded_edge_squares",
+        lambda *a: calls.append((a[7], [K.shape[-1] - 1 for K in a[8]])) or edge_squares(*a),
+    )
     fast = make_layer(kernel_type, False, H=3, max_length=300).train()
     slow = copy.deepcopy(fast)
     L = 260
     mask = right_padding([L, 20, 200, 37, 250], L)
     x = (padded_batch(5, 3, L, False)[0] * 3 + 2) * mask[:, None]
     assert_step_matches_reference(fast, slow, x, mask)
-    assert calls == [sides]  # l = 4, 8, 16 one-sided (W = l <= 20); l = 32, 64 on 4W = 256, 512 circles at ratio 2
+    assert calls == [circles]
 
 
-def test_function_gradcheck_right_padded_one_sided_edge_branches():
-    """Causal kernels under right padding with every n_b >= 4: one-sided edge circles (W = 2, 4, 4) around a full one."""
+def test_function_gradcheck_right_padded_aligned_edge_branches():
+    """Causal kernels, right padding with every n_b >= 8: aligned one-sided edge circles (W = 2, 4, 4), a full branch."""
     torch.manual_seed(0)
     B, H, L = 3, 2, 16
-    mask = right_padding([16, 4, 9], L)
+    mask = right_padding([16, 8, 11], L)
     u = ((torch.randn(B, H, L, dtype=torch.float64) + 1) * mask[:, None]).requires_grad_()
     alpha, weight, bias = (torch.randn(4, H, dtype=torch.float64, requires_grad=True) for _ in range(3))
     skip = torch.randn(H, dtype=torch.float64, requires_grad=True)
     kernels = [torch.randn(1, H, n, dtype=torch.float64, requires_grad=True) for n in (2, 16, 3, 4)]
-    assert edge_branches(kernels, L, masked=False, right_padded=True, shortest=4) == [0, 2, 3]
+    assert edge_branches(kernels, L, masked=False, right_padded=True, shortest=8) == [0, 2, 3]
+    assert all(aligned(kernels[i], True, 8) for i in (0, 2, 3))
 
     def function(*args):
         u, alpha, weight, bias, skip, *kernels = args
@@ -315,8 +325,8 @@ def test_function_gradcheck_right_padded_one_sided_edge_branches():
 
 
 @pytest.mark.parametrize("offset", [0.0, 100.0])
-def test_right_padded_one_sided_statistics_float32_with_large_mean(offset):
-    """float32 batch statistics of causal branches on one-sided circles under right padding, |mean| >> std."""
+def test_right_padded_aligned_statistics_float32_with_large_mean(offset):
+    """float32 batch statistics of causal branches on aligned one-sided circles under right padding, |mean| >> std."""
     exact = make_layer("dilated", False, H=8, max_length=512).train()
     fast = copy.deepcopy(exact).float()
     assert len(edge_branches(fast.kernel(), 512, masked=False, right_padded=True, shortest=300)) == 6
