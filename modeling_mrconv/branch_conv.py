@@ -53,6 +53,7 @@ off the spectra (Parseval); only the last term needs z_i again (long branches) o
 """
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -67,7 +68,7 @@ from .reparam import merge_branches, merge_kernels
 CPU_BLOCK_ELEMENTS = 2**18
 # branches with l_i <= L / EDGE_BRANCH_RATIO take the edge path (`edge_branches`) when there is no mask
 EDGE_BRANCH_RATIO = 4
-# under right padding, those with edge width W_i = edge_width(2 l_i) <= L / RIGHT_PADDED_EDGE_RATIO
+# under right padding, those with edge width W_i <= L / RIGHT_PADDED_EDGE_RATIO (causal `aligned` ones: l_i <= L / 4)
 RIGHT_PADDED_EDGE_RATIO = 8
 
 
@@ -163,13 +164,39 @@ def autocorrelation_spectrum(weights: torch.Tensor, autocorrelations: list[torch
 
 
 def aligned(kernel: torch.Tensor, right_padded: bool, shortest: int) -> bool:
-    """Whether a short branch's edge circle needs only W = `edge_width`(l) samples either side of the end (one side for
-    a causal kernel, `edge_signal`), its mask response being the same for every sample near t = 0 and t = n_b (read off
-    batch sums, `aligned_edge_terms`): always without a mask; under right padding for a causal kernel when every
-    n_b >= W (`shortest`). A bidirectional kernel under right padding keeps W >= 2 l: k^T of its output after n_b
-    reaches 2 l - 2 padded positions past n_b through the anti-causal taps, more than a W = l circle holds.
+    """Whether a short branch's mask response is the same for every sample near t = 0 and near t = n_b (read off batch
+    sums, `aligned_edge_terms`), so that its edge circle needs only W = `edge_width`(l) samples either side of the end:
+    always without a mask; under right padding when every n_b >= S W (`shortest`, S = 2 for a bidirectional kernel),
+    where the neighbourhoods of the two ends do not meet.
     """
-    return not right_padded or (kernel.shape[0] == 1 and edge_width(kernel.shape[-1]) <= shortest)
+    return not right_padded or kernel.shape[0] * edge_width(kernel.shape[-1]) <= shortest
+
+
+class EdgeCircle(NamedTuple):
+    """The edge circle of a short branch (`edge_signal`): `sides` of W = `width` samples, of u[:W] (sides 2) and the W
+    before the end, on `size` samples; `back` samples of k^T of the outside part count (`edge_adjoint`)."""
+
+    sides: int
+    width: int
+    size: int
+    back: int
+
+
+def edge_circle(kernel: torch.Tensor, right_padded: bool, shortest: int) -> EdgeCircle:
+    """The layout of a short branch's edge circle. Without a mask: W = `edge_width`(l), 4W samples (2W and the tail
+    alone for a causal kernel). Under right padding the back also spans padded positions: k^T of the tail after n_b
+    reaches l - 1 past it (2 l - 2 through anti-causal taps), so an `aligned` bidirectional circle takes 6W samples
+    (its head stays clear of that reach), and an unaligned one W = `edge_width`(2 l) on 4W, which also holds z within
+    l of t = 0 and t = n_b for the per-sample mask terms.
+    """
+    S, l = kernel.shape[0], kernel.shape[-1]
+    if aligned(kernel, right_padded, shortest):
+        W = edge_width(l)
+        if not right_padded:
+            return EdgeCircle(S, W, 2 * S * W, S * W)
+        return EdgeCircle(1, W, 2 * W, 2 * W) if S == 1 else EdgeCircle(2, W, 6 * W, 4 * W)
+    W = edge_width(2 * l)
+    return EdgeCircle(2, W, 4 * W, 3 * W)
 
 
 def edge_branches(
@@ -180,8 +207,8 @@ def edge_branches(
     shortest: int = 0,
 ) -> list[int]:
     """Indices of the branches computed on the edges of u: l_i <= L / EDGE_BRANCH_RATIO, none when `masked` (a mask
-    other than right padding). Under right padding (`shortest` the least n_b) the same for `aligned` branches, else
-    W_i = `edge_width`(2 l_i) <= L / RIGHT_PADDED_EDGE_RATIO (<= L / 2 keeps the kernel-gradient lags of the edge circle
+    other than right padding). Under right padding (`shortest` the least n_b) the same for causal `aligned` branches,
+    else W_i <= L / RIGHT_PADDED_EDGE_RATIO (`edge_circle`; <= L / 2 keeps the kernel-gradient lags of the edge circle
     those of the 2L one).
     """
     if masked:
@@ -190,8 +217,8 @@ def edge_branches(
         return [
             i
             for i, k in enumerate(kernels)
-            if (aligned(k, True, shortest) and EDGE_BRANCH_RATIO * k.shape[-1] <= L)
-            or RIGHT_PADDED_EDGE_RATIO * edge_width(2 * k.shape[-1]) <= L
+            if (k.shape[0] == 1 and aligned(k, True, shortest) and EDGE_BRANCH_RATIO * k.shape[-1] <= L)
+            or RIGHT_PADDED_EDGE_RATIO * edge_circle(k, True, shortest).width <= L
         ]
     return [i for i, k in enumerate(kernels) if EDGE_BRANCH_RATIO * k.shape[-1] <= L]
 
@@ -226,9 +253,9 @@ def edge_width(length: int) -> int:
     return 1 << (length - 1).bit_length()
 
 
-def edge_signal(edges: torch.Tensor, W: int, sides: int = 2) -> torch.Tensor:
+def edge_signal(edges: torch.Tensor, W: int, sides: int = 2, size: int = 0) -> torch.Tensor:
     """Spectrum of [u[:W], u[L-W:], 0, 0] on the 4W circle from `edges` (..., 2 W_max) = [u[:W_max], u[L-W_max:]];
-    with `sides` 1 (a causal kernel), of [u[L-W:], 0] on the 2W circle.
+    with `sides` 1 (a causal kernel), of [u[L-W:], 0] on the 2W circle; zero-padded to `size` samples if given.
 
     The 2L circle cut to the W samples either side of t = 0 and t = L, rotated by W: for l <= W <= L / 2 it holds
     exactly the output outside [0, L) (`edge_outside`), which the adjoint maps back onto u[:W] and u[L-W:]. A causal
@@ -236,20 +263,20 @@ def edge_signal(edges: torch.Tensor, W: int, sides: int = 2) -> torch.Tensor:
     right padding `edges` ends with u[n_b-W_max : n_b] (zero before t = 0): the circle is around t = 0 and t = n_b.
     """
     W_max = edges.shape[-1] // 2
-    signal = edges.new_zeros(*edges.shape[:-1], 2 * sides * W)  # (.. 2SW), written once (no cat, then pad)
+    signal = edges.new_zeros(*edges.shape[:-1], size or 2 * sides * W)  # (.. n), written once (no cat, then pad)
     if sides == 2:
         signal[..., :W] = edges[..., :W]
     signal[..., (sides - 1) * W : sides * W] = edges[..., 2 * W_max - W :]
-    return torch.fft.rfft(signal)  # (.. SW+1)
+    return torch.fft.rfft(signal)  # (.. n/2+1)
 
 
-def edge_outside(E: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
-    """An `edge_signal` E convolved with K (H, n/2 + 1) on its n-sample circle, zeroed on the first half: (..., n) real.
-    On the 4W circle the causal tail t = L .. L + W - 1 lies on [2W, 3W) and the anti-causal head t = 2L - W .. 2L - 1
-    on [3W, 4W); on the one-sided 2W circle the tail lies on [W, 2W).
+def edge_outside(E: torch.Tensor, K: torch.Tensor, inside: int) -> torch.Tensor:
+    """An `edge_signal` E convolved with K (H, n/2 + 1) on its n-sample circle, zeroed on the `inside` samples (those of
+    u): (..., n) real. On the 4W circle the causal tail t = L .. L + W - 1 lies on [2W, 3W) and the anti-causal head
+    t = 2L - W .. 2L - 1 on [3W, 4W); on the one-sided 2W circle the tail lies on [W, 2W).
     """
     out = torch.fft.irfft(E * K, n=2 * (E.shape[-1] - 1))
-    out[..., : out.shape[-1] // 2] = 0
+    out[..., :inside] = 0
     return out
 
 
@@ -283,12 +310,12 @@ def aligned_edge_terms(
     """sum_b z'_b and e = c (k * m - sum(k)) (both (H, S W)) of an `aligned` branch on [0, W) and, for anti-causal
     taps, on [end - W, end), where e is the same for every sample (a causal kernel's e is zero near the end).
 
-    `sums` (2, H, G): sum_b u'_b on [0, G) and on the G samples before each sample's end, G >= S W; K (H, S W + 1) the
-    kernel's spectrum on its edge circle (2 S W samples), which holds z' there exactly. sum_b sum_t e z' is then the
-    inner product of the two: no per-sample transform.
+    `sums` (2, H, G): sum_b u'_b on [0, G) and on the G samples before each sample's end, G >= S W; K (H, n/2 + 1) the
+    kernel's spectrum on its edge circle (n >= 2 S W samples), which holds z' there exactly. sum_b sum_t e z' is then
+    the inner product of the two: no per-sample transform.
     """
     S = kernel.shape[0]
-    n = 2 * S * W
+    n = 2 * (K.shape[-1] - 1)
     pieces = torch.stack([sums[0, :, : S * W], sums[1, :, sums.shape[-1] - 2 * W :]][:S])  # (S H SW)
     convolved = torch.fft.irfft(torch.fft.rfft(pieces, n=n) * K, n=n)  # (S H n)
     z_edges = torch.cat([convolved[0, :, :W], *convolved[1:, :, W : 2 * W]], dim=-1)  # (H SW)
@@ -306,15 +333,15 @@ def right_padded_edge_squares(
     u: torch.Tensor,
     kernels: list[torch.Tensor],
     edge: list[int],
-    sides: list[int],
+    circles: list[EdgeCircle],
     edge_spectra: list[torch.Tensor],
     autocorrelations: list[torch.Tensor],
     mean: torch.Tensor,
     squares: torch.Tensor,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Writes sum m (z_i - mean_i)^2 of the short branches into `squares` for right-padded masks (u (B, H, L) zero
-    beyond n_b); returns what backward needs of each (`edge_adjoint`): k_i^T of the outside part (B, H, (S_i + 1) W_i)
-    and sum_b Y conj(E).
+    beyond n_b); returns what backward needs of each (`edge_adjoint`): k_i^T of the outside part (B, H, back) on
+    u[:W] (two sides) and from t = n_b - W on, and sum_b Y conj(E).
 
     Centred at the valid mean c (H): z_i = z'_i + c q_ib on [0, n_b), z'_i = k_i * ((u - c) m_b), q_ib = k_i * m_b.
     With rho_i = c sum(k_i) - mean_i and e_ib = c (q_ib - sum(k_i)) (zero but within l_i of t = 0 and t = n_b):
@@ -323,16 +350,16 @@ def right_padded_edge_squares(
 
     sum m z'^2 is the 2L-circle energy (k_i's autocorrelation against that of u', from `centred_power` sum_b |U'_b|^2)
     minus the energy outside [0, n_b), from the branch's edge circle of [u'[:W], u'[n_b-W : n_b]] (`edge_signal`);
-    sum m z' is the taps against sum_b m_b * u'_b (`PC` = sum_b conj(M_b) U'_b). `sides` S_i: 1 for an `aligned`
-    (causal) branch (W_i >= l_i, its tail alone on a 2 W_i circle), whose e is the same for every sample
-    (`aligned_edge_terms`), else 2: W_i >= 2 l_i and the 4W circle also holds z' near both ends of each sample:
-    [0, W/2) holds t < W / 2, [3W/2, 2W) t = n_b - W/2 .. n_b - 1, [2W, 4W) the outside part. `autocorrelations`:
-    those of the kernels on their edge circles (`edge_autocorrelation`).
+    sum m z' is the taps against sum_b m_b * u'_b (`PC` = sum_b conj(M_b) U'_b). An `aligned` branch's e is the same
+    for every sample (`aligned_edge_terms`); otherwise W_i >= 2 l_i and the 4W circle (`edge_circle`) also holds z'
+    near both ends of each sample: [0, W/2) holds t < W / 2, [3W/2, 2W) t = n_b - W/2 .. n_b - 1, [2W, 4W) the outside
+    part. `autocorrelations`: those of the kernels on their edge circles (`edge_autocorrelation`).
     """
     B, H, L = u.shape
     kernels = [kernels[i] for i in edge]
-    widths = [(K_i.shape[-1] - 1) // S for K_i, S in zip(edge_spectra, sides, strict=True)]
-    G = max(widths)  # samples at each end
+    aligned_two_sided = [circle.size == 6 * circle.width for circle in circles]
+    # samples at each end: W_i for the circles, 2 W_i for the sums of an aligned bidirectional branch
+    G = max(c_.width * (2 if two else 1) for c_, two in zip(circles, aligned_two_sided, strict=True))
     tail = lengths[:, None] - G + torch.arange(G, device=c.device)  # (B G) the G positions before n_b
     ends = u.gather(-1, tail.clamp_min(0)[:, None].expand(B, H, G)) * (tail >= 0)[:, None]  # (B H G)
     valid = torch.cat([torch.arange(G, device=c.device) < lengths[:, None], tail >= 0], -1).to(c.dtype)  # (B 2G)
@@ -344,14 +371,14 @@ def right_padded_edge_squares(
     valid_sum = tap_inner(torch.fft.irfft(PC.conj(), n=2 * L), kernels)  # (n H) sum m z'
     n = lengths.sum().to(c.dtype)
     backs, lag_spectra = [], []
-    for j, (i, kernel, K_i, S, W) in enumerate(zip(edge, kernels, edge_spectra, sides, widths, strict=True)):
-        n_circle = 2 * S * W
+    for j, (i, kernel, K_i, (S, W, n_circle, width)) in enumerate(zip(edge, kernels, edge_spectra, circles)):
+        flag = S == 1 or aligned_two_sided[j]
         circle = torch.linalg.vecdot(near_lags(centred_lags, n_circle), autocorrelations[j])  # (H) sum of z'^2, 2L
         kappa = kernel.sum((0, 2))  # (H)
         rho = c * kappa - mean[i]  # (H)
         outside_energy, cross = torch.zeros_like(rho), torch.zeros_like(rho)
-        if S == 1:  # aligned: every n_b >= W
-            z_edges, e_i = aligned_edge_terms(kernel, K_i, W, sums, shortest, c, kappa)  # (H W) each
+        if flag:
+            z_edges, e_i = aligned_edge_terms(kernel, K_i, W, sums, shortest, c, kappa)  # (H SW) each
             cross += torch.linalg.vecdot(e_i, z_edges)
             e_sum, e_squares = B * e_i.sum(-1), B * torch.linalg.vecdot(e_i, e_i)  # (H)
         else:
@@ -365,21 +392,21 @@ def right_padded_edge_squares(
             e_end *= (end >= W // 2)[:, None]
             e_sum = e_start.sum((0, 2)) + e_end.sum((0, 2))  # (H)
             e_squares = torch.linalg.vecdot(e_start, e_start).sum(0) + torch.linalg.vecdot(e_end, e_end).sum(0)
-        E_ones = edge_signal(ones[:, None], W, S)  # (1|B 1 SW+1)
-        Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i))  # (1|B H SW+1)
+        E_ones = edge_signal(ones[:, None], W, S, n_circle)  # (1|B 1 n/2+1)
+        Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i, S * W))  # (1|B H n/2+1)
         lag_spectra.append(torch.zeros_like(K_i))
-        backs.append(u.new_empty(B, H, (S + 1) * W))
-        for chunk in batch_chunks(B, H, S * W, c.device):
-            E = edge_signal(centred[chunk], W, S)  # (b H SW+1)
-            z = torch.fft.irfft(E * K_i, n=n_circle)  # (b H 2SW) z'_i on the edge circle
+        backs.append(u.new_empty(B, H, width))
+        for chunk in batch_chunks(B, H, n_circle // 2, c.device):
+            E = edge_signal(centred[chunk], W, S, n_circle)  # (b H n/2+1)
+            z = torch.fft.irfft(E * K_i, n=n_circle)  # (b H n) z'_i on the edge circle
             outside = z[..., S * W :]  # the tail after n_b (and the head before 0)
             outside_energy += torch.linalg.vecdot(outside, outside).sum(0)
-            if S == 2:
+            if not flag:
                 cross += torch.linalg.vecdot(z[..., : W // 2], e_start[chunk]).sum(0)
                 cross += torch.linalg.vecdot(z[..., 3 * W // 2 : 2 * W], e_end[chunk]).sum(0)
             rows = chunk if ones.shape[0] > 1 else slice(None)
             z[..., : S * W] = 0
-            backs[-1][chunk] = edge_adjoint(E, z, E_ones[rows], Y_ones[rows], c, K_i, lag_spectra[-1], (S + 1) * W)
+            backs[-1][chunk] = edge_adjoint(E, z, E_ones[rows], Y_ones[rows], c, K_i, lag_spectra[-1], width)
         squares[i] = (
             circle - outside_energy + 2 * (rho * valid_sum[j] + cross) + n * rho.square() + 2 * rho * e_sum
         ) + e_squares
@@ -407,10 +434,7 @@ class MultiResConvFunction(torch.autograd.Function):
             mask = lengths = None
         shortest = int(lengths.min()) if lengths is not None else 0
         edge = edge_branches(kernels, L, mask is not None and lengths is None, lengths is not None, shortest)
-        # `aligned` branches: W_i >= l_i, causal kernels on one-sided circles (the tail alone); the others (right
-        # padding, bidirectional or n_b < W_i) 4W circles with W_i >= 2 l_i, holding z_i within l_i of t = 0 and n_b
-        flags = [aligned(kernels[i], lengths is not None, shortest) for i in edge]
-        sides = [kernels[i].shape[0] if flag else 2 for i, flag in zip(edge, flags, strict=True)]
+        circles = [edge_circle(kernels[i], lengths is not None, shortest) for i in edge]  # layouts (`edge_circle`)
         full = [i for i in range(len(kernels)) if i not in edge]
         chunks = batch_chunks(B, H, L, u.device)
         complex_dtype = torch.complex128 if u.dtype == torch.float64 else torch.complex64
@@ -457,12 +481,11 @@ class MultiResConvFunction(torch.autograd.Function):
         # (N H) sum of m z_i over batch and positions / count: the taps against the cross-correlation of m with u
         mean = tap_inner(torch.fft.irfft(P, n=2 * L), kernels) / count
         squares = torch.zeros_like(mean)  # (N H) sum of m (z_i - mean_i)^2
-        widths = [edge_width(kernels[i].shape[-1] * (1 if flag else 2)) for i, flag in zip(edge, flags, strict=True)]
-        W_max = max(widths, default=0)
+        W_max = max((circle.width for circle in circles), default=0)
         edge_spectra = [
-            torch.fft.rfft(kernel_to_circular(kernels[i], S * W)) for i, W, S in zip(edge, widths, sides, strict=True)
+            torch.fft.rfft(kernel_to_circular(kernels[i], circle.size // 2)) for i, circle in zip(edge, circles)
         ]  # (H SW+1) each
-        autocorrelations = [edge_autocorrelation(K_i) for K_i in edge_spectra]  # (H 2SW) each
+        autocorrelations = [edge_autocorrelation(K_i) for K_i in edge_spectra]  # (H n_i) each
         backs, lag_spectra = [], []  # per short branch: k_i^T of its outside part, sum_b Y conj(E) (`edge_adjoint`)
         if right_padded_edge:
             centred_power = centred_power.view(H, L + 1, 2).sum(-1)  # (H L+1)
@@ -474,7 +497,7 @@ class MultiResConvFunction(torch.autograd.Function):
                 u,
                 kernels,
                 edge,
-                sides,
+                circles,
                 edge_spectra,
                 autocorrelations,
                 mean,
@@ -496,7 +519,7 @@ class MultiResConvFunction(torch.autograd.Function):
             ends = torch.stack([u[..., : 2 * W_max].sum(0), u[..., L - 2 * W_max :].sum(0)]) - B * c[:, None]
             centred = torch.cat([u[..., :W_max], u[..., L - W_max :]], dim=-1) - c[:, None]  # (B H 2W_max) edges
             ones = u.new_ones(1, 1, 2 * W_max)  # the edges of the all-valid mask
-            for j, (i, kernel, K_i, S, W) in enumerate(zip(edge, edge_kernels, edge_spectra, sides, widths)):
+            for j, (i, kernel, K_i, (S, W, _, _)) in enumerate(zip(edge, edge_kernels, edge_spectra, circles)):
                 n = 2 * S * W  # the edge circle: 4W, or 2W for a causal kernel
                 circle = torch.linalg.vecdot(near_lags(centred_lags, n), autocorrelations[j])  # (H) 2L circle
                 kappa = kernel.sum((0, 2))  # (H)
@@ -506,12 +529,12 @@ class MultiResConvFunction(torch.autograd.Function):
                 r_squares = L * rho.square() + 2 * rho * e_i.sum(-1) + torch.linalg.vecdot(e_i, e_i)  # (H) sum r^2
                 squares[i] = circle + 2 * cross + B * r_squares
                 E_ones = edge_signal(ones, W, S)  # (1 1 SW+1)
-                Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i))  # (1 H SW+1)
+                Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i, S * W))  # (1 H SW+1)
                 lag_spectra.append(torch.zeros_like(K_i))
                 backs.append(u.new_empty(B, H, S * W))
                 for chunk in batch_chunks(B, H, S * W, u.device):
                     E = edge_signal(centred[chunk], W, S)  # (b H SW+1)
-                    outside = edge_outside(E, K_i)  # (b H 2SW) z'_i outside [0, L) on the second half
+                    outside = edge_outside(E, K_i, S * W)  # (b H 2SW) z'_i outside [0, L) on the second half
                     squares[i] -= torch.linalg.vecdot(outside, outside).sum(0)
                     backs[-1][chunk] = edge_adjoint(E, outside, E_ones, Y_ones, c, K_i, lag_spectra[-1], S * W)
             # the uncentred sum_b |U_b|^2, for the kernel gradients
@@ -557,7 +580,7 @@ class MultiResConvFunction(torch.autograd.Function):
             *kernels,
         )
         ctx.kernel_shapes = [k.shape for k in kernels]
-        ctx.edge, ctx.sides = edge, sides
+        ctx.edge, ctx.circles = edge, circles
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
@@ -646,16 +669,14 @@ class MultiResConvFunction(torch.autograd.Function):
         # u[L-W:] alone for a causal kernel's one-sided circle); kernels need l_i lags of irfft(Q) and irfft(P)
         # (`shared`) on the edge circle (n samples) of the lags within n/2 of 0, and the forward pass's lags of the
         # m z_i term (`edge_lags`)
-        for i, S, back, lags in zip(edge, ctx.sides, backs, edge_lags, strict=True):
-            n = lags.shape[-1]
-            W = n // (2 * S)  # one-sided circle: [0, W) holds u[L-W:] (u[n_b-W : n_b])
+        for i, (S, W, n, width), back, lags in zip(edge, ctx.circles, backs, edge_lags, strict=True):
             if S == 2:
                 grad_u[..., :W].addcmul_(back[..., :W], b[i, :, None])
-            if lengths is None:
+            if lengths is None:  # one-sided circle: [0, W) holds u[L-W:]
                 grad_u[..., L - W :].addcmul_(back[..., (S - 1) * W : S * W], b[i, :, None])
-            else:  # [(S-1)W, (S+1)W) holds t = n_b - W .. n_b + W - 1; padded positions before L get a gradient too
-                at = lengths[:, None] - W + torch.arange(2 * W, device=U.device)  # (B 2W)
-                part = back[..., (S - 1) * W : (S + 1) * W] * b[i, :, None] * ((at >= 0) & (at < L))[:, None]
+            else:  # [(S-1)W, width) holds t = n_b - W, ...; padded positions before L get a gradient too
+                at = lengths[:, None] - W + torch.arange(width - (S - 1) * W, device=U.device)  # (B width-(S-1)W)
+                part = back[..., (S - 1) * W :] * b[i, :, None] * ((at >= 0) & (at < L))[:, None]
                 grad_u.scatter_add_(-1, at.clamp(0, L - 1)[:, None].expand_as(part), part)
             near = near_lags(shared, n)  # (2 H n) lags -n/2 .. n/2-1
             small = near[0] * scale[i, :, None] - near[1] * a[i, :, None] - lags * b[i, :, None]

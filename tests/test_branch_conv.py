@@ -159,7 +159,7 @@ def test_edge_circle_holds_the_outside_part(directions):
     K = torch.fft.rfft(kernel_to_circular(kernel, 2 * W))  # (H 2W+1)
     W_max = 8
     edges = torch.cat([u[..., :W_max], u[..., L - W_max :]], dim=-1)
-    outside = edge_outside(edge_signal(edges, W), K)  # (B H 4W)
+    outside = edge_outside(edge_signal(edges, W), K, 2 * W)  # (B H 4W)
     torch.testing.assert_close(outside[..., :W], torch.zeros_like(outside[..., :W]))
     torch.testing.assert_close(outside[..., 2 * W : 3 * W], circular[..., L : L + W], rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(outside[..., 3 * W :], circular[..., 2 * L - W :], rtol=1e-12, atol=1e-12)
@@ -189,7 +189,7 @@ def test_one_sided_edge_circle_holds_a_causal_tail():
     edges = torch.cat([u[..., :W], u[..., L - W :]], dim=-1)
     E = edge_signal(edges, W, sides=1)  # (B H W+1)
     torch.testing.assert_close(E, torch.fft.rfft(F.pad(u[..., L - W :], (0, W))), rtol=1e-12, atol=1e-12)
-    outside = edge_outside(E, K)  # (B H 2W)
+    outside = edge_outside(E, K, W)  # (B H 2W)
     assert outside.shape == (B, H, 2 * W) and not outside[..., :W].any()
     torch.testing.assert_close(outside[..., W:], circular[..., L : L + W], rtol=1e-12, atol=1e-12)
     o = torch.randn_like(outside)
@@ -216,9 +216,11 @@ def test_edge_branch_selection():
     causal = [torch.zeros(1, 1, n) for n in (4, 8, 10, 40, 50)]
     assert edge_branches(causal, 160, masked=False, right_padded=True, shortest=64) == [0, 1, 2, 3]
     assert edge_branches(causal, 160, masked=False, right_padded=True, shortest=15) == [0, 1]  # W = 16 for l = 10
-    assert edge_branches(kernels, 160, masked=False, right_padded=True, shortest=128) == [0, 1]  # W_i >= 2 l_i
+    # bidirectional: aligned when 2 W_i <= every n_b, W_i = edge_width(l_i) <= L / 8, else W_i = edge_width(2 l_i)
+    assert edge_branches(kernels, 160, masked=False, right_padded=True, shortest=32) == [0, 1, 2]  # W = 16 for l = 10
+    assert edge_branches(kernels, 160, masked=False, right_padded=True, shortest=31) == [0, 1]  # 2 l = 20: W = 32
     assert [aligned(k, True, 15) for k in causal] == [True, True, False, False, False]
-    assert not any(aligned(k, True, 1024) for k in kernels)
+    assert [aligned(k, True, 16) for k in kernels] == [True, True, False, False, False]
     assert all(aligned(k, False, 0) for k in kernels + causal)  # without a mask, always
 
 
@@ -279,41 +281,52 @@ def test_right_padded_edge_path_matches_reference(kernel_type, bidirectional, bl
     assert calls == [expected]  # l = 4, 8, 16 (, 32, 64) on the edges
 
 
+SHORTEST_20 = [260, 20, 200, 37, 250]
+ONE_SIDED = [(1, 4, 8, 8), (1, 8, 16, 16), (1, 16, 32, 32)]  # (sides, W, circle size, back width)
+
+
 @pytest.mark.parametrize(
-    ("ratio", "circles"), [(8, ([1, 1, 1], [4, 8, 16])), (2, ([1, 1, 1, 2, 2], [4, 8, 16, 128, 256]))]
+    ("bidirectional", "ratio", "lengths", "circles"),
+    [
+        (False, 8, SHORTEST_20, ONE_SIDED),
+        (False, 2, SHORTEST_20, [*ONE_SIDED, (2, 64, 256, 192), (2, 128, 512, 384)]),
+        (True, 8, SHORTEST_20, [(2, 4, 24, 16), (2, 8, 48, 32), (2, 32, 128, 96)]),
+        (True, 8, [260, 150, 200, 170, 250], [(2, 4, 24, 16), (2, 8, 48, 32), (2, 16, 96, 64), (2, 32, 192, 128)]),
+    ],
 )
 @pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
-def test_right_padded_aligned_edge_path_matches_reference(kernel_type, ratio, circles, monkeypatch):
-    """Causal kernels, every n_b >= 20: aligned branches (W_i = edge_width(l_i) <= 20) on one-sided circles (the tail
-    after n_b alone) beside 4W circles with W_i = edge_width(2 l_i) where those fit (L / ratio) and the second pass;
-    float64 against the reference. `circles`: the sides S_i and S_i W_i of each edge branch.
+def test_right_padded_aligned_edge_path_matches_reference(
+    kernel_type, bidirectional, ratio, lengths, circles, monkeypatch
+):
+    """Aligned branches (S W_i <= every n_b, W_i = edge_width(l_i)): causal ones on one-sided 2W circles (the tail
+    after n_b alone), bidirectional ones on 6W circles; beside them 4W circles with W_i = edge_width(2 l_i) where those
+    fit (W_i <= L / ratio) and the second pass; float64 against the reference (`circles`: `EdgeCircle`s).
     """
     monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", ratio)
     calls = []
     edge_squares = branch_conv.right_padded_edge_squares
-    monkeypatch.setattr(
-        branch_conv,
-        "right_padded_edge_squares",
-        lambda *a: calls.append((a[7], [K.shape[-1] - 1 for K in a[8]])) or edge_squares(*a),
-    )
-    fast = make_layer(kernel_type, False, H=3, max_length=300).train()
+    monkeypatch.setattr(branch_conv, "right_padded_edge_squares", lambda *a: calls.append(a[7]) or edge_squares(*a))
+    fast = make_layer(kernel_type, bidirectional, H=3, max_length=300).train()
     slow = copy.deepcopy(fast)
     L = 260
-    mask = right_padding([L, 20, 200, 37, 250], L)
+    mask = right_padding(lengths, L)
     x = (padded_batch(5, 3, L, False)[0] * 3 + 2) * mask[:, None]
     assert_step_matches_reference(fast, slow, x, mask)
     assert calls == [circles]
 
 
-def test_function_gradcheck_right_padded_aligned_edge_branches():
-    """Causal kernels, right padding with every n_b >= 8: aligned one-sided edge circles (W = 2, 4, 4), a full branch."""
+@pytest.mark.parametrize("directions", [1, 2])
+def test_function_gradcheck_right_padded_aligned_edge_branches(directions, monkeypatch):
+    """Right padding with every n_b >= 8: aligned edge circles (W = 2, 4, 4; one-sided when causal, 6W when
+    bidirectional) around a full branch."""
+    monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", 4)  # W <= L / 4
     torch.manual_seed(0)
     B, H, L = 3, 2, 16
     mask = right_padding([16, 8, 11], L)
     u = ((torch.randn(B, H, L, dtype=torch.float64) + 1) * mask[:, None]).requires_grad_()
     alpha, weight, bias = (torch.randn(4, H, dtype=torch.float64, requires_grad=True) for _ in range(3))
     skip = torch.randn(H, dtype=torch.float64, requires_grad=True)
-    kernels = [torch.randn(1, H, n, dtype=torch.float64, requires_grad=True) for n in (2, 16, 3, 4)]
+    kernels = [torch.randn(directions, H, n, dtype=torch.float64, requires_grad=True) for n in (2, 16, 3, 4)]
     assert edge_branches(kernels, L, masked=False, right_padded=True, shortest=8) == [0, 2, 3]
     assert all(aligned(kernels[i], True, 8) for i in (0, 2, 3))
 
@@ -324,12 +337,13 @@ def test_function_gradcheck_right_padded_aligned_edge_branches():
     assert torch.autograd.gradcheck(function, (u, alpha, weight, bias, skip, *kernels))
 
 
+@pytest.mark.parametrize(("bidirectional", "edges"), [(True, 5), (False, 6)])
 @pytest.mark.parametrize("offset", [0.0, 100.0])
-def test_right_padded_aligned_statistics_float32_with_large_mean(offset):
-    """float32 batch statistics of causal branches on aligned one-sided circles under right padding, |mean| >> std."""
-    exact = make_layer("dilated", False, H=8, max_length=512).train()
+def test_right_padded_aligned_statistics_float32_with_large_mean(offset, bidirectional, edges):
+    """float32 batch statistics of aligned edge circles under right padding, |mean| >> std."""
+    exact = make_layer("dilated", bidirectional, H=8, max_length=512).train()
     fast = copy.deepcopy(exact).float()
-    assert len(edge_branches(fast.kernel(), 512, masked=False, right_padded=True, shortest=300)) == 6
+    assert len(edge_branches(fast.kernel(), 512, masked=False, right_padded=True, shortest=300)) == edges
     mask = right_padding([512, 300, 411, 350], 512)
     x = (padded_batch(4, 8, 512, False)[0] + offset) * mask[:, None]
     y_exact, y_fast = reference(exact, x, mask), fast(x.float(), mask.float())
