@@ -481,7 +481,7 @@ class MultiResConvFunction(torch.autograd.Function):
         # (N H) sum of m z_i over batch and positions / count: the taps against the cross-correlation of m with u
         mean = tap_inner(torch.fft.irfft(P, n=2 * L), kernels) / count
         squares = torch.zeros_like(mean)  # (N H) sum of m (z_i - mean_i)^2
-        W_max = max((circle.width for circle in circles), default=0)
+        W_max = max([circle.width for circle in circles], default=0)  # a list: torch.compile traces this
         edge_spectra = [
             torch.fft.rfft(kernel_to_circular(kernels[i], circle.size // 2)) for i, circle in zip(edge, circles)
         ]  # (H SW+1) each
