@@ -21,26 +21,27 @@ times. The second moments sum m (z_i - mu_i)^2 are exact in one of two ways:
   [0, L) plus the causal tail t = L .. L + l_i - 2 and the anti-causal head t = 2L - l_i .. 2L - 1. So
   sum_t<L z_i^2 = sum_f w_f |K_i,f|^2 sum_b |U_b,f|^2 (Parseval: `edge_autocorrelation` against that of u) minus the
   energy of those pieces, which depend only on u[:W_i] and u[L-W_i:] (W_i >= l_i) and come from a 4 W_i circle
-  (`edge_signal`; a causal kernel has no head, so u[L-W_i:] on a 2 W_i circle); no 2L spectrum per short branch. Backward splits the same way: k_i^T (m z_i) is |K_i|^2 U minus an
-  edge correction, the kernel gradient K_i sum_b |U_b|^2 minus l_i lags of the outside part correlated with u. Both
-  corrections depend on u alone: the forward pass forms them from its centred edge circle (`edge_adjoint`) and
-  backward only scales them by b_i, with no transform of the edges. All
-  sums are taken about the channel mean c of u (z_i = k_i * (u - c) + c k_i * 1), never as E[z^2] - mu^2, so float32
-  keeps its precision when |mu| >> sigma.
+  (`edge_signal`; a causal kernel has no head, so u[L-W_i:] on a 2 W_i circle); no 2L spectrum per short branch.
+  Backward splits the same way: k_i^T (m z_i) is |K_i|^2 U minus an edge correction, the kernel gradient
+  K_i sum_b |U_b|^2 minus l_i lags of the outside part correlated with u. Both corrections depend on u alone: the
+  forward pass forms them from its centred edge circle (`edge_adjoint`) and backward only scales them by b_i, with no
+  transform of the edges. All sums are taken about the channel mean c of u (z_i = k_i * (u - c) + c k_i * 1), never
+  as E[z^2] - mu^2, so float32 keeps its precision when |mu| >> sigma.
 - Right padding (m_b = 1 on [0, n_b), u zero beyond; `right_padded_lengths`, checked once per call on CPU): the same
-  split with the tail at t = n_b, from u[:W_i] and u[n_b-W_i : n_b] (gathered), W_i >= 2 l_i. Centred at the valid
-  mean c, z_i = k_i * ((u - c) m_b) + c k_i * m_b, whose second part differs from c sum(k_i) only within l_i of t = 0
-  and of t = n_b (`right_padded_edge_squares`). In backward k_i^T of the outside part lands on u[:W_i] and
-  u[n_b-W_i : n_b+W_i] (padded positions included, as in the reference). A causal kernel needs neither end's
-  neighbourhood on the circle when every n_b >= W_i (`aligned`): its tail from u[n_b-W_i : n_b] on a 2 W_i circle,
-  W_i >= l_i, as without a mask.
+  split with the tail at t = n_b, from u[:W_i] and u[n_b-W_i : n_b] (gathered). Centred at the valid mean c,
+  z_i = k_i * ((u - c) m_b) + c k_i * m_b, whose second part differs from c sum(k_i) only within l_i of t = 0 and of
+  t = n_b (`right_padded_edge_squares`). When every n_b >= S_i W_i (`aligned`) that difference is the same for every
+  sample and is read off batch sums, and W_i >= l_i as without a mask; else W_i >= 2 l_i, so that the circle also
+  holds z_i near both ends of each sample. In backward k_i^T of the outside part lands on u[:W_i] and from
+  u[n_b-W_i] on, padded positions included as in the reference (`edge_circle`: up to 2 l_i - 2 past n_b).
 
 Cost per step: 4 batch FFTs shared by every branch (u, y, g, du: those of one long convolution), 3 per long branch
 (2 long branches with l0 = 16), 4 of (B, H, 4 W_i) per short branch, all in the forward pass (together about 4 batch
 FFTs: sum_i 4 W_i < 2L; half that for causal kernels, whose circles are 2 W_i), a few shared (H, 2L) transforms and
 O(H sum_i l_i) work on the taps, on batch chunks that stay in cache on CPU (measured: benchmarks/training_cost/ and the
-model card). Under right padding the 4 W_i circles are twice as wide, so only branches with W_i <= L / 8 take them
-(causal ones on one-sided circles: l_i <= L / 4). A direct convolution of the few-tap dilated branches does not pay on
+model card). Under right padding the circles are wider (`edge_circle`: 6 W_i for an aligned bidirectional branch,
+4 W_i with W_i >= 2 l_i for an unaligned one), so only branches with W_i <= L / 8 take them (causal aligned ones on
+2 W_i circles: l_i <= L / 4). A direct convolution of the few-tap dilated branches does not pay on
 CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
 
 Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x_i = (z_i - mu_i) / sigma_i):
@@ -68,7 +69,7 @@ from .reparam import merge_branches, merge_kernels
 CPU_BLOCK_ELEMENTS = 2**18
 # branches with l_i <= L / EDGE_BRANCH_RATIO take the edge path (`edge_branches`) when there is no mask
 EDGE_BRANCH_RATIO = 4
-# under right padding, those with edge width W_i <= L / RIGHT_PADDED_EDGE_RATIO (causal `aligned` ones: l_i <= L / 4)
+# under right padding, those with edge width W_i <= L / RIGHT_PADDED_EDGE_RATIO (causal aligned ones: l_i <= L / 4)
 RIGHT_PADDED_EDGE_RATIO = 8
 
 
@@ -173,13 +174,14 @@ def aligned(kernel: torch.Tensor, right_padded: bool, shortest: int) -> bool:
 
 
 class EdgeCircle(NamedTuple):
-    """The edge circle of a short branch (`edge_signal`): `sides` of W = `width` samples, of u[:W] (sides 2) and the W
-    before the end, on `size` samples; `back` samples of k^T of the outside part count (`edge_adjoint`)."""
+    """A short branch's edge circle (`edge_signal`): u[:W] (`sides` 2) and the W = `width` samples before the end,
+    zero-padded to `size`; backward adds the first `back` samples of k^T of its outside part (`edge_adjoint`)."""
 
     sides: int
     width: int
     size: int
     back: int
+    aligned: bool  # the mask terms from batch sums (`aligned`)
 
 
 def edge_circle(kernel: torch.Tensor, right_padded: bool, shortest: int) -> EdgeCircle:
@@ -193,10 +195,10 @@ def edge_circle(kernel: torch.Tensor, right_padded: bool, shortest: int) -> Edge
     if aligned(kernel, right_padded, shortest):
         W = edge_width(l)
         if not right_padded:
-            return EdgeCircle(S, W, 2 * S * W, S * W)
-        return EdgeCircle(1, W, 2 * W, 2 * W) if S == 1 else EdgeCircle(2, W, 6 * W, 4 * W)
+            return EdgeCircle(S, W, 2 * S * W, S * W, True)
+        return EdgeCircle(1, W, 2 * W, 2 * W, True) if S == 1 else EdgeCircle(2, W, 6 * W, 4 * W, True)
     W = edge_width(2 * l)
-    return EdgeCircle(2, W, 4 * W, 3 * W)
+    return EdgeCircle(2, W, 4 * W, 3 * W, False)
 
 
 def edge_branches(
@@ -249,13 +251,14 @@ def mask_response(kernel: torch.Tensor, lengths: torch.Tensor, positions: torch.
 
 
 def edge_width(length: int) -> int:
-    """W: the power of two >= a kernel length l; the edge circle of the branch has 4W samples (2W one-sided)."""
+    """W: the power of two >= a kernel length l; the branch's edge circle has 2W, 4W or 6W samples (`edge_circle`)."""
     return 1 << (length - 1).bit_length()
 
 
 def edge_signal(edges: torch.Tensor, W: int, sides: int = 2, size: int = 0) -> torch.Tensor:
     """Spectrum of [u[:W], u[L-W:], 0, 0] on the 4W circle from `edges` (..., 2 W_max) = [u[:W_max], u[L-W_max:]];
-    with `sides` 1 (a causal kernel), of [u[L-W:], 0] on the 2W circle; zero-padded to `size` samples if given.
+    with `sides` 1 (a causal kernel), of [u[L-W:], 0] on the 2W circle; zero-padded to `size` samples if given (the
+    6W circle of `edge_circle`).
 
     The 2L circle cut to the W samples either side of t = 0 and t = L, rotated by W: for l <= W <= L / 2 it holds
     exactly the output outside [0, L) (`edge_outside`), which the adjoint maps back onto u[:W] and u[L-W:]. A causal
@@ -271,9 +274,9 @@ def edge_signal(edges: torch.Tensor, W: int, sides: int = 2, size: int = 0) -> t
 
 
 def edge_outside(E: torch.Tensor, K: torch.Tensor, inside: int) -> torch.Tensor:
-    """An `edge_signal` E convolved with K (H, n/2 + 1) on its n-sample circle, zeroed on the `inside` samples (those of
-    u): (..., n) real. On the 4W circle the causal tail t = L .. L + W - 1 lies on [2W, 3W) and the anti-causal head
-    t = 2L - W .. 2L - 1 on [3W, 4W); on the one-sided 2W circle the tail lies on [W, 2W).
+    """An `edge_signal` E convolved with K (H, n/2 + 1) on its n-sample circle, zeroed on the first `inside` samples
+    (those of u): (..., n) real. On the 4W circle the causal tail t = L .. L + W - 1 lies on [2W, 3W) and the
+    anti-causal head t = 2L - W .. 2L - 1 on [3W, 4W); on the one-sided 2W circle the tail lies on [W, 2W).
     """
     out = torch.fft.irfft(E * K, n=2 * (E.shape[-1] - 1))
     out[..., :inside] = 0
@@ -293,7 +296,7 @@ def edge_adjoint(
     """What backward needs of a short branch, from the forward pass's centred edge circle of a batch chunk.
 
     E (b, H, n/2 + 1): the `edge_signal` of the centred edges (u - c) m on an n-sample circle; outside (b, H, n): their
-    output outside [0, L) (or [0, n_b)) on the second half, zero before. With E_ones, Y_ones (1 or b, 1 or H,
+    output outside [0, L) (or [0, n_b)), zero on the samples of u. With E_ones, Y_ones (1 or b, 1 or H,
     n/2 + 1), the edge signal of m and the spectrum of its outside output, the uncentred ones are E + c E_ones and
     Y + c Y_ones (no transform of u again). Adds sum_b Y_b conj(E_b) to `lag_spectrum` (H, n/2 + 1) and returns k^T of
     the uncentred outside part on [0, width) of the circle: (b, H, width), laid out as the edges in `edge_signal`.
@@ -357,9 +360,8 @@ def right_padded_edge_squares(
     """
     B, H, L = u.shape
     kernels = [kernels[i] for i in edge]
-    aligned_two_sided = [circle.size == 6 * circle.width for circle in circles]
     # samples at each end: W_i for the circles, 2 W_i for the sums of an aligned bidirectional branch
-    G = max(c_.width * (2 if two else 1) for c_, two in zip(circles, aligned_two_sided, strict=True))
+    G = max(circle.width * (2 if circle.aligned and circle.sides == 2 else 1) for circle in circles)
     tail = lengths[:, None] - G + torch.arange(G, device=c.device)  # (B G) the G positions before n_b
     ends = u.gather(-1, tail.clamp_min(0)[:, None].expand(B, H, G)) * (tail >= 0)[:, None]  # (B H G)
     valid = torch.cat([torch.arange(G, device=c.device) < lengths[:, None], tail >= 0], -1).to(c.dtype)  # (B 2G)
@@ -371,8 +373,7 @@ def right_padded_edge_squares(
     valid_sum = tap_inner(torch.fft.irfft(PC.conj(), n=2 * L), kernels)  # (n H) sum m z'
     n = lengths.sum().to(c.dtype)
     backs, lag_spectra = [], []
-    for j, (i, kernel, K_i, (S, W, n_circle, width)) in enumerate(zip(edge, kernels, edge_spectra, circles)):
-        flag = S == 1 or aligned_two_sided[j]
+    for j, (i, kernel, K_i, (S, W, n_circle, width, flag)) in enumerate(zip(edge, kernels, edge_spectra, circles)):
         circle = torch.linalg.vecdot(near_lags(centred_lags, n_circle), autocorrelations[j])  # (H) sum of z'^2, 2L
         kappa = kernel.sum((0, 2))  # (H)
         rho = c * kappa - mean[i]  # (H)
@@ -420,9 +421,8 @@ class MultiResConvFunction(torch.autograd.Function):
     and BatchNorm affine parameters; skip (H); mask (B, L) or None; N kernels (S, H, l_i), all in u's dtype (float32
     or float64). Returns y (B, H, L) and the batch mean and biased variance (N, H), not differentiable. Saved for
     backward, no branch output: the spectra of u (B, H, L + 1) and of the long branches, sum_b M_b conj(U_b), the
-    forward's combined spectrum, per short branch k_i^T of its outside part (B, H, 2 W_i; W_i for a causal kernel;
-    3 W_i under right padding), its autocorrelation and the lags its kernel gradient needs (H, n_i) on its edge circle
-    (n_i = 4 W_i, 2 W_i for a causal kernel without a mask), the (N, H) statistics and the kernels.
+    forward's combined spectrum, per short branch k_i^T of its outside part (B, H, back_i), its autocorrelation and the
+    lags its kernel gradient needs (H, n_i) on its edge circle (`edge_circle`), the (N, H) statistics and the kernels.
     Cross spectra sum_b X_b conj(U_b) (H, L + 1) carry every batch-and-position sum of a product with u (Parseval).
     """
 
@@ -484,7 +484,7 @@ class MultiResConvFunction(torch.autograd.Function):
         W_max = max([circle.width for circle in circles], default=0)  # a list: torch.compile traces this
         edge_spectra = [
             torch.fft.rfft(kernel_to_circular(kernels[i], circle.size // 2)) for i, circle in zip(edge, circles)
-        ]  # (H SW+1) each
+        ]  # (H n_i/2+1) each
         autocorrelations = [edge_autocorrelation(K_i) for K_i in edge_spectra]  # (H n_i) each
         backs, lag_spectra = [], []  # per short branch: k_i^T of its outside part, sum_b Y conj(E) (`edge_adjoint`)
         if right_padded_edge:
@@ -519,7 +519,7 @@ class MultiResConvFunction(torch.autograd.Function):
             ends = torch.stack([u[..., : 2 * W_max].sum(0), u[..., L - 2 * W_max :].sum(0)]) - B * c[:, None]
             centred = torch.cat([u[..., :W_max], u[..., L - W_max :]], dim=-1) - c[:, None]  # (B H 2W_max) edges
             ones = u.new_ones(1, 1, 2 * W_max)  # the edges of the all-valid mask
-            for j, (i, kernel, K_i, (S, W, _, _)) in enumerate(zip(edge, edge_kernels, edge_spectra, circles)):
+            for j, (i, kernel, K_i, (S, W, *_)) in enumerate(zip(edge, edge_kernels, edge_spectra, circles)):
                 n = 2 * S * W  # the edge circle: 4W, or 2W for a causal kernel
                 circle = torch.linalg.vecdot(near_lags(centred_lags, n), autocorrelations[j])  # (H) 2L circle
                 kappa = kernel.sum((0, 2))  # (H)
@@ -669,7 +669,7 @@ class MultiResConvFunction(torch.autograd.Function):
         # u[L-W:] alone for a causal kernel's one-sided circle); kernels need l_i lags of irfft(Q) and irfft(P)
         # (`shared`) on the edge circle (n samples) of the lags within n/2 of 0, and the forward pass's lags of the
         # m z_i term (`edge_lags`)
-        for i, (S, W, n, width), back, lags in zip(edge, ctx.circles, backs, edge_lags, strict=True):
+        for i, (S, W, n, width, _), back, lags in zip(edge, ctx.circles, backs, edge_lags, strict=True):
             if S == 2:
                 grad_u[..., :W].addcmul_(back[..., :W], b[i, :, None])
             if lengths is None:  # one-sided circle: [0, W) holds u[L-W:]

@@ -259,49 +259,38 @@ def test_mask_response(directions):
     torch.testing.assert_close(got, expected * mask[:, None], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize(("block", "ratio", "expected"), [(1000, 2, [0, 1, 2, 3, 4]), (10**9, 8, [0, 1, 2])])
-@pytest.mark.parametrize("bidirectional", [True, False])
-@pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
-def test_right_padded_edge_path_matches_reference(kernel_type, bidirectional, block, ratio, expected, monkeypatch):
-    """Right padding (a full row, a length-1 row): short branches on the edge path (W_i = 2 l_i up to the widest
-    that fits, L / 2), long ones (l up to 300 > L) on the second pass; outputs, every gradient and the running
-    statistics against the float64 reference.
-    """
-    monkeypatch.setattr(branch_conv, "CPU_BLOCK_ELEMENTS", block)
-    monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", ratio)
-    calls = []
-    edge_squares = branch_conv.right_padded_edge_squares
-    monkeypatch.setattr(branch_conv, "right_padded_edge_squares", lambda *a: calls.append(a[6]) or edge_squares(*a))
-    fast = make_layer(kernel_type, bidirectional, H=3, max_length=300).train()
-    slow = copy.deepcopy(fast)
-    L = 260
-    mask = right_padding([L, 1, 200, 37, 250], L)
-    x = (padded_batch(5, 3, L, False)[0] * 3 + 2) * mask[:, None]
-    assert_step_matches_reference(fast, slow, x, mask)
-    assert calls == [expected]  # l = 4, 8, 16 (, 32, 64) on the edges
-
-
-SHORTEST_20 = [260, 20, 200, 37, 250]
-ONE_SIDED = [(1, 4, 8, 8), (1, 8, 16, 16), (1, 16, 32, 32)]  # (sides, W, circle size, back width)
+SHORTEST_1, SHORTEST_20 = [260, 1, 200, 37, 250], [260, 20, 200, 37, 250]
+UNALIGNED = [(2, W, 4 * W, 3 * W, False) for W in (8, 16, 32, 64, 128)]  # `EdgeCircle`s, W_i = edge_width(2 l_i)
+ONE_SIDED = [(1, W, 2 * W, 2 * W, True) for W in (4, 8, 16)]
 
 
 @pytest.mark.parametrize(
-    ("bidirectional", "ratio", "lengths", "circles"),
+    ("bidirectional", "ratio", "lengths", "block", "circles"),
     [
-        (False, 8, SHORTEST_20, ONE_SIDED),
-        (False, 2, SHORTEST_20, [*ONE_SIDED, (2, 64, 256, 192), (2, 128, 512, 384)]),
-        (True, 8, SHORTEST_20, [(2, 4, 24, 16), (2, 8, 48, 32), (2, 32, 128, 96)]),
-        (True, 8, [260, 150, 200, 170, 250], [(2, 4, 24, 16), (2, 8, 48, 32), (2, 16, 96, 64), (2, 32, 192, 128)]),
+        *[(bidirectional, 2, SHORTEST_1, 1000, UNALIGNED) for bidirectional in (True, False)],
+        *[(bidirectional, 8, SHORTEST_1, 10**9, UNALIGNED[:3]) for bidirectional in (True, False)],
+        (False, 8, SHORTEST_20, branch_conv.CPU_BLOCK_ELEMENTS, ONE_SIDED),
+        (False, 2, SHORTEST_20, branch_conv.CPU_BLOCK_ELEMENTS, ONE_SIDED + UNALIGNED[3:]),
+        (
+            True,
+            8,
+            SHORTEST_20,
+            branch_conv.CPU_BLOCK_ELEMENTS,
+            [(2, 4, 24, 16, True), (2, 8, 48, 32, True)] + UNALIGNED[2:3],
+        ),
+        (True, 8, [260, 150, 200, 170, 250], 1000, [(2, W, 6 * W, 4 * W, True) for W in (4, 8, 16, 32)]),
     ],
 )
 @pytest.mark.parametrize("kernel_type", KERNEL_TYPES)
-def test_right_padded_aligned_edge_path_matches_reference(
-    kernel_type, bidirectional, ratio, lengths, circles, monkeypatch
+def test_right_padded_edge_path_matches_reference(
+    kernel_type, bidirectional, ratio, lengths, block, circles, monkeypatch
 ):
-    """Aligned branches (S W_i <= every n_b, W_i = edge_width(l_i)): causal ones on one-sided 2W circles (the tail
-    after n_b alone), bidirectional ones on 6W circles; beside them 4W circles with W_i = edge_width(2 l_i) where those
-    fit (W_i <= L / ratio) and the second pass; float64 against the reference (`circles`: `EdgeCircle`s).
+    """Right padding (a full row and shorter ones): short branches on edge circles, long ones (l up to 300 > L) on the
+    second pass; outputs, every gradient and the running statistics against the float64 reference. With a length-1
+    row every circle is unaligned (W_i = edge_width(2 l_i) <= L / ratio); with every n_b >= S W_i, W_i = edge_width(l_i)
+    (aligned): causal branches on one-sided 2W circles (l_i <= L / 4), bidirectional ones on 6W circles.
     """
+    monkeypatch.setattr(branch_conv, "CPU_BLOCK_ELEMENTS", block)
     monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", ratio)
     calls = []
     edge_squares = branch_conv.right_padded_edge_squares
@@ -315,81 +304,53 @@ def test_right_padded_aligned_edge_path_matches_reference(
     assert calls == [circles]
 
 
+@pytest.mark.parametrize(
+    ("bidirectional", "ratio", "lengths", "edges"),
+    [(True, 2, [512, 1, 300, 411], 6), (True, 8, [512, 1, 300, 411], 4), (True, 8, [512, 300, 411, 350], 5)]
+    + [(False, 8, [512, 300, 411, 350], 6)],
+)
+@pytest.mark.parametrize("offset", [0.0, 100.0])
+def test_right_padded_edge_statistics_float32_with_large_mean(
+    offset, bidirectional, ratio, lengths, edges, monkeypatch
+):
+    """float32 batch statistics under right padding stay accurate when |mean| >> std (centred sums), on unaligned
+    circles (a length-1 row) and aligned ones."""
+    monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", ratio)
+    exact = make_layer("dilated", bidirectional, H=8, max_length=512).train()
+    fast = copy.deepcopy(exact).float()
+    assert len(edge_branches(fast.kernel(), 512, masked=False, right_padded=True, shortest=min(lengths))) == edges
+    mask = right_padding(lengths, 512)
+    x = (padded_batch(4, 8, 512, False)[0] + offset) * mask[:, None]
+    y_exact, y_fast = reference(exact, x, mask), fast(x.float(), mask.float())
+    torch.testing.assert_close(y_fast.double(), y_exact, rtol=1e-4, atol=1e-4)
+    bn_exact, bn_fast = exact.batch_norm, fast.batch_norm
+    torch.testing.assert_close(bn_fast.running_var.double(), bn_exact.running_var, rtol=2e-5, atol=0)
+    torch.testing.assert_close(bn_fast.running_mean.double(), bn_exact.running_mean, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("lengths", "ratio", "aligned_circles"), [([16, 1, 9], 2, False), ([16, 8, 11], 4, True)])
 @pytest.mark.parametrize("directions", [1, 2])
-def test_function_gradcheck_right_padded_aligned_edge_branches(directions, monkeypatch):
-    """Right padding with every n_b >= 8: aligned edge circles (W = 2, 4, 4; one-sided when causal, 6W when
-    bidirectional) around a full branch."""
-    monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", 4)  # W <= L / 4
+def test_function_gradcheck_right_padded_edge_branches(directions, lengths, ratio, aligned_circles, monkeypatch):
+    """Right padding with a full row: edge branches (l = 2, 3, 4) around a full one, on unaligned circles (a length-1
+    row; W = 4, 8, 8 <= L / 2) or aligned ones (every n_b >= 8; W = 2, 4, 4, one-sided when causal, 6W otherwise)."""
+    monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", ratio)
     torch.manual_seed(0)
     B, H, L = 3, 2, 16
-    mask = right_padding([16, 8, 11], L)
+    mask = right_padding(lengths, L)
     u = ((torch.randn(B, H, L, dtype=torch.float64) + 1) * mask[:, None]).requires_grad_()
     alpha, weight, bias = (torch.randn(4, H, dtype=torch.float64, requires_grad=True) for _ in range(3))
     skip = torch.randn(H, dtype=torch.float64, requires_grad=True)
+    assert right_padded_lengths(u, mask) is not None
     kernels = [torch.randn(directions, H, n, dtype=torch.float64, requires_grad=True) for n in (2, 16, 3, 4)]
-    assert edge_branches(kernels, L, masked=False, right_padded=True, shortest=8) == [0, 2, 3]
-    assert all(aligned(kernels[i], True, 8) for i in (0, 2, 3))
+    assert edge_branches(kernels, L, masked=False, right_padded=True, shortest=min(lengths)) == [0, 2, 3]
+    assert [aligned(kernels[i], True, min(lengths)) for i in (0, 2, 3)] == [aligned_circles] * 3
 
     def function(*args):
         u, alpha, weight, bias, skip, *kernels = args
         return MultiResConvFunction.apply(u, alpha, weight, bias, skip, mask, 1e-5, *kernels)[0]
 
-    assert torch.autograd.gradcheck(function, (u, alpha, weight, bias, skip, *kernels))
-
-
-@pytest.mark.parametrize(("bidirectional", "edges"), [(True, 5), (False, 6)])
-@pytest.mark.parametrize("offset", [0.0, 100.0])
-def test_right_padded_aligned_statistics_float32_with_large_mean(offset, bidirectional, edges):
-    """float32 batch statistics of aligned edge circles under right padding, |mean| >> std."""
-    exact = make_layer("dilated", bidirectional, H=8, max_length=512).train()
-    fast = copy.deepcopy(exact).float()
-    assert len(edge_branches(fast.kernel(), 512, masked=False, right_padded=True, shortest=300)) == edges
-    mask = right_padding([512, 300, 411, 350], 512)
-    x = (padded_batch(4, 8, 512, False)[0] + offset) * mask[:, None]
-    y_exact, y_fast = reference(exact, x, mask), fast(x.float(), mask.float())
-    torch.testing.assert_close(y_fast.double(), y_exact, rtol=1e-4, atol=1e-4)
-    bn_exact, bn_fast = exact.batch_norm, fast.batch_norm
-    torch.testing.assert_close(bn_fast.running_var.double(), bn_exact.running_var, rtol=2e-5, atol=0)
-    torch.testing.assert_close(bn_fast.running_mean.double(), bn_exact.running_mean, rtol=1e-5, atol=1e-5)
-
-
-@pytest.mark.parametrize(("ratio", "edges"), [(2, 6), (8, 4)])
-@pytest.mark.parametrize("offset", [0.0, 100.0])
-def test_right_padded_edge_statistics_float32_with_large_mean(offset, ratio, edges, monkeypatch):
-    """float32 batch statistics under right padding stay accurate when |mean| >> std (centred sums)."""
-    monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", ratio)
-    exact = make_layer("dilated", True, H=8, max_length=512).train()
-    fast = copy.deepcopy(exact).float()
-    assert len(edge_branches(fast.kernel(), 512, masked=False, right_padded=True)) == edges
-    mask = right_padding([512, 1, 300, 411], 512)
-    x = (padded_batch(4, 8, 512, False)[0] + offset) * mask[:, None]
-    y_exact, y_fast = reference(exact, x, mask), fast(x.float(), mask.float())
-    torch.testing.assert_close(y_fast.double(), y_exact, rtol=1e-4, atol=1e-4)
-    bn_exact, bn_fast = exact.batch_norm, fast.batch_norm
-    torch.testing.assert_close(bn_fast.running_var.double(), bn_exact.running_var, rtol=2e-5, atol=0)
-    torch.testing.assert_close(bn_fast.running_mean.double(), bn_exact.running_mean, rtol=1e-5, atol=1e-5)
-
-
-def test_function_gradcheck_right_padded_edge_branches(monkeypatch):
-    """Right padding with a full row and a length-1 row: edge branches (W = 4, 8) around a full one."""
-    monkeypatch.setattr(branch_conv, "RIGHT_PADDED_EDGE_RATIO", 2)  # the widest edge circles, W <= L / 2
-    torch.manual_seed(0)
-    B, H, L = 3, 2, 16
-    mask = right_padding([16, 1, 9], L)
-    u = ((torch.randn(B, H, L, dtype=torch.float64) + 1) * mask[:, None]).requires_grad_()
-    alpha, weight, bias = (torch.randn(4, H, dtype=torch.float64, requires_grad=True) for _ in range(3))
-    skip = torch.randn(H, dtype=torch.float64, requires_grad=True)
-    assert right_padded_lengths(u, mask) is not None
-    for directions in (1, 2):
-        kernels = [torch.randn(directions, H, n, dtype=torch.float64, requires_grad=True) for n in (2, 16, 3, 4)]
-        assert edge_branches(kernels, L, masked=False, right_padded=True) == [0, 2, 3]
-
-        def function(*args):
-            u, alpha, weight, bias, skip, *kernels = args
-            return MultiResConvFunction.apply(u, alpha, weight, bias, skip, mask, 1e-5, *kernels)[0]
-
-        inputs = (u, alpha, weight, bias, skip, *kernels)
-        assert torch.autograd.gradcheck(function, inputs, fast_mode=directions == 1)  # bidirectional: full Jacobian
+    inputs = (u, alpha, weight, bias, skip, *kernels)
+    assert torch.autograd.gradcheck(function, inputs, fast_mode=directions == 1)  # bidirectional: full Jacobian
 
 
 @pytest.mark.parametrize("padding", ["hole", "left"])
