@@ -13,6 +13,11 @@ backward (`modeling_mrconv.bench.measure.MEMORY_METHOD`). Masks: `none` (no atte
 mask) and `padded` (right padding: the first sequence full, the others of lengths uniform in [L (1 - 2p), L],
 p = `--padding`). `--profile_ops N` prints the N costliest ops (self CPU time) of one step of each model.
 
+glibc's malloc returns a step's large temporaries to the OS and faults them in again the next step; in a VM where
+page faults are costly that time lands mostly on the single-kernel model (autograd's large FFT temporaries) and
+flatters the ratio. `MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296` keeps them in the heap;
+the report records the allocator variables it ran with.
+
     python scripts/profile_training.py --output_dir benchmarks/training_cost/amd_epyc   # the full grid, 1 thread
     python scripts/profile_training.py --kernel_types fourier --masks padded --lengths 2048 --batch_sizes 8
     python scripts/profile_training.py --lengths 2048 --batch_sizes 8 --profile_ops 15 --reference
@@ -22,6 +27,7 @@ import argparse
 import datetime
 import itertools
 import json
+import os
 import platform
 import statistics
 import sys
@@ -127,7 +133,9 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         "",
         f"CPU {meta['cpu']}, {meta['threads']} thread(s); torch {meta['torch']}, transformers "
         f"{meta['transformers']}, numpy {meta['numpy']}, Python {meta['python']}; code {meta['code_sha256']}; "
-        f"{meta['date']}.",
+        f"{meta['date']}. Allocator: "
+        + (", ".join(f"{k}={v}" for k, v in meta["allocator"].items()) or "glibc malloc defaults")
+        + ".",
         "",
         f"`{meta['command']}`",
         "",
@@ -207,6 +215,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": " ".join(["python", "scripts/profile_training.py", *(argv if argv is not None else sys.argv[1:])]),
         "code_sha256": code_fingerprint(),
+        # the CPU allocator's settings: how often a step's temporaries are faulted in afresh (costly in some VMs)
+        "allocator": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_") or k == "LD_PRELOAD"},
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "memory_method": {"peak": MEMORY_METHOD["cpu"], "saved": MEMORY_METHOD["saved"]},
     }

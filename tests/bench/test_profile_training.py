@@ -12,8 +12,9 @@ import transformers
 from tests.mrconv_testing import load_script
 
 
-def test_training_cost_grid_reports_measured_ratios_and_environment(tmp_path: Path):
+def test_training_cost_grid_reports_measured_ratios_and_environment(tmp_path: Path, monkeypatch):
     profile = load_script("profile_training")
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "4294967296")  # recorded in the report (glibc reads it at start)
     argv = ["--kernel_types", "dilated", "fourier_sparse", "--masks", "none", "padded", "--directions", "causal"]
     argv += ["--batch_sizes", "2", "--lengths", "64", "--hidden_size", "4", "--repeats", "2", "--reference"]
     threads, verbosity = torch.get_num_threads(), transformers.logging.get_verbosity()
@@ -43,6 +44,7 @@ def test_training_cost_grid_reports_measured_ratios_and_environment(tmp_path: Pa
     assert meta["cpu"] and {"transformers", "numpy", "python", "code_sha256"} <= set(meta)
     table = (tmp_path / "results.md").read_text()
     assert f"CPU {meta['cpu']}, 1 thread(s)" in table
+    assert meta["allocator"]["MALLOC_TRIM_THRESHOLD_"] == "4294967296" and "MALLOC_TRIM_THRESHOLD_=4294967296" in table
     line = next(
         line for line in table.splitlines() if line.startswith("| fourier_sparse | padded | causal | 2 | 64 |")
     )
