@@ -41,8 +41,8 @@ FFTs: sum_i 4 W_i < 2L; half that for causal kernels, whose circles are 2 W_i), 
 O(H sum_i l_i) work on the taps, on batch chunks that stay in cache on CPU (measured: benchmarks/training_cost/ and the
 model card). Under right padding the circles are wider (`edge_circle`: 6 W_i for an aligned bidirectional branch,
 4 W_i with W_i >= 2 l_i for an unaligned one), so only branches with W_i <= L / 8 take them (causal aligned ones on
-2 W_i circles: l_i <= L / 4). A direct convolution of the few-tap dilated branches does not pay on
-CPU: a 16-tap depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
+2 W_i circles: l_i <= L / 4). A direct convolution of the few-tap dilated branches does not pay on CPU: a 16-tap
+depthwise `F.conv1d` (oneDNN) takes 3-4x as long as the branch's FFT work.
 
 Backward (per channel; n valid positions, m the 0/1 mask, g the gradient of y, x_i = (z_i - mu_i) / sigma_i):
 
@@ -215,14 +215,15 @@ def edge_branches(
     """
     if masked:
         return []
-    if right_padded:
-        return [
-            i
-            for i, k in enumerate(kernels)
-            if (k.shape[0] == 1 and aligned(k, True, shortest) and EDGE_BRANCH_RATIO * k.shape[-1] <= L)
-            or RIGHT_PADDED_EDGE_RATIO * edge_circle(k, True, shortest).width <= L
-        ]
-    return [i for i, k in enumerate(kernels) if EDGE_BRANCH_RATIO * k.shape[-1] <= L]
+    if not right_padded:
+        return [i for i, k in enumerate(kernels) if EDGE_BRANCH_RATIO * k.shape[-1] <= L]
+    edge = []
+    for i, k in enumerate(kernels):
+        circle = edge_circle(k, True, shortest)
+        one_sided = circle.sides == 1  # a causal aligned branch: its circle costs what it costs without a mask
+        if (one_sided and EDGE_BRANCH_RATIO * k.shape[-1] <= L) or RIGHT_PADDED_EDGE_RATIO * circle.width <= L:
+            edge.append(i)
+    return edge
 
 
 def right_padded_lengths(u: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -373,12 +374,13 @@ def right_padded_edge_squares(
     valid_sum = tap_inner(torch.fft.irfft(PC.conj(), n=2 * L), kernels)  # (n H) sum m z'
     n = lengths.sum().to(c.dtype)
     backs, lag_spectra = [], []
-    for j, (i, kernel, K_i, (S, W, n_circle, width, flag)) in enumerate(zip(edge, kernels, edge_spectra, circles)):
+    for j, (i, kernel, K_i, layout) in enumerate(zip(edge, kernels, edge_spectra, circles, strict=True)):
+        S, W, n_circle, span, is_aligned = layout
         circle = torch.linalg.vecdot(near_lags(centred_lags, n_circle), autocorrelations[j])  # (H) sum of z'^2, 2L
         kappa = kernel.sum((0, 2))  # (H)
         rho = c * kappa - mean[i]  # (H)
         outside_energy, cross = torch.zeros_like(rho), torch.zeros_like(rho)
-        if flag:
+        if is_aligned:
             z_edges, e_i = aligned_edge_terms(kernel, K_i, W, sums, shortest, c, kappa)  # (H SW) each
             cross += torch.linalg.vecdot(e_i, z_edges)
             e_sum, e_squares = B * e_i.sum(-1), B * torch.linalg.vecdot(e_i, e_i)  # (H)
@@ -396,18 +398,18 @@ def right_padded_edge_squares(
         E_ones = edge_signal(ones[:, None], W, S, n_circle)  # (1|B 1 n/2+1)
         Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i, S * W))  # (1|B H n/2+1)
         lag_spectra.append(torch.zeros_like(K_i))
-        backs.append(u.new_empty(B, H, width))
+        backs.append(u.new_empty(B, H, span))
         for chunk in batch_chunks(B, H, n_circle // 2, c.device):
             E = edge_signal(centred[chunk], W, S, n_circle)  # (b H n/2+1)
             z = torch.fft.irfft(E * K_i, n=n_circle)  # (b H n) z'_i on the edge circle
             outside = z[..., S * W :]  # the tail after n_b (and the head before 0)
             outside_energy += torch.linalg.vecdot(outside, outside).sum(0)
-            if not flag:
+            if not is_aligned:
                 cross += torch.linalg.vecdot(z[..., : W // 2], e_start[chunk]).sum(0)
                 cross += torch.linalg.vecdot(z[..., 3 * W // 2 : 2 * W], e_end[chunk]).sum(0)
             rows = chunk if ones.shape[0] > 1 else slice(None)
             z[..., : S * W] = 0
-            backs[-1][chunk] = edge_adjoint(E, z, E_ones[rows], Y_ones[rows], c, K_i, lag_spectra[-1], width)
+            backs[-1][chunk] = edge_adjoint(E, z, E_ones[rows], Y_ones[rows], c, K_i, lag_spectra[-1], span)
         squares[i] = (
             circle - outside_energy + 2 * (rho * valid_sum[j] + cross) + n * rho.square() + 2 * rho * e_sum
         ) + e_squares
@@ -519,8 +521,7 @@ class MultiResConvFunction(torch.autograd.Function):
             ends = torch.stack([u[..., : 2 * W_max].sum(0), u[..., L - 2 * W_max :].sum(0)]) - B * c[:, None]
             centred = torch.cat([u[..., :W_max], u[..., L - W_max :]], dim=-1) - c[:, None]  # (B H 2W_max) edges
             ones = u.new_ones(1, 1, 2 * W_max)  # the edges of the all-valid mask
-            for j, (i, kernel, K_i, (S, W, *_)) in enumerate(zip(edge, edge_kernels, edge_spectra, circles)):
-                n = 2 * S * W  # the edge circle: 4W, or 2W for a causal kernel
+            for j, (i, kernel, K_i, (S, W, n, span, _)) in enumerate(zip(edge, edge_kernels, edge_spectra, circles)):
                 circle = torch.linalg.vecdot(near_lags(centred_lags, n), autocorrelations[j])  # (H) 2L circle
                 kappa = kernel.sum((0, 2))  # (H)
                 rho = c * kappa - mean[i]  # (H)
@@ -531,12 +532,12 @@ class MultiResConvFunction(torch.autograd.Function):
                 E_ones = edge_signal(ones, W, S)  # (1 1 SW+1)
                 Y_ones = torch.fft.rfft(edge_outside(E_ones, K_i, S * W))  # (1 H SW+1)
                 lag_spectra.append(torch.zeros_like(K_i))
-                backs.append(u.new_empty(B, H, S * W))
+                backs.append(u.new_empty(B, H, span))
                 for chunk in batch_chunks(B, H, S * W, u.device):
                     E = edge_signal(centred[chunk], W, S)  # (b H SW+1)
                     outside = edge_outside(E, K_i, S * W)  # (b H 2SW) z'_i outside [0, L) on the second half
                     squares[i] -= torch.linalg.vecdot(outside, outside).sum(0)
-                    backs[-1][chunk] = edge_adjoint(E, outside, E_ones, Y_ones, c, K_i, lag_spectra[-1], S * W)
+                    backs[-1][chunk] = edge_adjoint(E, outside, E_ones, Y_ones, c, K_i, lag_spectra[-1], span)
             # the uncentred sum_b |U_b|^2, for the kernel gradients
             power.add_(2 * c[:, None] * (SUC * M.conj()).real).add_(B * c[:, None].square() * squared_magnitude(M))
         # kernel gradients of the short branches need l_i lags of k_i * (the autocorrelation of u) minus those of the
@@ -545,8 +546,7 @@ class MultiResConvFunction(torch.autograd.Function):
         edge_lags = []  # (H n) each
         if edge:
             power_lags = torch.fft.irfft(power.to(U.dtype), n=2 * L)  # (H 2L) autocorrelation of u, batch summed
-            for K_i, lag_spectrum in zip(edge_spectra, lag_spectra, strict=True):
-                n = 2 * (K_i.shape[-1] - 1)
+            for K_i, lag_spectrum, (_, _, n, _, _) in zip(edge_spectra, lag_spectra, circles, strict=True):
                 spectrum = torch.fft.rfft(near_lags(power_lags, n)).mul_(K_i).sub_(lag_spectrum)  # (H n/2+1)
                 edge_lags.append(torch.fft.irfft(spectrum, n=n))
         scratch = U.new_empty((chunks[0].stop - chunks[0].start) * H * (L + 1))
@@ -669,13 +669,13 @@ class MultiResConvFunction(torch.autograd.Function):
         # u[L-W:] alone for a causal kernel's one-sided circle); kernels need l_i lags of irfft(Q) and irfft(P)
         # (`shared`) on the edge circle (n samples) of the lags within n/2 of 0, and the forward pass's lags of the
         # m z_i term (`edge_lags`)
-        for i, (S, W, n, width, _), back, lags in zip(edge, ctx.circles, backs, edge_lags, strict=True):
+        for i, (S, W, n, span, _), back, lags in zip(edge, ctx.circles, backs, edge_lags, strict=True):
             if S == 2:
                 grad_u[..., :W].addcmul_(back[..., :W], b[i, :, None])
             if lengths is None:  # one-sided circle: [0, W) holds u[L-W:]
                 grad_u[..., L - W :].addcmul_(back[..., (S - 1) * W : S * W], b[i, :, None])
-            else:  # [(S-1)W, width) holds t = n_b - W, ...; padded positions before L get a gradient too
-                at = lengths[:, None] - W + torch.arange(width - (S - 1) * W, device=U.device)  # (B width-(S-1)W)
+            else:  # [(S-1)W, span) holds t = n_b - W, ...; padded positions before L get a gradient too
+                at = lengths[:, None] - W + torch.arange(span - (S - 1) * W, device=U.device)  # (B span-(S-1)W)
                 part = back[..., (S - 1) * W :] * b[i, :, None] * ((at >= 0) & (at < L))[:, None]
                 grad_u.scatter_add_(-1, at.clamp(0, L - 1)[:, None].expand_as(part), part)
             near = near_lags(shared, n)  # (2 H n) lags -n/2 .. n/2-1
